@@ -1,0 +1,70 @@
+"""Data augmentation on whole batches of tensors, on the training device.
+
+People draw digits larger, smaller, slanted, off-centre and with pens thinner or thicker than MNIST's.
+One random affine warp plus a smooth elastic field per sample (a single ``grid_sample`` call for the
+batch) and a random stroke-width change (a 3x3 dilation or erosion blended in) cover those variations
+without any per-sample Python.
+
+Randomness comes from an explicit ``torch.Generator`` on the CPU so a run is reproducible from its
+seed and a resumed run draws exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    max_rotation_deg: float = 12.0
+    scale_range: tuple[float, float] = (0.85, 1.12)
+    max_shift_px: float = 2.5
+    max_shear: float = 0.15
+    elastic_strength_px: float = 1.0
+    stroke_range: tuple[float, float] = (-0.5, 0.6)
+
+
+DEFAULT_AUGMENT = AugmentSettings()
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator) * (high - low) + low
+
+
+def augment_batch(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    settings: AugmentSettings = DEFAULT_AUGMENT,
+) -> torch.Tensor:
+    """Augment float images in [0, 1] of shape (N, 1, 28, 28); returns a new tensor on the same device."""
+    n, _, h, w = images.shape
+    device = images.device
+    angle = _uniform(n, -1, 1, generator) * math.radians(settings.max_rotation_deg)
+    scale = _uniform(n, *settings.scale_range, generator)
+    shear = _uniform(n, -settings.max_shear, settings.max_shear, generator)
+    shift = _uniform(2 * n, -1, 1, generator).view(n, 2) * (2 * settings.max_shift_px / w)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # affine_grid maps output to input coordinates, so the inverse scale makes digits grow when scale > 1.
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos / scale
+    theta[:, 0, 1] = (-sin + shear) / scale
+    theta[:, 1, 0] = sin / scale
+    theta[:, 1, 1] = cos / scale
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
+    if settings.elastic_strength_px > 0:
+        coarse = torch.randn(n, 2, 4, 4, generator=generator) * (2 * settings.elastic_strength_px / w)
+        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+        grid = grid + field.permute(0, 2, 3, 1)
+    stroke = _uniform(n, *settings.stroke_range, generator).view(n, 1, 1, 1)
+    grid = grid.to(device, non_blocking=True)
+    stroke = stroke.to(device, non_blocking=True)
+    warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    thick = F.max_pool2d(warped, 3, stride=1, padding=1)
+    thin = -F.max_pool2d(-warped, 3, stride=1, padding=1)
+    target = torch.where(stroke > 0, thick, thin)
+    return torch.lerp(warped, target, stroke.abs())

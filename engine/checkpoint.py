@@ -1,0 +1,346 @@
+"""Checkpoints: one ``.pt`` file of tensors and plain values, saved atomically, loaded safely.
+
+Loading uses ``torch.load(weights_only=True)`` and nothing else: a pickle that tries to build arbitrary
+objects (and so run code) is refused, never retried with ``weights_only=False``. Everything read is
+validated, and the model is rebuilt from the registry and loaded with ``strict=True`` before the caller
+sees it, so a bad file raises :class:`CheckpointError` and cannot replace a model already in use.
+
+Format (``format_version`` 1), one dict::
+
+    format             "digit-studio-checkpoint"
+    format_version     1
+    architecture       {"name": str, "kwargs": dict}
+    model_state        state_dict (tensors)
+    optimizer_state    optimizer state_dict, or None
+    scheduler_state    {"step": int, "total_steps": int, "schedule": str}, or None
+    config             TrainConfig as a dict
+    history            {"steps": [int], "losses": [float], "epochs": [{epoch, train_loss, test_loss,
+                        test_accuracy, seconds}]}
+    normalization      {"mean": float, "std": float}
+    dataset            {"name": str, "class_names": [str]}
+    epochs_done        int
+    torch_version      str
+    app_version        str
+    created            ISO 8601 time (UTC)
+    command            the command line that produced it, or None
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine import __version__
+from engine.data import Normalization
+from engine.errors import CheckpointError
+from engine.models import MODELS, build_model
+from engine.training import History, TrainConfig
+
+FORMAT = "digit-studio-checkpoint"
+FORMAT_VERSION = 1
+_REQUIRED = ("architecture", "model_state", "normalization", "epochs_done")
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: the rebuilt model (on the CPU, eval mode) and its metadata."""
+
+    path: Path | None
+    model: nn.Module
+    architecture: str
+    model_kwargs: dict[str, Any]
+    config: TrainConfig
+    history: History
+    normalization: Normalization
+    dataset_name: str
+    class_names: tuple[str, ...]
+    epochs_done: int
+    optimizer_state: dict[str, Any] | None
+    scheduler_state: dict[str, Any] | None
+    torch_version: str
+    app_version: str
+    created: str
+    command: str | None
+
+    @property
+    def display_name(self) -> str:
+        return self.path.name if self.path else self.architecture
+
+
+def build_payload(
+    *,
+    architecture: str,
+    model_kwargs: dict[str, Any],
+    model_state: dict[str, torch.Tensor],
+    config: TrainConfig,
+    history: History | dict[str, Any],
+    normalization: Normalization,
+    dataset_name: str,
+    class_names: tuple[str, ...] | list[str],
+    epochs_done: int,
+    optimizer_state: dict[str, Any] | None = None,
+    scheduler_state: dict[str, Any] | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": {"name": architecture, "kwargs": dict(model_kwargs)},
+        "model_state": {k: v.detach().cpu() for k, v in model_state.items()},
+        "optimizer_state": optimizer_state,
+        "scheduler_state": scheduler_state,
+        "config": config.to_dict(),
+        "history": history.to_dict() if isinstance(history, History) else history,
+        "normalization": normalization.to_dict(),
+        "dataset": {"name": dataset_name, "class_names": list(class_names)},
+        "epochs_done": int(epochs_done),
+        "torch_version": torch.__version__,
+        "app_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }
+
+
+def trainer_payload(trainer: Any, command: str | None = None) -> dict[str, Any]:
+    """The payload for a :class:`engine.training.Trainer`'s last completed epoch."""
+    state = trainer.state()
+    return build_payload(
+        architecture=trainer.config.model,
+        model_kwargs=trainer.model_kwargs,
+        model_state=state["model_state"],
+        config=trainer.config,
+        history=state["history"],
+        normalization=trainer.normalization,
+        dataset_name=trainer.dataset.name,
+        class_names=trainer.dataset.class_names,
+        epochs_done=state["epochs_done"],
+        optimizer_state=state["optimizer_state"],
+        scheduler_state=state["scheduler_state"],
+        command=command,
+    )
+
+
+def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The payload to write a loaded checkpoint back out (e.g. Save as)."""
+    return build_payload(
+        architecture=checkpoint.architecture,
+        model_kwargs=checkpoint.model_kwargs,
+        model_state=checkpoint.model.state_dict(),
+        config=checkpoint.config,
+        history=checkpoint.history,
+        normalization=checkpoint.normalization,
+        dataset_name=checkpoint.dataset_name,
+        class_names=checkpoint.class_names,
+        epochs_done=checkpoint.epochs_done,
+        optimizer_state=checkpoint.optimizer_state,
+        scheduler_state=checkpoint.scheduler_state,
+        command=checkpoint.command,
+    )
+
+
+def save(payload: dict[str, Any], path: Path | str) -> Path:
+    """Write ``payload`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    path = Path(path).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot save {path}: folder {folder} does not exist")
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getbuffer())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise CheckpointError(f"cannot save {path}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    _fsync_dir(folder)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> Any:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    is_zip = head == b"PK\x03\x04"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Weights only load failed" in text or "Unsupported global" in text or "not allowed" in text:
+            raise CheckpointError(
+                f"{path}: refused: the file contains Python objects other than tensors and plain values "
+                "(an unsafe pickle); it was not loaded"
+            ) from None
+        raise CheckpointError(f"{path}: not a checkpoint (unreadable pickle data)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+        if is_zip:
+            raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
+        raise CheckpointError(f"{path}: not a checkpoint file") from None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+
+
+def load(path: Path | str) -> Checkpoint:
+    """Load and validate a checkpoint; every failure is a :class:`CheckpointError` naming the problem."""
+    path = Path(path).expanduser()
+    data = _read(path)
+    return from_payload(data, path)
+
+
+def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
+    where = str(path) if path else "checkpoint"
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{where}: not a Digit Studio checkpoint (a PyTorch file of another kind)")
+    version = data.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{where}: has no valid format version")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: written by a newer Digit Studio (checkpoint format {version}; this version reads up "
+            f"to {FORMAT_VERSION}); update the app to open it"
+        )
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise CheckpointError(f"{where}: incomplete checkpoint, missing {', '.join(missing)}")
+    arch = data["architecture"]
+    name = arch.get("name") if isinstance(arch, dict) else None
+    if name not in MODELS:
+        raise CheckpointError(
+            f"{where}: unknown architecture '{name}' (this version knows: {', '.join(MODELS)})"
+        )
+    kwargs = dict(arch.get("kwargs") or {})
+    try:
+        model = build_model(name, **kwargs)
+    except Exception as exc:
+        raise CheckpointError(f"{where}: architecture '{name}' cannot be built with {kwargs}: {exc}") from None
+    state = data["model_state"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{where}: model weights are missing or not tensors")
+    _check_state(where, name, model, state)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    norm = data["normalization"]
+    dataset = data.get("dataset") or {}
+    try:
+        normalization = Normalization(float(norm["mean"]), float(norm["std"]))
+        config = TrainConfig.from_dict(data.get("config") or {"model": name})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: malformed metadata ({exc})") from None
+    return Checkpoint(
+        path=path,
+        model=model,
+        architecture=name,
+        model_kwargs=kwargs,
+        config=config,
+        history=History.from_dict(data.get("history") or {}),
+        normalization=normalization,
+        dataset_name=str(dataset.get("name", "mnist")),
+        class_names=tuple(dataset.get("class_names") or [str(i) for i in range(10)]),
+        epochs_done=int(data["epochs_done"]),
+        optimizer_state=data.get("optimizer_state"),
+        scheduler_state=data.get("scheduler_state"),
+        torch_version=str(data.get("torch_version", "")),
+        app_version=str(data.get("app_version", "")),
+        created=str(data.get("created", "")),
+        command=data.get("command"),
+    )
+
+
+def _check_state(where: str, name: str, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if wrong:
+        problems.append("shapes do not match: " + ", ".join(wrong[:3]) + (" ..." if len(wrong) > 3 else ""))
+    if missing:
+        problems.append("missing weights: " + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
+    if unexpected:
+        problems.append("unexpected weights: " + ", ".join(unexpected[:3]) + (" ..." if len(unexpected) > 3 else ""))
+    if problems:
+        raise CheckpointError(f"{where}: weights do not fit architecture '{name}': " + "; ".join(problems))
+
+
+def resume_trainer(
+    checkpoint: Checkpoint,
+    dataset: Any,
+    *,
+    more_epochs: int | None = None,
+    device: str | None = None,
+) -> Any:
+    """A :class:`engine.training.Trainer` that continues ``checkpoint``: same weights, optimiser, history.
+
+    Without ``more_epochs`` it finishes the run the checkpoint planned (``config.epochs``); with it, it
+    trains that many epochs beyond those done.
+    """
+    from dataclasses import replace
+
+    from engine.training import Trainer
+
+    config = checkpoint.config
+    if device is not None:
+        config = replace(config, device=device)
+    if more_epochs is not None:
+        config = replace(config, epochs=checkpoint.epochs_done + more_epochs)
+    if config.epochs <= checkpoint.epochs_done:
+        raise CheckpointError(
+            f"{checkpoint.display_name} has already trained {checkpoint.epochs_done} of its "
+            f"{checkpoint.config.epochs} planned epochs; ask for more epochs to continue"
+        )
+    return Trainer(
+        config,
+        dataset,
+        model_state=checkpoint.model.state_dict(),
+        optimizer_state=checkpoint.optimizer_state,
+        history=History.from_dict(checkpoint.history.to_dict()),
+        epochs_done=checkpoint.epochs_done,
+        model_kwargs=checkpoint.model_kwargs,
+        normalization=checkpoint.normalization,
+    )

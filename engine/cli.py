@@ -1,0 +1,396 @@
+"""The headless command line: ``digit-studio SUBCOMMAND`` (or ``python main.py SUBCOMMAND``).
+
+Every subcommand is a thin layer over the same engine calls the GUI makes. Exit codes: 0 success,
+2 bad input from the user (one line on stderr, no traceback), 1 an unexpected internal error,
+130 training interrupted with Ctrl-C (after saving the last completed epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine.errors import UserError
+
+PROG = "digit-studio"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag on one line (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.data import DATASETS
+    from engine.models import model_names
+    from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
+
+    defaults = TrainConfig()
+    parser = _Parser(prog=PROG, description="Train, evaluate and use handwritten-digit classifiers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", metavar="DIR", help="folder with IDX files (default: $DIGIT_STUDIO_DATA, the cache, "
+                       "or a download)")
+        p.add_argument("--dataset", choices=list(DATASETS), default=None,
+                       help="known data set to use when --data is not given (default: mnist, or the checkpoint's)")
+
+    train = sub.add_parser("train", help="train a model", description="Train a model; --json prints a summary.")
+    data_options(train)
+    train.add_argument("--model", choices=model_names(), help=f"architecture (default: {defaults.model})")
+    train.add_argument("--epochs", type=_positive_int,
+                       help=f"epochs to train (default: {defaults.epochs}; with --resume: epochs beyond those done)")
+    train.add_argument("--batch-size", type=_positive_int, help=f"default: {defaults.batch_size}")
+    train.add_argument("--lr", type=_positive_float, help=f"peak learning rate (default: {defaults.lr:g})")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {defaults.optimizer}")
+    train.add_argument("--momentum", type=_fraction, help=f"SGD momentum / Adam beta1 (default: {defaults.momentum})")
+    train.add_argument("--weight-decay", type=_non_negative_float, help=f"default: {defaults.weight_decay:g}")
+    train.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default: {defaults.schedule})")
+    train.add_argument("--augment", dest="augment", action="store_true", default=None,
+                       help="random rotation/scale/shift/elastic/stroke-width augmentation (default: on)")
+    train.add_argument("--no-augment", dest="augment", action="store_false")
+    train.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    train.add_argument("--log-every", type=_positive_int, help=f"steps per logged loss (default: {defaults.log_every})")
+    train.add_argument("--detect-anomaly", action="store_true", default=None,
+                       help="debug: torch.autograd anomaly detection (slow)")
+    train.add_argument("--out", metavar="CKPT", help="checkpoint to write (after every epoch, and on Ctrl-C)")
+    train.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint")
+    train.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint on a test set")
+    evaluate.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
+    data_options(evaluate)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--json", action="store_true")
+
+    predict = sub.add_parser("predict", help="recognise digits in image files")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, BMP) or folders of them")
+    predict.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
+    predict.add_argument("--json", action="store_true")
+
+    export = sub.add_parser("export", help="export a checkpoint to TorchScript or ONNX")
+    export.add_argument("--checkpoint", metavar="CKPT", required=True)
+    export.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    export.add_argument("--out", metavar="FILE", required=True)
+
+    devices = sub.add_parser("devices", help="list the compute devices")
+    devices.add_argument("--json", action="store_true")
+
+    download = sub.add_parser("download", help="download a data set into the cache")
+    download.add_argument("--dataset", choices=list(DATASETS), default="mnist")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _load_data(args: argparse.Namespace, default_name: str = "mnist") -> Any:
+    from engine import data
+
+    progress = None
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc="download", file=sys.stderr)
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        return data.resolve(args.dataset or default_name, args.data, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _load_checkpoint_or_bundled(path: str | None) -> Any:
+    from engine import checkpoint
+    from engine.inference import BUNDLED_MODEL
+
+    return checkpoint.load(path if path else BUNDLED_MODEL)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine import checkpoint as ckpt
+    from engine.training import EpochEvent, StepEvent, Trainer, TrainConfig, TrainingControl
+
+    overrides = {
+        key: value
+        for key, value in {
+            "model": args.model, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+            "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
+            "augment": args.augment, "seed": args.seed, "device": args.device, "log_every": args.log_every,
+            "detect_anomaly": args.detect_anomaly,
+        }.items()
+        if value is not None
+    }
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    if args.resume:
+        previous = ckpt.load(args.resume)
+        ignored = sorted(set(overrides) - {"device", "log_every", "detect_anomaly"})
+        if ignored:
+            raise UserError(f"--resume continues the checkpoint's own settings; drop {', '.join('--' + k.replace('_', '-') for k in ignored)}")
+        dataset = _load_data(args, previous.dataset_name)
+        trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=args.device)
+        trainer.config = replace(trainer.config, **{k: v for k, v in overrides.items() if k != "device"})
+    else:
+        config = replace(TrainConfig(), **overrides)
+        if args.epochs is not None:
+            config = replace(config, epochs=args.epochs)
+        config.validate()
+        dataset = _load_data(args)
+        trainer = Trainer(config, dataset)
+    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
+
+    saved_epochs = -1
+
+    def autosave(t: Trainer) -> None:
+        nonlocal saved_epochs
+        if out is not None:
+            ckpt.save(ckpt.trainer_payload(t, command), out)
+            saved_epochs = t.epochs_done
+
+    control = TrainingControl()
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=trainer.config.epochs * trainer.steps_per_epoch, initial=trainer.global_step,
+                   unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+
+    def on_event(event: Any) -> None:
+        if bar is None:
+            return
+        if isinstance(event, StepEvent):
+            bar.update(event.step - bar.n)
+            bar.set_postfix(epoch=f"{event.epoch + 1}/{trainer.config.epochs}", loss=f"{event.loss:.4f}",
+                            sps=f"{event.samples_per_second:.0f}", refresh=False)
+        elif isinstance(event, EpochEvent):
+            bar.write(f"epoch {event.epoch}/{event.total_epochs}: train loss {event.train_loss:.4f}, "
+                      f"test loss {event.test_loss:.4f}, test accuracy {event.test_accuracy:.2%}")
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if control.stopped:
+            raise KeyboardInterrupt
+        control.stop()
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = trainer.run(on_event, control, on_epoch_end=autosave)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        if bar is not None:
+            bar.close()
+    if out is not None and saved_epochs != trainer.epochs_done and trainer.epochs_done > 0:
+        autosave(trainer)
+    if result.stopped:
+        where = f"; epoch {trainer.epochs_done} is saved in {out}" if out and trainer.epochs_done else ""
+        print(f"{PROG}: training stopped during epoch {trainer.epochs_done + 1}{where}", file=sys.stderr)
+    summary = {
+        "model": trainer.config.model,
+        "device": str(trainer.device),
+        "epochs": trainer.epochs_done,
+        "stopped": result.stopped,
+        "train_seconds": round(result.train_seconds, 3),
+        "samples_per_second": round(result.samples_per_second, 1),
+        "test_accuracy": result.test_accuracy,
+        "final_loss": result.final_loss,
+        "checkpoint": str(out) if out is not None and trainer.epochs_done > 0 else None,
+    }
+    if args.json:
+        _print_json(summary)
+    elif result.test_accuracy is not None:
+        print(f"test accuracy {result.test_accuracy:.2%} after {trainer.epochs_done} epochs "
+              f"({result.samples_per_second:.0f} samples/s on {trainer.device})")
+    return 130 if result.stopped else 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.devices import resolve_device
+    from engine.evaluation import evaluate
+
+    checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
+    device = resolve_device(args.device)
+    dataset = _load_data(args, checkpoint.dataset_name)
+    model = checkpoint.model.to(device)
+    result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))
+    if args.json:
+        _print_json({"checkpoint": str(checkpoint.path), "data": str(dataset.folder), **result.to_dict()})
+        return 0
+    print(f"{checkpoint.path} on {dataset.folder} ({result.count} test images)")
+    print(f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f}")
+    for name, acc in zip(checkpoint.class_names, result.per_class_accuracy):
+        print(f"  {name:>12}: {acc:.2%}")
+    return 0
+
+
+def _image_paths(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    from engine.preprocess import IMAGE_SUFFIXES
+
+    found: list[Path] = []
+    problems: list[str] = []
+    for text in paths:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            images = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                problems.append(f"{path}: folder holds no images")
+            found.extend(images)
+        elif path.exists():
+            found.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return sorted(set(found), key=lambda p: str(p)), problems
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from engine.errors import ImageError
+    from engine.inference import Predictor
+    from engine.preprocess import load_image
+
+    predictor = Predictor.from_checkpoint(_load_checkpoint_or_bundled(args.checkpoint))
+    paths, problems = _image_paths(args.paths)
+    results = []
+    for path in paths:
+        try:
+            prediction = predictor.predict(load_image(path))
+        except ImageError as exc:
+            problems.append(str(exc))
+            continue
+        results.append({
+            "path": str(path),
+            "label": prediction.label,
+            "probabilities": [round(float(p), 6) for p in prediction.probabilities],
+        })
+    for problem in problems:
+        print(f"{PROG}: {problem}", file=sys.stderr)
+    if args.json:
+        _print_json(results)
+    else:
+        for item in results:
+            label = "empty" if item["label"] is None else predictor.class_names[item["label"]]
+            confidence = "" if item["label"] is None else f" ({item['probabilities'][item['label']]:.1%})"
+            print(f"{item['path']}: {label}{confidence}")
+    if not results:
+        raise UserError("no image could be read" + (f": {problems[0]}" if problems else ""))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine import checkpoint
+    from engine.export import export
+
+    out = export(checkpoint.load(args.checkpoint), args.format, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from engine.devices import best_device, list_devices
+
+    devices = list_devices()
+    if args.json:
+        _print_json({"devices": [d.to_dict() for d in devices], "auto": best_device()})
+    else:
+        for d in devices:
+            marker = "*" if d.name == best_device() else " "
+            print(f"{marker} {d.name:8} {d.description}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    dataset = _load_data(argparse.Namespace(data=None, dataset=args.dataset))
+    print(f"{dataset.name}: {len(dataset.train)} training and {len(dataset.test)} test images in {dataset.folder}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+    "devices": cmd_devices, "download": cmd_download,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so, with the traceback only when asked for
+        if os.environ.get("DIGIT_STUDIO_DEBUG"):
+            traceback.print_exc()
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (set DIGIT_STUDIO_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1

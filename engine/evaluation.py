@@ -1,0 +1,108 @@
+"""Evaluating a model on a split: accuracy, per-class accuracy, confusion matrix, mistakes.
+
+The CLI's ``evaluate`` and the GUI's Evaluate view both call :func:`evaluate`, so they always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engine.data import Normalization, Split, to_float
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Plain numpy results, safe to hand to another thread."""
+
+    accuracy: float
+    loss: float
+    per_class_accuracy: np.ndarray  # (C,), NaN for a class with no samples
+    confusion_matrix: np.ndarray  # (C, C) int64, rows = true label, columns = predicted
+    predictions: np.ndarray  # (N,) int64
+    probabilities: np.ndarray  # (N, C) float32
+    labels: np.ndarray  # (N,) int64
+
+    @property
+    def count(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def misclassified(self) -> np.ndarray:
+        """Indices of wrongly predicted samples, most confident mistakes first."""
+        wrong = np.flatnonzero(self.predictions != self.labels)
+        confidence = self.probabilities[wrong, self.predictions[wrong]]
+        return wrong[np.argsort(-confidence, kind="stable")]
+
+    def pair_indices(self, true_label: int, predicted: int) -> np.ndarray:
+        """Indices of samples of class ``true_label`` predicted as ``predicted``, most confident first."""
+        hits = np.flatnonzero((self.labels == true_label) & (self.predictions == predicted))
+        return hits[np.argsort(-self.probabilities[hits, predicted], kind="stable")]
+
+    def to_dict(self) -> dict:
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in self.per_class_accuracy],
+            "confusion_matrix": self.confusion_matrix.tolist(),
+            "count": self.count,
+            "misclassified": int((self.predictions != self.labels).sum()),
+        }
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    flat = labels.astype(np.int64) * num_classes + predictions.astype(np.int64)
+    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    normalization: Normalization,
+    device: torch.device | str = "cpu",
+    batch_size: int = 1000,
+    num_classes: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> EvaluationResult:
+    """Run ``model`` over ``split``; ``progress(done, total)`` is called after each batch."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    total = len(split)
+    probabilities = np.empty((total, num_classes), dtype=np.float32)
+    loss_sum = 0.0
+    try:
+        for start in range(0, total, batch_size):
+            if cancelled is not None and cancelled():
+                raise InterruptedError("evaluation cancelled")
+            images = split.images[start : start + batch_size].to(device, non_blocking=True)
+            labels = split.labels[start : start + batch_size].to(device, non_blocking=True)
+            logits = model(to_float(images, normalization)).float()
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            probabilities[start : start + len(labels)] = torch.softmax(logits, 1).cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, total), total)
+    finally:
+        model.train(was_training)
+    labels_np = split.labels.numpy()
+    predictions = probabilities.argmax(1)
+    matrix = confusion_matrix(labels_np, predictions, num_classes)
+    per_class_total = matrix.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(per_class_total > 0, np.diag(matrix) / per_class_total, np.nan)
+    return EvaluationResult(
+        accuracy=float((predictions == labels_np).mean()),
+        loss=loss_sum / total,
+        per_class_accuracy=per_class,
+        confusion_matrix=matrix,
+        predictions=predictions,
+        probabilities=probabilities,
+        labels=labels_np,
+    )

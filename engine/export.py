@@ -1,0 +1,71 @@
+"""Exporting a checkpoint for use outside Digit Studio (TorchScript always, ONNX with the ``onnx`` extra).
+
+The exported module takes images as float (N, 1, 28, 28) in [0, 1], ink bright (the output of
+:func:`engine.preprocess.preprocess`), and returns logits: the checkpoint's normalisation is built in, so
+nobody has to copy the constants by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from engine.checkpoint import Checkpoint
+from engine.errors import UserError
+
+FORMATS = ("torchscript", "onnx")
+
+
+class NormalizedModel(nn.Module):
+    def __init__(self, model: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model((images - self.mean) / self.std)
+
+
+def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
+    out = Path(out).expanduser()
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
+    if not out.parent.is_dir():
+        raise UserError(f"cannot export to {out}: folder {out.parent} does not exist")
+    module = NormalizedModel(checkpoint.model, checkpoint.normalization.mean, checkpoint.normalization.std).eval()
+    example = torch.zeros(2, 1, 28, 28)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        if fmt == "torchscript":
+            with torch.no_grad():
+                scripted = torch.jit.trace(module, example)
+            scripted.save(tmp)
+        else:
+            _export_onnx(module, example, tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UserError(f"cannot export to {out}: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
+        raise UserError("ONNX export needs the onnx extra: pip install 'digit-studio[onnx]'")
+    torch.onnx.export(
+        module,
+        (example,),
+        path,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+    )

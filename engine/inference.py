@@ -1,0 +1,97 @@
+"""Recognising single images with a trained model, and the bundled default model.
+
+A :class:`Predictor` owns its own copy of the weights on the CPU (a loaded checkpoint or a snapshot
+published by a training worker), so prediction never reads tensors a training loop is writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.data import Normalization
+from engine.errors import CheckpointError
+from engine.models import build_model
+from engine.preprocess import PreparedInput, preprocess
+
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "digitnet-mnist.pt"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """``label`` is None for an empty image; ``probabilities`` then is all zeros."""
+
+    label: int | None
+    probabilities: np.ndarray  # (C,) float32, sums to 1 unless empty
+    prepared: PreparedInput
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.label]) if self.label is not None else 0.0
+
+
+class Predictor:
+    """A model ready to classify drawings: weights on the CPU, in eval mode, never shared."""
+
+    def __init__(self, model: nn.Module, normalization: Normalization, class_names: tuple[str, ...],
+                 source: str) -> None:
+        self.model = model.cpu().eval()
+        self.normalization = normalization
+        self.class_names = class_names
+        self.source = source
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Any, source: str | None = None) -> "Predictor":
+        return cls(checkpoint.model, checkpoint.normalization, checkpoint.class_names,
+                   source or checkpoint.display_name)
+
+    @classmethod
+    def from_state(cls, architecture: str, model_kwargs: dict[str, Any], state: dict[str, torch.Tensor],
+                   normalization: Normalization, class_names: tuple[str, ...], source: str) -> "Predictor":
+        model = build_model(architecture, **model_kwargs)
+        model.load_state_dict(state, strict=True)
+        return cls(model, normalization, class_names, source)
+
+    @torch.inference_mode()
+    def predict_prepared(self, prepared: PreparedInput) -> Prediction:
+        if prepared.empty:
+            return Prediction(None, np.zeros(len(self.class_names), np.float32), prepared)
+        logits = self.model(prepared.tensor(self.normalization))
+        probabilities = torch.softmax(logits.float(), 1)[0].numpy()
+        return Prediction(int(probabilities.argmax()), probabilities, prepared)
+
+    def predict(self, image: Any) -> Prediction:
+        """Preprocess a drawing or photo (numpy array or PIL image) and classify it."""
+        return self.predict_prepared(preprocess(image))
+
+    def saliency(self, prepared: PreparedInput, label: int | None = None) -> np.ndarray:
+        """Gradient x input for ``label`` (default: the top class): which pixels drove the prediction.
+
+        Returns a 28x28 float32 map in [0, 1] (zeros for an empty input).
+        """
+        if prepared.empty:
+            return np.zeros_like(prepared.pixels)
+        x = prepared.tensor(self.normalization).clone().requires_grad_(True)
+        with torch.enable_grad():
+            logits = self.model(x)
+            target = int(logits.argmax()) if label is None else label
+            logits[0, target].backward()
+        pixels = torch.from_numpy(prepared.pixels)
+        attribution = (x.grad[0, 0] * pixels).clamp(min=0)
+        peak = float(attribution.max())
+        return (attribution / peak).numpy().astype(np.float32) if peak > 0 else np.zeros_like(prepared.pixels)
+
+
+def load_bundled() -> Predictor:
+    """The default model shipped in ``resources/models``."""
+    from engine import checkpoint
+
+    if not BUNDLED_MODEL.is_file():
+        raise CheckpointError(f"{BUNDLED_MODEL}: the bundled default model is missing from this installation")
+    return Predictor.from_checkpoint(checkpoint.load(BUNDLED_MODEL), source="bundled default model")
+

@@ -1,0 +1,403 @@
+"""The training loop, its configuration and the events it reports.
+
+The loop never prints and never touches a GUI: it calls ``on_event`` with small frozen dataclasses
+carrying plain numbers. The CLI turns them into a progress bar; the GUI worker turns them into Qt
+signals. Stop and pause are cooperative flags checked before every batch.
+
+Reproducibility: the model is initialised from ``seed``; each epoch's shuffling and augmentation draw
+from a generator seeded with (seed, epoch). So a run resumed from a checkpoint at an epoch boundary
+draws exactly what the uninterrupted run would have, and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engine.augment import augment_batch
+from engine.data import Dataset, Normalization, to_float
+from engine.devices import resolve_device
+from engine.errors import ConfigError, TrainingError
+from engine.evaluation import evaluate
+from engine.models import DEFAULT_MODEL, build_model, model_arguments, model_names
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a model is trained. Defaults train the default model well on a CPU."""
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 3
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 6e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    detect_anomaly: bool = False
+    log_every: int = 5
+
+    def validate(self) -> "TrainConfig":
+        if self.model not in model_names():
+            raise ConfigError(f"unknown model '{self.model}' (known: {', '.join(model_names())})")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{self.optimizer}' (known: {', '.join(OPTIMIZERS)})")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule '{self.schedule}' (known: {', '.join(SCHEDULES)})")
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (self.log_every >= 1, f"log interval must be at least 1, got {self.log_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+@dataclass(frozen=True)
+class StepEvent:
+    epoch: int  # 0-based epoch in progress
+    batch: int  # batches done in this epoch
+    batches_per_epoch: int
+    step: int  # global optimiser step, counting from the very first run
+    loss: float  # mean loss over the steps since the previous event
+    lr: float
+    samples_per_second: float
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    epoch: int  # 1-based count of epochs done
+    total_epochs: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FinishedEvent:
+    stopped: bool
+    epochs_done: int
+    train_seconds: float
+    samples_per_second: float
+    final_loss: float
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class FailedEvent:
+    message: str
+
+
+TrainEvent = Union[StepEvent, EpochEvent, FinishedEvent, FailedEvent]
+EventCallback = Callable[[TrainEvent], None]
+
+
+class TrainingControl:
+    """Stop and pause flags shared between the thread that trains and the one that asks."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can see the stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> float:
+        """Block while paused; return the seconds spent waiting."""
+        if self._running.is_set():
+            return 0.0
+        start = time.perf_counter()
+        self._running.wait()
+        return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------------ history
+
+@dataclass
+class History:
+    """Every logged step loss and every epoch's metrics; a resumed run appends to it."""
+
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": list(self.steps), "losses": list(self.losses), "epochs": [dict(e) for e in self.epochs]}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "History":
+        return cls(list(values.get("steps", [])), list(values.get("losses", [])),
+                   [dict(e) for e in values.get("epochs", [])])
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """The learning rate for optimiser step ``step`` (0-based) of a run planned to last ``total_steps``."""
+    base = config.lr
+    t = min(step / max(total_steps, 1), 1.0)
+    if config.schedule == "none":
+        return base
+    if config.schedule == "step":
+        return base * 0.7 ** (step // max(steps_per_epoch, 1))
+    if config.schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * t))
+    # one-cycle: cosine warm-up from base/25 over the first 25 %, then cosine down to base/1e4
+    warm = 0.25
+    if t < warm:
+        start = base / 25
+        return start + (base - start) * 0.5 * (1 - math.cos(math.pi * t / warm))
+    end = base / 1e4
+    return end + (base - end) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay)
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return copy.deepcopy(value)
+
+
+# ------------------------------------------------------------------------------------------------ trainer
+
+@dataclass(frozen=True)
+class TrainResult:
+    stopped: bool
+    epochs_done: int
+    train_seconds: float
+    samples_per_second: float
+    final_loss: float
+    test_accuracy: float | None
+
+
+class Trainer:
+    """Owns a model, its optimiser and history, and trains them on one data set and device.
+
+    ``state()`` is the last completed epoch as plain CPU data (what a checkpoint holds), so a stop or
+    a crash mid-epoch never leaves a half-trained epoch in a saved file.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        dataset: Dataset,
+        *,
+        model_state: dict[str, torch.Tensor] | None = None,
+        optimizer_state: dict[str, Any] | None = None,
+        history: History | None = None,
+        epochs_done: int = 0,
+        model_kwargs: dict[str, Any] | None = None,
+        normalization: Normalization | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.dataset = dataset
+        self.device = resolve_device(config.device)
+        self.normalization = normalization or dataset.normalization
+        self.model_kwargs = model_arguments(config.model, **(model_kwargs or {}))
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, **self.model_kwargs)
+        if model_state is not None:
+            self.model.load_state_dict(model_state, strict=True)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(config, self.model)
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+        self.history = history or History()
+        self.epochs_done = epochs_done
+        self.steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
+        self.global_step = epochs_done * self.steps_per_epoch
+        self._epoch_state = self._capture()
+
+    # -- state ------------------------------------------------------------------------------------------
+    def _capture(self) -> dict[str, Any]:
+        return {
+            "model_state": _to_cpu(self.model.state_dict()),
+            "optimizer_state": _to_cpu(self.optimizer.state_dict()),
+            "scheduler_state": {"step": self.global_step, "total_steps": self.total_steps,
+                                "schedule": self.config.schedule},
+            "history": self.history.to_dict(),
+            "epochs_done": self.epochs_done,
+        }
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    def state(self) -> dict[str, Any]:
+        """The state at the end of the last completed epoch (or at the start), as CPU copies."""
+        return self._epoch_state
+
+    def weights_snapshot(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the current weights, safe to hand to another thread."""
+        return _to_cpu(self.model.state_dict())
+
+    # -- loop -------------------------------------------------------------------------------------------
+    def run(
+        self,
+        on_event: EventCallback | None = None,
+        control: TrainingControl | None = None,
+        on_epoch_end: Callable[["Trainer"], None] | None = None,
+    ) -> TrainResult:
+        """Train until ``config.epochs`` epochs are done in total, or until stopped.
+
+        ``on_epoch_end`` runs after each completed epoch (autosave hooks in here). A NaN or infinite
+        loss raises :class:`TrainingError` after reporting a FailedEvent.
+        """
+        emit = on_event or (lambda event: None)
+        control = control or TrainingControl()
+        try:
+            with torch.autograd.set_detect_anomaly(self.config.detect_anomaly):
+                result = self._run(emit, control, on_epoch_end)
+        except TrainingError as exc:
+            emit(FailedEvent(str(exc)))
+            raise
+        emit(FinishedEvent(**asdict(result)))
+        return result
+
+    def _run(self, emit: EventCallback, control: TrainingControl,
+             on_epoch_end: Callable[["Trainer"], None] | None) -> TrainResult:
+        config, device = self.config, self.device
+        pin = device.type == "cuda"
+        images = self.dataset.train.images.to(device, non_blocking=pin)
+        labels = self.dataset.train.labels.to(device, non_blocking=pin)
+        n = len(self.dataset.train)
+        train_seconds = 0.0
+        samples = 0
+        final_loss = float("nan")
+        test_accuracy = self.history.epochs[-1]["test_accuracy"] if self.history.epochs else None
+        stopped = False
+        while self.epochs_done < config.epochs and not stopped:
+            epoch = self.epochs_done
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=generator).to(device, non_blocking=pin)
+            self.model.train()
+            epoch_start = time.perf_counter()
+            paused_s = 0.0
+            pending = torch.zeros((), device=device)
+            pending_count = 0
+            epoch_loss_sum = 0.0
+            epoch_batches = 0
+            for batch in range(self.steps_per_epoch):
+                paused_s += control.wait_while_paused()
+                if control.stopped:
+                    stopped = True
+                    break
+                idx = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+                x = to_float(images[idx])
+                if config.augment:
+                    x = augment_batch(x, generator)
+                x = x.sub_(self.normalization.mean).div_(self.normalization.std)
+                y = labels[idx]
+                lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss = F.cross_entropy(self.model(x), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.global_step += 1
+                pending += loss.detach()
+                pending_count += 1
+                samples += len(idx)
+                if pending_count == config.log_every or batch == self.steps_per_epoch - 1:
+                    value = float(pending) / pending_count
+                    if not math.isfinite(value):
+                        raise TrainingError(
+                            f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
+                            f"try a lower learning rate (now {config.lr:g})"
+                        )
+                    epoch_loss_sum += value * pending_count
+                    epoch_batches += pending_count
+                    final_loss = value
+                    self.history.steps.append(self.global_step)
+                    self.history.losses.append(value)
+                    elapsed = train_seconds + time.perf_counter() - epoch_start - paused_s
+                    emit(StepEvent(epoch, batch + 1, self.steps_per_epoch, self.global_step, value, lr,
+                                   samples / max(elapsed, 1e-9)))
+                    pending = torch.zeros((), device=device)
+                    pending_count = 0
+            train_seconds += time.perf_counter() - epoch_start - paused_s
+            if stopped:
+                break
+            metrics = evaluate(self.model, self.dataset.test, self.normalization, device)
+            test_accuracy = metrics.accuracy
+            self.epochs_done += 1
+            record = {
+                "epoch": self.epochs_done,
+                "train_loss": epoch_loss_sum / max(epoch_batches, 1),
+                "test_loss": metrics.loss,
+                "test_accuracy": metrics.accuracy,
+                "seconds": time.perf_counter() - epoch_start - paused_s,
+            }
+            self.history.epochs.append(record)
+            self._epoch_state = self._capture()
+            emit(EpochEvent(self.epochs_done, config.epochs, record["train_loss"], metrics.loss,
+                            metrics.accuracy, record["seconds"]))
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        if not stopped:
+            self._epoch_state = self._capture()
+        return TrainResult(stopped, self.epochs_done, train_seconds, samples / max(train_seconds, 1e-9),
+                           final_loss, test_accuracy)
+
+    def extend(self, more_epochs: int) -> None:
+        """Plan ``more_epochs`` beyond the epochs already done (used when resuming)."""
+        self.config = replace(self.config, epochs=self.epochs_done + more_epochs).validate()
