@@ -31,8 +31,9 @@ import datetime as _dt
 import io
 import os
 import pickle
+import pickletools
 import tempfile
-import zipfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def build_payload(
         "normalization": normalization.to_dict(),
         "dataset": {"name": dataset_name, "class_names": list(class_names)},
         "epochs_done": int(epochs_done),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "app_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
@@ -203,19 +204,34 @@ def _read(path: Path) -> Any:
         head = handle.read(4)
     is_zip = head == b"PK\x03\x04"
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the safe unpickler warns about pickle protocols; errors say enough
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text or "not allowed" in text:
+        if "Unsupported global" in str(exc) or "GLOBAL " in str(exc) or (not is_zip and _imports_code(path)):
             raise CheckpointError(
-                f"{path}: refused: the file contains Python objects other than tensors and plain values "
-                "(an unsafe pickle); it was not loaded"
+                f"{path}: refused: the file asks to build Python objects other than tensors and plain values "
+                "(an unsafe pickle that could run code); it was not loaded"
             ) from None
-        raise CheckpointError(f"{path}: not a checkpoint (unreadable pickle data)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as exc:
+        if is_zip:
+            raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
+        raise CheckpointError(f"{path}: not a checkpoint file (unreadable pickle data)") from None
+    except Exception as exc:  # the unpickler raises many types on garbage; all mean the same to a user
         if is_zip:
             raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
         raise CheckpointError(f"{path}: not a checkpoint file") from None
+
+
+_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _imports_code(path: Path) -> bool:
+    """Whether a plain pickle asks to import or call something. Only parses opcodes; runs nothing."""
+    try:
+        with path.open("rb") as handle:
+            return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(handle))
+    except Exception:  # not a parseable pickle at all
+        return False
 
 
 def _short(exc: BaseException) -> str:

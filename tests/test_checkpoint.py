@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import checkpoint as ckpt
+from engine.errors import CheckpointError
+from engine.training import StepEvent, TrainConfig, Trainer, TrainingControl
+
+CONFIG = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory) -> Path:
+    trainer = Trainer(CONFIG, tiny_dataset)
+    trainer.run()
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    ckpt.save(ckpt.trainer_payload(trainer, command="digit-studio train"), path)
+    return path
+
+
+def test_round_trip_keeps_every_field(trained: Path, tiny_dataset) -> None:
+    raw = torch.load(trained, map_location="cpu", weights_only=True)
+    loaded = ckpt.load(trained)
+    assert raw["format_version"] == ckpt.FORMAT_VERSION
+    assert loaded.architecture == "lenet" and loaded.config == CONFIG
+    assert loaded.epochs_done == 2 and loaded.dataset_name == "mnist"
+    assert loaded.class_names == tuple("0123456789")
+    assert loaded.normalization == tiny_dataset.normalization
+    assert len(loaded.history.epochs) == 2 and len(loaded.history.losses) == len(loaded.history.steps) == 10
+    assert set(loaded.history.epochs[0]) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"}
+    assert loaded.optimizer_state["state"] and loaded.scheduler_state["step"] == 20
+    assert loaded.torch_version == torch.__version__ and loaded.created and loaded.command == "digit-studio train"
+    for key, value in raw["model_state"].items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+    assert not loaded.model.training
+
+
+def test_save_is_atomic_and_leaves_no_temporary(trained: Path, tmp_path: Path) -> None:
+    target = tmp_path / "copy.pt"
+    ckpt.save(ckpt.checkpoint_payload(ckpt.load(trained)), target)
+    ckpt.save(ckpt.checkpoint_payload(ckpt.load(trained)), target)
+    assert [p.name for p in tmp_path.iterdir()] == ["copy.pt"]
+    assert ckpt.load(target).epochs_done == 2
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_folder_keeps_the_old_file(trained: Path, tmp_path: Path) -> None:
+    _read_only_case(trained, tmp_path)
+
+
+def test_failed_write_keeps_the_old_file(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk (or read-only folder, for root) mid-write: the old file stays, no temporary is left."""
+    target = tmp_path / "model.pt"
+    target.write_bytes(trained.read_bytes())
+    before = target.read_bytes()
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(CheckpointError, match=r"cannot save .*model\.pt: No space left on device"):
+        ckpt.save(ckpt.checkpoint_payload(ckpt.load(trained)), target)
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def _read_only_case(trained: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    target = folder / "model.pt"
+    target.write_bytes(trained.read_bytes())
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(CheckpointError, match="cannot save"):
+            ckpt.save(ckpt.checkpoint_payload(ckpt.load(trained)), target)
+    finally:
+        folder.chmod(0o700)
+    assert target.read_bytes() == trained.read_bytes()
+
+
+def test_missing_folder_is_a_clear_error(trained: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="folder .* does not exist"):
+        ckpt.save(ckpt.checkpoint_payload(ckpt.load(trained)), tmp_path / "no" / "x.pt")
+
+
+def test_load_uses_the_safe_loader_on_the_cpu(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    ckpt.load(trained)
+    assert calls == [{"map_location": "cpu", "weights_only": True}]
+
+
+def test_tensors_from_another_device_are_mapped_to_cpu(trained: Path, tmp_path: Path) -> None:
+    """Whatever device a checkpoint was saved from, everything it loads lives on the CPU."""
+    loaded = ckpt.load(trained)
+    assert all(t.device.type == "cpu" for t in loaded.model.state_dict().values())
+    assert all(t.device.type == "cpu" for s in loaded.optimizer_state["state"].values() for t in s.values()
+               if isinstance(t, torch.Tensor))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_checkpoint_loads_on_cpu(tiny_dataset, tmp_path: Path) -> None:
+    trainer = Trainer(replace(CONFIG, device="cuda", epochs=1), tiny_dataset)
+    trainer.run()
+    payload = ckpt.trainer_payload(trainer)
+    payload["model_state"] = {k: v.cuda() for k, v in payload["model_state"].items()}
+    ckpt.save(payload, tmp_path / "gpu.pt")
+    assert all(t.device.type == "cpu" for t in ckpt.load(tmp_path / "gpu.pt").model.state_dict().values())
+
+
+# --------------------------------------------------------------------------------------------- bad files
+
+def test_truncated_file(trained: Path, tmp_path: Path) -> None:
+    path = tmp_path / "t.pt"
+    path.write_bytes(trained.read_bytes()[: trained.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"t\.pt: corrupt or truncated"):
+        ckpt.load(path)
+
+
+def test_zero_byte_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        ckpt.load(path)
+
+
+def test_text_file_renamed(tmp_path: Path) -> None:
+    path = tmp_path / "notes.pt"
+    path.write_text("these are my notes, not a model\n")
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        ckpt.load(path)
+
+
+def test_random_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "random.pt"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        ckpt.load(path)
+
+
+def test_plain_state_dict_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "sd.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not a Digit Studio checkpoint"):
+        ckpt.load(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such file"):
+        ckpt.load(tmp_path / "nothing.pt")
+
+
+def test_unknown_architecture(trained: Path, tmp_path: Path) -> None:
+    payload = torch.load(trained, weights_only=True)
+    payload["architecture"]["name"] = "transformer"
+    torch.save(payload, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="unknown architecture 'transformer'"):
+        ckpt.load(tmp_path / "x.pt")
+
+
+def test_checkpoint_of_another_architecture(trained: Path, tmp_path: Path) -> None:
+    payload = torch.load(trained, weights_only=True)
+    payload["architecture"] = {"name": "digitnet", "kwargs": {}}
+    torch.save(payload, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit architecture 'digitnet'.*missing weights"):
+        ckpt.load(tmp_path / "x.pt")
+
+
+def test_wrong_shape_lists_the_offending_keys(trained: Path, tmp_path: Path) -> None:
+    payload = torch.load(trained, weights_only=True)
+    payload["model_state"]["fc1.weight"] = torch.zeros(7, 7)
+    torch.save(payload, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"shapes do not match: fc1\.weight \(7, 7\) vs \(120, 256\)"):
+        ckpt.load(tmp_path / "x.pt")
+
+
+def test_future_format_version(trained: Path, tmp_path: Path) -> None:
+    payload = torch.load(trained, weights_only=True)
+    payload["format_version"] = ckpt.FORMAT_VERSION + 1
+    torch.save(payload, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="written by a newer Digit Studio"):
+        ckpt.load(tmp_path / "x.pt")
+
+
+class _Exploit:
+    marker = ""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("container", ["torch.save", "raw pickle"])
+def test_malicious_pickle_never_runs(tmp_path: Path, container: str) -> None:
+    marker = tmp_path / "pwned"
+    _Exploit.marker = str(marker)
+    path = tmp_path / "evil.pt"
+    if container == "torch.save":
+        torch.save({"format": ckpt.FORMAT, "payload": _Exploit()}, path)
+    else:
+        path.write_bytes(pickle.dumps({"payload": _Exploit()}))
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused: .*unsafe pickle"):
+        ckpt.load(path)
+    assert not marker.exists()
+
+
+def test_checkpoint_zip_is_a_torch_archive(trained: Path) -> None:
+    assert zipfile.is_zipfile(trained)
+
+
+# --------------------------------------------------------------------------------------------- resume
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "step"])
+def test_resume_gives_the_same_weights_as_training_straight_through(tiny_dataset, tmp_path: Path,
+                                                                     schedule: str) -> None:
+    config = replace(CONFIG, epochs=3, augment=True, schedule=schedule, model="digitnet")
+    straight = Trainer(config, tiny_dataset)
+    straight.run()
+
+    first = Trainer(config, tiny_dataset)
+    control = TrainingControl()
+    first.run(None, control, on_epoch_end=lambda t: control.stop() if t.epochs_done == 1 else None)
+    assert first.epochs_done == 1
+    path = ckpt.save(ckpt.trainer_payload(first), tmp_path / "a.pt")
+    resumed = ckpt.resume_trainer(ckpt.load(path), tiny_dataset, more_epochs=2)
+    resumed.run()
+
+    assert resumed.epochs_done == 3
+    assert resumed.history.steps == straight.history.steps
+    assert [e["epoch"] for e in resumed.history.epochs] == [1, 2, 3]
+    for key, value in _weights(straight.model).items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_without_more_epochs_needs_unfinished_plan(trained: Path, tiny_dataset) -> None:
+    with pytest.raises(CheckpointError, match="already trained 2 of its 2 planned epochs"):
+        ckpt.resume_trainer(ckpt.load(trained), tiny_dataset)
+
+
+def test_resume_appends_history(trained: Path, tiny_dataset) -> None:
+    trainer = ckpt.resume_trainer(ckpt.load(trained), tiny_dataset, more_epochs=1)
+    events = []
+    trainer.run(events.append)
+    assert [e["epoch"] for e in trainer.history.epochs] == [1, 2, 3]
+    assert min(e.step for e in events if isinstance(e, StepEvent)) == 22

@@ -1,0 +1,168 @@
+"""The command line as a user runs it: real processes, exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--model", "lenet", "--batch-size", "32", "--device", "cpu", "--quiet"]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "a.pt"
+    result = run("train", "--data", str(tiny_data), "--epochs", "1", "--out", str(out), "--json", *FAST)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_json_summary(tiny_data: Path, trained: Path) -> None:
+    result = run("train", "--data", str(tiny_data), "--epochs", "1", "--json", *FAST)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["model"] == "lenet" and summary["device"] == "cpu" and summary["epochs"] == 1
+    assert summary["train_seconds"] > 0 and summary["samples_per_second"] > 0
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["final_loss"] > 0
+    assert summary["checkpoint"] is None
+
+
+def test_resume_continues_epochs_and_history(tiny_data: Path, trained: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.pt"
+    result = run("train", "--resume", str(trained), "--epochs", "1", "--out", str(out), "--json",
+                 "--data", str(tiny_data), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2
+    payload = torch.load(out, weights_only=True)
+    assert [e["epoch"] for e in payload["history"]["epochs"]] == [1, 2]
+    assert payload["epochs_done"] == 2
+
+
+def test_missing_data_folder() -> None:
+    assert_one_line_error(run("train", "--data", "/nonexistent", "--json"), "/nonexistent")
+
+
+def test_truncated_images_file(tiny_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mnist"
+    shutil.copytree(tiny_data, folder)
+    raw = folder / "train-images-idx3-ubyte"
+    import gzip
+
+    raw.write_bytes(gzip.decompress((folder / "train-images-idx3-ubyte.gz").read_bytes())[:5000])
+    (folder / "train-images-idx3-ubyte.gz").unlink()
+    assert_one_line_error(run("train", "--data", str(folder), *FAST), "train-images-idx3-ubyte", "truncated")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--model", "alexnet"], "invalid choice: 'alexnet'"), (["--device", "cuda:7"], "device 'cuda:7'"),
+     (["--epochs", "0"], "must be at least 1"), (["--lr", "abc"], "expected a number")],
+)
+def test_bad_flags(tiny_data: Path, args: list[str], needle: str) -> None:
+    assert_one_line_error(run("train", "--data", str(tiny_data), *args), needle)
+
+
+def test_out_folder_must_exist(tiny_data: Path) -> None:
+    assert_one_line_error(run("train", "--data", str(tiny_data), "--out", "/no/such/dir/x.pt", *FAST), "/no/such/dir")
+
+
+def test_evaluate_json(tiny_data: Path, trained: Path) -> None:
+    result = run("evaluate", "--checkpoint", str(trained), "--data", str(tiny_data), "--json", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["count"] == 100 and len(report["per_class_accuracy"]) == 10
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 100
+    assert report["accuracy"] == pytest.approx(np.trace(matrix) / 100)
+
+
+@pytest.mark.parametrize("kind", ["malicious", "truncated", "random", "wrong-shape"])
+def test_evaluate_refuses_bad_checkpoints(tiny_data: Path, trained: Path, tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"{kind}.pt"
+    marker = tmp_path / "ran"
+    if kind == "malicious":
+        import pickle
+
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        path.write_bytes(pickle.dumps({"x": Exploit()}))
+    elif kind == "truncated":
+        path.write_bytes(trained.read_bytes()[:3000])
+    elif kind == "random":
+        path.write_bytes(os.urandom(2000))
+    else:
+        payload = torch.load(trained, weights_only=True)
+        payload["model_state"]["conv1.weight"] = torch.zeros(1, 1, 1, 1)
+        torch.save(payload, path)
+    result = run("evaluate", "--checkpoint", str(path), "--data", str(tiny_data))
+    assert_one_line_error(result, str(path))
+    assert result.stdout == "" and not marker.exists()
+
+
+def test_devices_json() -> None:
+    result = run("devices", "--json")
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["devices"][0]["name"] == "cpu" and report["auto"] in [d["name"] for d in report["devices"]]
+
+
+def test_export_torchscript_matches_checkpoint(tiny_dataset, trained: Path, tmp_path: Path) -> None:
+    from engine import checkpoint
+    from engine.data import to_float
+
+    out = tmp_path / "model.ts"
+    result = run("export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    exported = torch.jit.load(str(out))
+    loaded = checkpoint.load(trained)
+    images = tiny_dataset.test.images[:16]
+    with torch.no_grad():
+        expected = loaded.model(to_float(images, loaded.normalization))
+        actual = exported(to_float(images))
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_predict_json_sorted_with_empty(trained: Path, tmp_path: Path) -> None:
+    canvas = np.full((280, 280), 255, np.uint8)
+    Image.fromarray(canvas).save(tmp_path / "b_blank.png")
+    canvas[40:240, 130:150] = 0
+    Image.fromarray(canvas).save(tmp_path / "a_one.png")
+    (tmp_path / "c_broken.png").write_bytes(b"not an image")
+    result = run("predict", "--checkpoint", str(trained), str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    items = json.loads(result.stdout)
+    assert [Path(i["path"]).name for i in items] == ["a_one.png", "b_blank.png"]
+    assert items[0]["label"] is not None and sum(items[0]["probabilities"]) == pytest.approx(1, abs=1e-4)
+    assert items[1]["label"] is None
+    assert "c_broken.png" in result.stderr
+
+
+def test_predict_nothing_readable(tmp_path: Path, trained: Path) -> None:
+    (tmp_path / "x.png").write_bytes(b"junk")
+    result = run("predict", "--checkpoint", str(trained), str(tmp_path / "x.png"))
+    assert result.returncode == 2 and "x.png" in result.stderr and "Traceback" not in result.stderr

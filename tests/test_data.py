@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine import data
+from engine.errors import DataError
+from tests.helpers import synthetic_digits, write_dataset
+
+
+def _copy(tiny_data: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "mnist"
+    shutil.copytree(tiny_data, target)
+    return target
+
+
+def test_loads_gzip_and_raw_files_identically(tiny_data: Path, tmp_path: Path) -> None:
+    raw = write_dataset(tmp_path / "raw", compress=False)
+    a, b = data.load_folder(tiny_data), data.load_folder(raw)
+    assert a.train.images.dtype == torch.uint8 and a.train.images.shape == (320, 28, 28)
+    assert a.test.labels.dtype == torch.int64 and len(a.test) == 100
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.labels, b.test.labels)
+    assert 0 < a.normalization.mean < 1 and 0 < a.normalization.std < 1
+
+
+def test_round_trip_preserves_pixels(tmp_path: Path) -> None:
+    images, labels = synthetic_digits(20)
+    data.write_idx(tmp_path / "x-images-idx3-ubyte.gz", images)
+    assert np.array_equal(data.read_idx(tmp_path / "x-images-idx3-ubyte.gz", data.IMAGES_MAGIC), images)
+
+
+def test_truncated_images_file_names_the_file(tiny_data: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_data, tmp_path)
+    path = folder / "train-images-idx3-ubyte.gz"
+    payload = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(payload[: len(payload) // 2]))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz.*truncated"):
+        data.load_folder(folder)
+
+
+def test_truncated_gzip_stream_is_refused(tiny_data: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_data, tmp_path)
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz.*(corrupt or truncated|truncated)"):
+        data.load_folder(folder)
+
+
+def test_wrong_magic_number(tiny_data: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_data, tmp_path)
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    images = folder / "train-images-idx3-ubyte.gz"
+    labels.write_bytes(images.read_bytes())  # an images file where labels belong
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: wrong magic number 2051"):
+        data.load_folder(folder)
+
+
+def test_counts_that_disagree(tiny_data: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_data, tmp_path)
+    _, labels = synthetic_digits(50)
+    data.write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(DataError, match="holds 100 images but t10k-labels-idx1-ubyte.gz holds 50 labels"):
+        data.load_folder(folder)
+
+
+def test_label_out_of_range(tiny_data: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_data, tmp_path)
+    _, labels = synthetic_digits(320)
+    labels[7] = 11
+    data.write_idx(folder / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(DataError, match=r"label 11 at index 7 is out of range 0..9"):
+        data.load_folder(folder)
+
+
+def test_trailing_bytes_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    data.write_idx(path, np.zeros(5, np.uint8))
+    path.write_bytes(path.read_bytes() + b"\0\0")
+    with pytest.raises(DataError, match="2 unexpected bytes"):
+        data.read_idx(path, data.LABELS_MAGIC)
+
+
+def test_missing_folder_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"/nope: data folder does not exist"):
+        data.load_folder(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no train images file"):
+        data.load_folder(tmp_path / "empty")
+
+
+def test_resolve_prefers_env_var_then_cache(tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(tiny_data, root / "mnist")
+    monkeypatch.setenv(data.ENV_VAR, str(root))
+    assert data.resolve("mnist").folder == root / "mnist"
+    monkeypatch.delenv(data.ENV_VAR)
+    with pytest.raises(DataError, match=r"put its IDX files in .*datasets/mnist"):
+        data.resolve("mnist", download=False)
+    shutil.copytree(tiny_data, data.cache_dir() / "mnist")
+    assert data.resolve("mnist", download=False).folder == data.cache_dir() / "mnist"
+
+
+def test_unknown_dataset_name() -> None:
+    with pytest.raises(DataError, match="unknown data set 'cifar'"):
+        data.resolve("cifar")
+
+
+def test_to_float_normalises() -> None:
+    images = torch.full((2, 28, 28), 255, dtype=torch.uint8)
+    x = data.to_float(images, data.Normalization(0.5, 0.25))
+    assert x.shape == (2, 1, 28, 28) and torch.allclose(x, torch.full_like(x, 2.0))

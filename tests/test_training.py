@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+import torch
+
+from engine.augment import augment_batch
+from engine.errors import ConfigError, DeviceError, TrainingError
+from engine.training import (
+    EpochEvent, FailedEvent, FinishedEvent, StepEvent, TrainConfig, Trainer, TrainingControl, learning_rate,
+)
+
+FAST = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=1, augment=False)
+
+
+def test_training_reports_events_and_learns(tiny_dataset) -> None:
+    events = []
+    result = Trainer(replace(FAST, epochs=4), tiny_dataset).run(events.append)
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert len(steps) == 4 * 10 and [e.epoch for e in epochs] == [1, 2, 3, 4]
+    assert steps[-1].step == 40 and steps[0].batches_per_epoch == 10
+    assert all(s.samples_per_second > 0 and s.lr > 0 for s in steps)
+    assert isinstance(events[-1], FinishedEvent) and not events[-1].stopped
+    assert result.test_accuracy is not None and result.test_accuracy > 0.5
+    assert steps[-1].loss < steps[0].loss
+
+
+def test_same_seed_gives_same_weights(tiny_dataset) -> None:
+    config = replace(FAST, augment=True, epochs=1)
+    a, b = Trainer(config, tiny_dataset), Trainer(config, tiny_dataset)
+    a.run(), b.run()
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_stop_takes_effect_within_one_batch(tiny_dataset) -> None:
+    control = TrainingControl()
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+        if isinstance(event, StepEvent) and event.step == 3:
+            control.stop()
+
+    result = Trainer(FAST, tiny_dataset).run(on_event, control)
+    assert result.stopped and result.epochs_done == 0
+    assert max(e.step for e in seen if isinstance(e, StepEvent)) == 3
+
+
+def test_pause_blocks_and_resume_continues(tiny_dataset) -> None:
+    control = TrainingControl()
+    steps: list[int] = []
+    paused_at = threading.Event()
+
+    def on_event(event):
+        if isinstance(event, StepEvent):
+            steps.append(event.step)
+            if event.step == 2:
+                control.pause()
+                paused_at.set()
+
+    thread = threading.Thread(target=Trainer(FAST, tiny_dataset).run, args=(on_event, control))
+    thread.start()
+    assert paused_at.wait(10)
+    threading.Event().wait(0.3)
+    assert steps == [1, 2] and control.paused
+    control.resume()
+    thread.join(30)
+    assert not thread.is_alive() and steps[-1] == 20
+
+
+def test_stop_while_paused_ends_the_run(tiny_dataset) -> None:
+    control = TrainingControl()
+    control.pause()
+    thread = threading.Thread(target=Trainer(FAST, tiny_dataset).run, args=(None, control))
+    thread.start()
+    control.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_nan_loss_is_a_clear_error(tiny_dataset) -> None:
+    events = []
+    config = replace(FAST, optimizer="sgd", lr=1e30, momentum=0.0)
+    with pytest.raises(TrainingError, match="loss became nan|loss became inf"):
+        Trainer(config, tiny_dataset).run(events.append)
+    assert isinstance(events[-1], FailedEvent) and "lower learning rate" in events[-1].message
+
+
+def test_state_is_the_last_completed_epoch(tiny_dataset) -> None:
+    control = TrainingControl()
+    trainer = Trainer(FAST, tiny_dataset)
+
+    def on_event(event):
+        if isinstance(event, StepEvent) and event.step == 13:
+            control.stop()
+
+    trainer.run(on_event, control)
+    state = trainer.state()
+    assert state["epochs_done"] == 1 and len(state["history"]["epochs"]) == 1
+    assert state["history"]["steps"][-1] == 10
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("epochs", 0, "epochs"), ("batch_size", 0, "batch size"), ("lr", -1.0, "learning rate"),
+     ("optimizer", "lbfgs", "unknown optimizer"), ("schedule", "cyclic", "unknown schedule"),
+     ("model", "vgg", "unknown model"), ("momentum", 1.5, "momentum")],
+)
+def test_invalid_config_values(field: str, value, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        replace(FAST, **{field: value}).validate()
+
+
+def test_unknown_device(tiny_dataset) -> None:
+    with pytest.raises(DeviceError, match="device 'tpu' is not available"):
+        Trainer(replace(FAST, device="tpu"), tiny_dataset)
+
+
+@pytest.mark.parametrize("schedule", ["none", "step", "cosine", "onecycle"])
+def test_schedules_stay_positive_and_bounded(schedule: str) -> None:
+    config = replace(FAST, schedule=schedule, lr=0.01)
+    values = [learning_rate(config, s, 100, 10) for s in range(100)]
+    assert all(0 < v <= 0.01 + 1e-12 for v in values)
+    if schedule == "onecycle":
+        assert values[0] < values[25] and values[-1] < values[25] / 100
+
+
+def test_augmentation_keeps_shape_range_and_is_seeded() -> None:
+    images = torch.zeros(8, 1, 28, 28)
+    images[:, :, 8:20, 12:16] = 1.0
+    a = augment_batch(images, torch.Generator().manual_seed(1))
+    b = augment_batch(images, torch.Generator().manual_seed(1))
+    assert a.shape == images.shape and torch.equal(a, b)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert not torch.allclose(a, images)
+    assert (a.sum((1, 2, 3)) > 0).all()
+
+
+def test_detect_anomaly_option_runs(tiny_dataset) -> None:
+    result = Trainer(replace(FAST, epochs=1, detect_anomaly=True), tiny_dataset).run()
+    assert result.epochs_done == 1
