@@ -112,8 +112,12 @@ def build_payload(
     }
 
 
-def trainer_payload(trainer: Any, command: str | None = None) -> dict[str, Any]:
-    """The payload for a :class:`engine.training.Trainer`'s last completed epoch."""
+def trainer_payload(trainer: Any, command: str | None = None, slim: bool = False) -> dict[str, Any]:
+    """The payload for a :class:`engine.training.Trainer`'s last completed epoch.
+
+    ``slim`` leaves out the optimiser state (two thirds of an Adam checkpoint): for models that are
+    shipped rather than resumed. Resuming a slim checkpoint starts a fresh optimiser.
+    """
     state = trainer.state()
     return build_payload(
         architecture=trainer.config.model,
@@ -125,7 +129,7 @@ def trainer_payload(trainer: Any, command: str | None = None) -> dict[str, Any]:
         dataset_name=trainer.dataset.name,
         class_names=trainer.dataset.class_names,
         epochs_done=state["epochs_done"],
-        optimizer_state=state["optimizer_state"],
+        optimizer_state=None if slim else state["optimizer_state"],
         scheduler_state=state["scheduler_state"],
         command=command,
     )
@@ -160,6 +164,7 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is meant to be shared
         with os.fdopen(fd, "wb") as handle:
             handle.write(buffer.getbuffer())
             handle.flush()
@@ -176,6 +181,12 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
                 pass
     _fsync_dir(folder)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

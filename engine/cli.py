@@ -14,9 +14,10 @@ import shlex
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from engine.errors import UserError
 
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="debug: torch.autograd anomaly detection (slow)")
     train.add_argument("--out", metavar="CKPT", help="checkpoint to write (after every epoch, and on Ctrl-C)")
     train.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint")
+    train.add_argument("--slim", action="store_true",
+                       help="leave the optimizer state out of --out (a third of the size, for shipping a model; "
+                       "resuming it starts a fresh optimizer)")
     train.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -174,7 +178,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
-    from engine.training import EpochEvent, StepEvent, Trainer, TrainConfig, TrainingControl
+    from engine.training import EpochEvent, StepEvent, TrainConfig, Trainer, TrainingControl
 
     overrides = {
         key: value
@@ -211,7 +215,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def autosave(t: Trainer) -> None:
         nonlocal saved_epochs
         if out is not None:
-            ckpt.save(ckpt.trainer_payload(t, command), out)
+            ckpt.save(ckpt.trainer_payload(t, command, slim=args.slim), out)
             saved_epochs = t.epochs_done
 
     control = TrainingControl()

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine.data import DatasetSpec, ProgressCallback, RemoteFile
 from engine.errors import DownloadCancelled, DownloadError
@@ -90,7 +89,7 @@ def download_file(
             offline = False
             problems.append(f"{url}: HTTP {exc.code}")
             continue
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             problems.append(f"{url}: {reason}")
             continue

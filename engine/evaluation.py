@@ -5,8 +5,10 @@ The CLI's ``evaluate`` and the GUI's Evaluate view both call :func:`evaluate`, s
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -106,3 +108,30 @@ def evaluate(
         probabilities=probabilities,
         labels=labels_np,
     )
+
+
+def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str], path: str | Path) -> Path:
+    """Per-class accuracy, then the confusion matrix (rows = true class), as one CSV file."""
+    path = Path(path)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["class", "accuracy", "count"])
+        counts = result.confusion_matrix.sum(1)
+        for name, accuracy, count in zip(class_names, result.per_class_accuracy, counts):
+            writer.writerow([name, "" if np.isnan(accuracy) else f"{accuracy:.6f}", int(count)])
+        writer.writerow([])
+        writer.writerow(["true \\ predicted", *class_names])
+        for name, row in zip(class_names, result.confusion_matrix):
+            writer.writerow([name, *(int(v) for v in row)])
+    return path
+
+
+def read_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Read back :func:`write_csv`: (class names, per-class accuracy, confusion matrix)."""
+    with Path(path).open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    blank = rows.index([])
+    names = [r[0] for r in rows[1:blank]]
+    accuracy = np.array([float(r[1]) if r[1] else np.nan for r in rows[1:blank]])
+    matrix = np.array([[int(v) for v in r[1:]] for r in rows[blank + 2 :]], dtype=np.int64)
+    return names, accuracy, matrix

@@ -46,13 +46,13 @@ class Predictor:
         self.source = source
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Any, source: str | None = None) -> "Predictor":
+    def from_checkpoint(cls, checkpoint: Any, source: str | None = None) -> Predictor:
         return cls(checkpoint.model, checkpoint.normalization, checkpoint.class_names,
                    source or checkpoint.display_name)
 
     @classmethod
     def from_state(cls, architecture: str, model_kwargs: dict[str, Any], state: dict[str, torch.Tensor],
-                   normalization: Normalization, class_names: tuple[str, ...], source: str) -> "Predictor":
+                   normalization: Normalization, class_names: tuple[str, ...], source: str) -> Predictor:
         model = build_model(architecture, **model_kwargs)
         model.load_state_dict(state, strict=True)
         return cls(model, normalization, class_names, source)

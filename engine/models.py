@@ -6,8 +6,9 @@ so a model is rebuilt from here and only then given its weights (see :mod:`engin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

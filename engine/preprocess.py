@@ -33,7 +33,7 @@ FIELD = 28
 BOX = 20
 WORK = 80  # working resolution of the longer side (4x the 20 px box) for stroke measurements
 # Median stroke width of MNIST training digits measured by stroke_width() at the working resolution
-# (see benchmarks/measure_stroke_width.py): about 2.7 px of the 20 px box.
+# (see tools/measure_stroke_width.py): about 2.7 px of the 20 px box.
 MNIST_STROKE_WIDTH = 10.8
 THIN_LIMIT = 0.7  # thicken below 70 % of MNIST's width
 THICK_LIMIT = 1.6  # thin above 160 %

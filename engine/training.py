@@ -15,8 +15,9 @@ import copy
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Callable, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,7 +52,7 @@ class TrainConfig:
     detect_anomaly: bool = False
     log_every: int = 5
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         if self.model not in model_names():
             raise ConfigError(f"unknown model '{self.model}' (known: {', '.join(model_names())})")
         if self.optimizer not in OPTIMIZERS:
@@ -75,7 +76,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -118,7 +119,7 @@ class FailedEvent:
     message: str
 
 
-TrainEvent = Union[StepEvent, EpochEvent, FinishedEvent, FailedEvent]
+TrainEvent = StepEvent | EpochEvent | FinishedEvent | FailedEvent
 EventCallback = Callable[[TrainEvent], None]
 
 
@@ -171,7 +172,7 @@ class History:
         return {"steps": list(self.steps), "losses": list(self.losses), "epochs": [dict(e) for e in self.epochs]}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "History":
+    def from_dict(cls, values: dict[str, Any]) -> History:
         return cls(list(values.get("steps", [])), list(values.get("losses", [])),
                    [dict(e) for e in values.get("epochs", [])])
 
@@ -294,7 +295,7 @@ class Trainer:
         self,
         on_event: EventCallback | None = None,
         control: TrainingControl | None = None,
-        on_epoch_end: Callable[["Trainer"], None] | None = None,
+        on_epoch_end: Callable[[Trainer], None] | None = None,
     ) -> TrainResult:
         """Train until ``config.epochs`` epochs are done in total, or until stopped.
 
@@ -313,7 +314,7 @@ class Trainer:
         return result
 
     def _run(self, emit: EventCallback, control: TrainingControl,
-             on_epoch_end: Callable[["Trainer"], None] | None) -> TrainResult:
+             on_epoch_end: Callable[[Trainer], None] | None) -> TrainResult:
         config, device = self.config, self.device
         pin = device.type == "cuda"
         images = self.dataset.train.images.to(device, non_blocking=pin)

@@ -31,3 +31,42 @@ def tiny_dataset(tiny_data: Path):
     from engine.data import load_folder
 
     return load_folder(tiny_data)
+
+
+@pytest.fixture
+def no_leftover_threads():
+    """Fail a test that leaves a QThread or a Python thread running."""
+    import threading
+
+    before = set(threading.enumerate())
+    yield
+    from PySide6.QtCore import QThread
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    running = [t for t in (app.findChildren(QThread) if app else []) if t.isRunning()]
+    extra = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not running and not extra, f"threads left running: {running} {extra}"
+
+
+@pytest.fixture
+def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leftover_threads):
+    """The full main window on the tiny data set (via DIGIT_STUDIO_DATA), with private settings."""
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tiny_data.parent))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings)
+    errors: list[str] = []
+    monkeypatch.setattr(win, "show_error", lambda title, message: errors.append(message))
+    win.errors = errors
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    if win.is_training:
+        win.stop_training(wait=True)
+    win.evaluation.shutdown()
+    qtbot.waitUntil(lambda: not win.is_training and win.dataset_thread is None, timeout=10000)

@@ -9,7 +9,14 @@ import torch
 from engine.augment import augment_batch
 from engine.errors import ConfigError, DeviceError, TrainingError
 from engine.training import (
-    EpochEvent, FailedEvent, FinishedEvent, StepEvent, TrainConfig, Trainer, TrainingControl, learning_rate,
+    EpochEvent,
+    FailedEvent,
+    FinishedEvent,
+    StepEvent,
+    TrainConfig,
+    Trainer,
+    TrainingControl,
+    learning_rate,
 )
 
 FAST = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=1, augment=False)

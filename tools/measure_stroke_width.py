@@ -3,7 +3,7 @@
 Prints the median of ``stroke_width`` over training digits, each cropped to its ink and scaled so its
 longer side is ``WORK`` pixels; that median is ``engine.preprocess.MNIST_STROKE_WIDTH``.
 
-    python benchmarks/measure_stroke_width.py --data ../shared/datasets/mnist
+    python tools/measure_stroke_width.py --data ../shared/datasets/mnist
 """
 
 from __future__ import annotations

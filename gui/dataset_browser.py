@@ -1,0 +1,99 @@
+"""A small data set browser: page through training or test images with their labels, filter by label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+from gui.evaluation_view import digit_icon, make_gallery
+
+PAGE_SIZE = 120
+
+
+class DatasetBrowser(QWidget):
+    def __init__(self, window: Any) -> None:
+        super().__init__()
+        self.window = window
+        self.dataset: Any = None
+        self.indices = np.zeros(0, dtype=np.int64)
+        self.page = 0
+
+        self.load_button = QPushButton("Load data set", objectName="browserLoadButton")
+        self.load_button.clicked.connect(lambda: self.window.ensure_dataset(self.set_dataset))
+        self.split_combo = QComboBox(objectName="browserSplitCombo")
+        self.split_combo.addItem("Training images", "train")
+        self.split_combo.addItem("Test images", "test")
+        self.label_combo = QComboBox(objectName="browserLabelCombo")
+        self.label_combo.addItem("All labels", -1)
+        for i in range(10):
+            self.label_combo.addItem(f"Label {i}", i)
+        self.prev_button = QPushButton("◀ Previous", objectName="browserPrevButton")
+        self.next_button = QPushButton("Next ▶", objectName="browserNextButton")
+        self.page_label = QLabel("No data set loaded", objectName="browserPageLabel")
+        self.grid = make_gallery("datasetGrid")
+        self.grid.itemClicked.connect(self._send_to_canvas)
+        self.split_combo.currentIndexChanged.connect(lambda _: self._filter())
+        self.label_combo.currentIndexChanged.connect(lambda _: self._filter())
+        self.prev_button.clicked.connect(lambda: self.show_page(self.page - 1))
+        self.next_button.clicked.connect(lambda: self.show_page(self.page + 1))
+
+        controls = QHBoxLayout()
+        for widget in (self.load_button, self.split_combo, self.label_combo, self.prev_button, self.next_button):
+            controls.addWidget(widget)
+        controls.addWidget(self.page_label, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.grid, 1)
+        window.dataset_loaded.connect(self.set_dataset)
+
+    def set_dataset(self, dataset: Any) -> None:
+        self.dataset = dataset
+        for i in range(10):
+            name = dataset.class_names[i] if i < len(dataset.class_names) else str(i)
+            self.label_combo.setItemText(i + 1, f"{i}: {name}" if name != str(i) else f"Label {i}")
+        self._filter()
+
+    def _split(self) -> Any:
+        return self.dataset.train if self.split_combo.currentData() == "train" else self.dataset.test
+
+    def _filter(self) -> None:
+        if self.dataset is None:
+            return
+        labels = self._split().labels.numpy()
+        wanted = self.label_combo.currentData()
+        self.indices = np.arange(len(labels)) if wanted == -1 else np.flatnonzero(labels == wanted)
+        self.show_page(0)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.indices) // PAGE_SIZE))
+
+    def show_page(self, page: int) -> None:
+        if self.dataset is None:
+            return
+        self.page = min(max(page, 0), self.pages - 1)
+        split = self._split()
+        self.grid.clear()
+        chunk = self.indices[self.page * PAGE_SIZE : (self.page + 1) * PAGE_SIZE]
+        names = self.dataset.class_names
+        for index in chunk:
+            label = int(split.labels[int(index)])
+            item = QListWidgetItem(digit_icon(split.images[int(index)].numpy()), f"{names[label]}")
+            item.setData(Qt.ItemDataRole.UserRole, int(index))
+            item.setToolTip(f"image {int(index)}, label {names[label]}")
+            self.grid.addItem(item)
+        self.page_label.setText(f"{self.dataset.name}: page {self.page + 1} of {self.pages} "
+                                f"({len(self.indices):,} images)")
+        self.prev_button.setEnabled(self.page > 0)
+        self.next_button.setEnabled(self.page < self.pages - 1)
+
+    def shown_labels(self) -> list[int]:
+        split = self._split()
+        return [int(split.labels[self.grid.item(i).data(Qt.ItemDataRole.UserRole)]) for i in range(self.grid.count())]
+
+    def _send_to_canvas(self, item: QListWidgetItem) -> None:
+        index = item.data(Qt.ItemDataRole.UserRole)
+        self.window.recognition.show_array(self._split().images[index].numpy())

@@ -1,0 +1,201 @@
+"""A square drawing surface with a round pen, undo, and image drops.
+
+Strokes are kept as lists of points in unit coordinates (0..1), so resizing the window keeps the
+drawing, and the picture handed to the model is always rendered at the same ``RENDER_SIZE`` whatever
+the widget's size. Mouse, pen and touch input all arrive as mouse events (Qt synthesises them for
+tablets and touch screens that the widget does not handle itself).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+RENDER_SIZE = 280
+DEFAULT_PEN = 0.065  # pen diameter as a fraction of the canvas: MNIST-like strokes for a digit that fills it
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class DrawCanvas(QWidget):
+    """``stroke_changed`` fires while drawing (for throttled live prediction); ``stroke_finished`` after
+    each stroke; ``cleared`` when empty again; ``image_dropped`` with the path of a dropped image file."""
+
+    stroke_changed = Signal()
+    stroke_finished = Signal()
+    cleared = Signal()
+    image_dropped = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("drawCanvas")
+        self.setMinimumSize(200, 200)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+        self.setAcceptDrops(True)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setToolTip("Draw a digit with the mouse or a pen. Drop an image file here to classify it.")
+        self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width fraction, points)
+        self.pen_fraction = DEFAULT_PEN
+        self.background: QImage | None = None  # an opened or dropped image, shown instead of strokes
+        self._drawing = False
+
+    # -- geometry -------------------------------------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        return QSize(320, 320)
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return width
+
+    def _square(self) -> QRectF:
+        side = min(self.width(), self.height())
+        return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+
+    def _to_unit(self, pos: QPointF) -> QPointF:
+        square = self._square()
+        return QPointF((pos.x() - square.x()) / square.width(), (pos.y() - square.y()) / square.height())
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def is_empty(self) -> bool:
+        return not self.strokes and self.background is None
+
+    def set_pen_fraction(self, fraction: float) -> None:
+        self.pen_fraction = fraction
+
+    def clear(self) -> None:
+        was_empty = self.is_empty()
+        self.strokes.clear()
+        self.background = None
+        self.update()
+        if not was_empty:
+            self.cleared.emit()
+
+    def undo(self) -> None:
+        if self.strokes:
+            self.strokes.pop()
+            self.update()
+            if self.is_empty():
+                self.cleared.emit()
+            else:
+                self.stroke_finished.emit()
+
+    def set_image(self, image: QImage) -> None:
+        """Show an image (an opened file, a test sample) in place of the drawing."""
+        self.strokes.clear()
+        self.background = image.convertToFormat(QImage.Format.Format_Grayscale8)
+        self.update()
+
+    # -- input ----------------------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        if self.background is not None:  # drawing over a loaded image starts a fresh drawing
+            self.background = None
+        self._drawing = True
+        self.strokes.append((self.pen_fraction, [self._to_unit(event.position())]))
+        self.update()
+        self.stroke_changed.emit()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if not self._drawing or not event.buttons() & Qt.MouseButton.LeftButton:
+            return
+        self.strokes[-1][1].append(self._to_unit(event.position()))
+        self.update()
+        self.stroke_changed.emit()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or not self._drawing:
+            return
+        self._drawing = False
+        self.strokes[-1][1].append(self._to_unit(event.position()))
+        self.update()
+        self.stroke_finished.emit()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _image_path(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = _image_path(event)
+        if path is not None:
+            event.acceptProposedAction()
+            self.image_dropped.emit(path)
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def _paint(self, painter: QPainter, square: QRectF) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(square, QColor("white"))
+        if self.background is not None:
+            painter.drawImage(square, self.background)
+            return
+        for fraction, points in self.strokes:
+            pen = QPen(QColor("black"), fraction * square.width(), Qt.PenStyle.SolidLine,
+                       Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+            painter.setPen(pen)
+            mapped = [QPointF(square.x() + p.x() * square.width(), square.y() + p.y() * square.height())
+                      for p in points]
+            if len(mapped) == 1:
+                painter.drawPoint(mapped[0])
+                continue
+            path = QPainterPath(mapped[0])
+            for point in mapped[1:]:
+                path.lineTo(point)
+            painter.drawPath(path)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        square = self._square()
+        self._paint(painter, square)
+        painter.setPen(QPen(QColor(160, 160, 160), 1))
+        painter.drawRect(square.adjusted(0, 0, -1, -1))
+        painter.end()
+
+    def to_array(self, size: int = RENDER_SIZE) -> np.ndarray:
+        """The drawing as a size x size uint8 grayscale array (dark ink on white), independent of widget size."""
+        image = QImage(size, size, QImage.Format.Format_Grayscale8)
+        image.fill(255)
+        painter = QPainter(image)
+        self._paint(painter, QRectF(0, 0, size, size))
+        painter.end()
+        return qimage_to_array(image)
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_Grayscale8)
+    width, height = image.width(), image.height()
+    buffer = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.bytesPerLine() * height)
+    return buffer.reshape(height, image.bytesPerLine())[:, :width].copy()
+
+
+def array_to_qimage(array: np.ndarray) -> QImage:
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    height, width = array.shape
+    return QImage(array.data, width, height, width, QImage.Format.Format_Grayscale8).copy()
+
+
+def _image_path(event: QDragEnterEvent | QDropEvent) -> str | None:
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES:
+            return url.toLocalFile()
+    return None

@@ -1,0 +1,301 @@
+"""The Evaluate view: accuracy, per-class accuracy, a clickable confusion matrix and a gallery of mistakes.
+
+Evaluation runs on a worker over a private copy of the model answering on the canvas (bundled default,
+loaded checkpoint or the latest training snapshot), through :func:`engine.evaluation.evaluate`, the
+same function as the CLI's ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt, QThread, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.evaluation import EvaluationResult, write_csv
+from gui.workers import EvaluationWorker, start
+
+THUMB = 56
+
+
+def digit_icon(image: np.ndarray, size: int = THUMB) -> QIcon:
+    """A 28x28 uint8 data set image (ink bright) as a dark-on-white icon."""
+    pixels = np.ascontiguousarray(255 - image.astype(np.uint8))
+    qimage = QImage(pixels.data, pixels.shape[1], pixels.shape[0], pixels.shape[1],
+                    QImage.Format.Format_Grayscale8).copy()
+    return QIcon(QPixmap.fromImage(qimage).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.FastTransformation))
+
+
+def make_gallery(name: str) -> QListWidget:
+    gallery = QListWidget(objectName=name)
+    gallery.setViewMode(QListView.ViewMode.IconMode)
+    gallery.setIconSize(QSize(THUMB, THUMB))
+    gallery.setGridSize(QSize(THUMB + 26, THUMB + 30))
+    gallery.setResizeMode(QListView.ResizeMode.Adjust)
+    gallery.setMovement(QListView.Movement.Static)
+    gallery.setUniformItemSizes(True)
+    return gallery
+
+
+class EvaluationView(QWidget):
+    evaluated = Signal(object)  # EvaluationResult
+    cell_selected = Signal(int, int)
+
+    def __init__(self, window: Any) -> None:
+        super().__init__()
+        self.window = window
+        self.result: EvaluationResult | None = None
+        self.split: Any = None
+        self.class_names: tuple[str, ...] = tuple(str(i) for i in range(10))
+        self.model_source = ""
+        self.worker: EvaluationWorker | None = None
+        self.thread: QThread | None = None
+
+        self.evaluate_button = QPushButton("Evaluate on the test set", objectName="evaluateButton")
+        self.evaluate_button.clicked.connect(self.evaluate)
+        self.progress = QProgressBar(objectName="evaluationProgress")
+        self.progress.setVisible(False)
+        self.summary = QLabel("Evaluate the model answering on the canvas on the selected data set's test split.",
+                              objectName="evaluationSummary")
+        self.summary.setWordWrap(True)
+        self.export_csv_button = QPushButton("Export CSV...", objectName="exportCsvButton")
+        self.export_png_button = QPushButton("Export PNG...", objectName="exportPngButton")
+        self.export_csv_button.clicked.connect(self.export_csv_dialog)
+        self.export_png_button.clicked.connect(self.export_png_dialog)
+        for button in (self.export_csv_button, self.export_png_button):
+            button.setEnabled(False)
+
+        self.per_class_plot = pg.PlotWidget(objectName="perClassPlot")
+        self.per_class_plot.setBackground("w")
+        self.per_class_plot.setLabel("left", "accuracy (%)")
+        self.per_class_plot.setLabel("bottom", "class")
+        self.per_class_plot.setMouseEnabled(x=False, y=False)
+        self.per_class_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
+        self.per_class_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7, brush="#4c7fd1")
+        self.per_class_plot.addItem(self.per_class_bars)
+
+        self.matrix = QTableWidget(10, 10, objectName="confusionMatrix")
+        self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.matrix.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.matrix.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.matrix.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.matrix.setToolTip("Rows: true class; columns: predicted class. Click a cell to see its images.")
+        self.matrix.cellClicked.connect(self.select_cell)
+        self._set_headers()
+
+        self.gallery_label = QLabel("Click a cell of the confusion matrix", objectName="galleryLabel")
+        self.gallery = make_gallery("misclassifiedGallery")
+        self.gallery.itemClicked.connect(self._send_to_canvas)
+
+        top = QHBoxLayout()
+        top.addWidget(self.evaluate_button)
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.export_csv_button)
+        top.addWidget(self.export_png_button)
+        matrix_box = QWidget()
+        matrix_layout = QVBoxLayout(matrix_box)
+        matrix_layout.setContentsMargins(0, 0, 0, 0)
+        matrix_layout.addWidget(QLabel("Confusion matrix (rows = true, columns = predicted)"))
+        matrix_layout.addWidget(self.matrix)
+        gallery_box = QWidget()
+        gallery_layout = QVBoxLayout(gallery_box)
+        gallery_layout.setContentsMargins(0, 0, 0, 0)
+        gallery_layout.addWidget(self.gallery_label)
+        gallery_layout.addWidget(self.gallery)
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(matrix_box)
+        upper.addWidget(self.per_class_plot)
+        upper.setSizes([420, 260])
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(upper)
+        body.addWidget(gallery_box)
+        body.setSizes([380, 260])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.summary)
+        layout.addWidget(body, 1)
+
+    # -- running --------------------------------------------------------------------------------------------
+    def model_changed(self, source: str) -> None:
+        self.model_source = source
+
+    def evaluate(self) -> None:
+        if self.thread is not None:
+            return
+        predictor = self.window.recognition.predictor
+        if predictor is None:
+            self.window.show_error("Evaluate", "No model to evaluate: train one or open a checkpoint.")
+            return
+        self.evaluate_button.setEnabled(False)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        model = copy.deepcopy(predictor.model)
+        source = predictor.source
+        self.window.ensure_dataset(lambda dataset: self._start(model, predictor, source, dataset),
+                                   on_fail=self._finish)
+
+    def _start(self, model: Any, predictor: Any, source: str, dataset: Any) -> None:
+        self.split = dataset.test
+        self.class_names = predictor.class_names
+        self.model_source = source
+        self._dataset_name = dataset.name
+        worker = EvaluationWorker(model, dataset.test, predictor.normalization, len(predictor.class_names))
+        worker.progress.connect(self._on_progress)
+        worker.result.connect(self.show_result)
+        worker.failed.connect(self._on_failed)
+        worker.done.connect(self._finish)
+        self.worker = worker
+        self.thread = start(worker, self)
+
+    def _on_failed(self, message: str) -> None:
+        self.window.show_error("Evaluation failed", message)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _finish(self) -> None:
+        if self.thread is not None:
+            self.thread.wait()
+            self.thread.deleteLater()
+        self.thread = None
+        self.worker = None
+        self.progress.setVisible(False)
+        self.evaluate_button.setEnabled(True)
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+        if self.thread is not None:
+            self.thread.wait()
+
+    # -- showing --------------------------------------------------------------------------------------------
+    def _set_headers(self) -> None:
+        names = list(self.class_names)
+        self.matrix.setHorizontalHeaderLabels(names)
+        self.matrix.setVerticalHeaderLabels(names)
+        self.per_class_plot.getAxis("bottom").setTicks([[(i, n[:3]) for i, n in enumerate(names)]])
+
+    def show_result(self, result: EvaluationResult, split: Any = None, class_names: tuple[str, ...] | None = None,
+                    source: str | None = None) -> None:
+        if split is not None:
+            self.split = split
+        if class_names is not None:
+            self.class_names = class_names
+        if source is not None:
+            self.model_source = source
+        self.result = result
+        self._set_headers()
+        matrix = result.confusion_matrix
+        off_diagonal = matrix - np.diag(np.diag(matrix))
+        worst = max(int(off_diagonal.max()), 1)
+        for row in range(matrix.shape[0]):
+            for col in range(matrix.shape[1]):
+                count = int(matrix[row, col])
+                item = QTableWidgetItem(str(count))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if row == col:
+                    shade = 0.25 + 0.75 * (count / max(int(matrix[row].sum()), 1))
+                    item.setBackground(QBrush(QColor.fromRgbF(1 - 0.6 * shade, 1 - 0.25 * shade, 1 - 0.6 * shade)))
+                elif count:
+                    heat = count / worst
+                    item.setBackground(QBrush(QColor.fromRgbF(1.0, 1 - 0.75 * heat, 1 - 0.8 * heat)))
+                item.setToolTip(f"true {self.class_names[row]}, predicted {self.class_names[col]}: {count}")
+                self.matrix.setItem(row, col, item)
+        per_class = np.nan_to_num(result.per_class_accuracy) * 100
+        self.per_class_bars.setOpts(height=per_class)
+        low = max(0.0, float(per_class.min()) - 5) if len(per_class) else 0
+        self.per_class_plot.setYRange(low, 100, padding=0.02)
+        wrong = int((result.predictions != result.labels).sum())
+        self.summary.setText(
+            f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
+            f"({wrong} mistakes, loss {result.loss:.4f}). Model: {self.model_source}.")
+        for button in (self.export_csv_button, self.export_png_button):
+            button.setEnabled(True)
+        if off_diagonal.max() > 0:
+            row, col = np.unravel_index(int(off_diagonal.argmax()), off_diagonal.shape)
+            self.select_cell(int(row), int(col))
+        else:
+            self.gallery.clear()
+        self.evaluated.emit(result)
+
+    def select_cell(self, true_label: int, predicted: int) -> None:
+        """Fill the gallery with the test images of class ``true_label`` predicted as ``predicted``."""
+        if self.result is None or self.split is None:
+            return
+        self.matrix.setCurrentCell(true_label, predicted)
+        indices = self.result.pair_indices(true_label, predicted)
+        self.gallery.clear()
+        images = self.split.images
+        for index in indices[:500]:
+            probability = float(self.result.probabilities[index, predicted])
+            item = QListWidgetItem(digit_icon(images[int(index)].numpy()), f"#{int(index)}\n{probability:.0%}")
+            item.setData(Qt.ItemDataRole.UserRole, int(index))
+            item.setToolTip(f"test image {int(index)}: true {self.class_names[true_label]}, "
+                            f"predicted {self.class_names[predicted]} with probability {probability:.1%}")
+            self.gallery.addItem(item)
+        shown = "" if len(indices) <= 500 else " (first 500)"
+        self.gallery_label.setText(f"True {self.class_names[true_label]}, predicted {self.class_names[predicted]}: "
+                                   f"{len(indices)} images{shown}. Click one to inspect it on the canvas.")
+        self.cell_selected.emit(true_label, predicted)
+
+    def gallery_indices(self) -> list[int]:
+        return [self.gallery.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.gallery.count())]
+
+    def _send_to_canvas(self, item: QListWidgetItem) -> None:
+        index = item.data(Qt.ItemDataRole.UserRole)
+        self.window.recognition.show_array(self.split.images[index].numpy())
+        self.window.show_status(f"Test image {index} sent to the canvas")
+
+    # -- export ---------------------------------------------------------------------------------------------
+    def export_csv(self, path: str | Path) -> Path:
+        return write_csv(self.result, self.class_names, path)
+
+    def export_png(self, path: str | Path) -> list[Path]:
+        """The per-class plot (pyqtgraph exporter) and the confusion matrix, as two PNG files."""
+        from pyqtgraph.exporters import ImageExporter
+
+        path = Path(path)
+        plot_path = path.with_name(path.stem + "-per-class.png")
+        ImageExporter(self.per_class_plot.plotItem).export(str(plot_path))
+        matrix_path = path.with_name(path.stem + "-confusion.png")
+        self.matrix.grab().save(str(matrix_path))
+        return [plot_path, matrix_path]
+
+    def export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.export_csv(path)
+            except OSError as exc:
+                self.window.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
+                return
+            self.window.show_status(f"Wrote {path}")
+
+    def export_png_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "evaluation.png", "PNG (*.png)")
+        if path:
+            written = self.export_png(path)
+            self.window.show_status("Wrote " + ", ".join(str(p) for p in written))

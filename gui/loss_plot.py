@@ -1,0 +1,146 @@
+"""Live training plots: running loss per logged step (raw and smoothed) and per-epoch test metrics.
+
+Each curve is one ``PlotDataItem`` fed from a growing numpy buffer with ``setData``; incoming points
+only mark the plot dirty, and a timer redraws at most ``REDRAW_HZ`` times a second, so a fast run
+cannot make the GUI spend its time repainting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+REDRAW_HZ = 20
+SMOOTHING = 0.9  # exponential moving average factor for the smoothed loss
+
+
+class GrowingBuffer:
+    """An append-only float buffer that doubles its capacity, exposing a view of the filled part."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._data = np.empty(capacity, dtype=np.float64)
+        self._size = 0
+
+    def extend(self, values: np.ndarray | list[float]) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        needed = self._size + len(values)
+        if needed > len(self._data):
+            grown = np.empty(max(needed, 2 * len(self._data)), dtype=np.float64)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : needed] = values
+        self._size = needed
+
+    def clear(self) -> None:
+        self._size = 0
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self._size]
+
+    def __len__(self) -> int:
+        return self._size
+
+
+def _style(plot: pg.PlotWidget, left: str, bottom: str) -> None:
+    plot.setBackground("w")
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.setLabel("left", left)
+    plot.setLabel("bottom", bottom)
+    plot.addLegend(offset=(-10, 10))
+    plot.setMouseEnabled(x=True, y=False)
+
+
+class TrainingPlots(QWidget):
+    """The loss plot (``lossPlot``) above the accuracy plot (``accuracyPlot``)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setObjectName("lossPlot")
+        _style(self.loss_plot, "loss", "step")
+        self.loss_plot.setLogMode(y=True)
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((120, 160, 230), width=1), name="training loss")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((20, 70, 180), width=2), name="smoothed")
+        self.test_loss_curve = self.loss_plot.plot(pen=pg.mkPen((220, 110, 20), width=2), symbol="o",
+                                                   symbolSize=7, symbolBrush=(220, 110, 20), name="test loss")
+        for curve in (self.raw_curve, self.smooth_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+
+        self.accuracy_plot = pg.PlotWidget()
+        self.accuracy_plot.setObjectName("accuracyPlot")
+        _style(self.accuracy_plot, "test accuracy (%)", "epoch")
+        self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
+                                                      symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.loss_plot, 3)
+        layout.addWidget(self.accuracy_plot, 2)
+
+        self.steps = GrowingBuffer()
+        self.losses = GrowingBuffer()
+        self.smoothed = GrowingBuffer()
+        self.epoch_steps: list[float] = []
+        self.epoch_numbers: list[float] = []
+        self.test_losses: list[float] = []
+        self.accuracies: list[float] = []
+        self._ema: float | None = None
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // REDRAW_HZ)
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+
+    # -- data in --------------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        for buffer in (self.steps, self.losses, self.smoothed):
+            buffer.clear()
+        self.epoch_steps, self.epoch_numbers, self.test_losses, self.accuracies = [], [], [], []
+        self._ema = None
+        self._dirty = True
+
+    def add_losses(self, steps: list[int], losses: list[float]) -> None:
+        smoothed = []
+        for value in losses:
+            self._ema = value if self._ema is None else SMOOTHING * self._ema + (1 - SMOOTHING) * value
+            smoothed.append(self._ema)
+        self.steps.extend(steps)
+        self.losses.extend(losses)
+        self.smoothed.extend(smoothed)
+        self._dirty = True
+
+    def add_epoch(self, epoch: int, step: int, test_loss: float, test_accuracy: float) -> None:
+        self.epoch_numbers.append(epoch)
+        self.epoch_steps.append(step)
+        self.test_losses.append(test_loss)
+        self.accuracies.append(100.0 * test_accuracy)
+        self._dirty = True
+
+    def load_history(self, history: dict, steps_per_epoch: int | None = None) -> None:
+        """Show a checkpoint's history, so a resumed run's curves continue from it."""
+        self.clear()
+        self.add_losses(list(history.get("steps", [])), list(history.get("losses", [])))
+        for record in history.get("epochs", []):
+            epoch = int(record["epoch"])
+            step = epoch * steps_per_epoch if steps_per_epoch else (self.steps.view[-1] if len(self.steps) else 0)
+            self.add_epoch(epoch, step, record["test_loss"], record["test_accuracy"])
+
+    # -- drawing --------------------------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        positive = np.maximum(self.losses.view, 1e-6)  # log axis
+        self.raw_curve.setData(self.steps.view, positive)
+        self.smooth_curve.setData(self.steps.view, np.maximum(self.smoothed.view, 1e-6))
+        self.test_loss_curve.setData(self.epoch_steps, np.maximum(self.test_losses, 1e-6))
+        self.accuracy_curve.setData(self.epoch_numbers, self.accuracies)
+
+    def flush(self) -> None:
+        """Redraw now (tests and screenshots)."""
+        self._dirty = True
+        self._redraw()

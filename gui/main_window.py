@@ -1,0 +1,541 @@
+"""The main window: training on the left, plots and evaluation in the middle, recognition on the right.
+
+The window owns the app's state (the data sets loaded, the loaded checkpoint, the model answering on
+the canvas, the running worker) and wires the panels to the engine. It adds no engine logic of its
+own: training, checkpoints, evaluation and preprocessing are all engine calls.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+)
+
+from engine import checkpoint as ckpt
+from engine.devices import list_devices
+from engine.errors import UserError
+from engine.inference import Predictor, load_bundled
+from engine.training import EpochEvent, FinishedEvent, Trainer
+from gui.dataset_browser import DatasetBrowser
+from gui.evaluation_view import EvaluationView
+from gui.loss_plot import TrainingPlots
+from gui.prediction_panel import RecognitionPanel
+from gui.training_panel import TrainingPanel
+from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, start
+
+APP_NAME = "Digit Studio"
+MAX_RECENT = 8
+
+
+def autosave_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("digit-studio", appauthor=False)) / "autosave"
+
+
+class MainWindow(QMainWindow):
+    """Build it with a QApplication present; ``show()`` gives the full app without entering the loop."""
+
+    dataset_loaded = Signal(object)
+    training_finished = Signal(object)  # FinishedEvent, or None when a run failed
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle(APP_NAME)
+        self.setObjectName("mainWindow")
+        self.settings = settings or QSettings("DigitStudio", "Digit Studio")
+        self.devices = list_devices()
+        self.datasets: dict[tuple[str, str | None], Any] = {}
+        self.checkpoint: ckpt.Checkpoint | None = None
+        self.trainer: Trainer | None = None
+        self.snapshot: ModelSnapshot | None = None
+        self.training_worker: TrainingWorker | None = None
+        self.training_thread: QThread | None = None
+        self.dataset_worker: DatasetWorker | None = None
+        self.dataset_thread: QThread | None = None
+        self.last_error: str | None = None
+        self.last_saved: Path | None = None
+        self._after_dataset: list[Any] = []
+        self._steps_per_epoch = 1
+        self._total_epochs = 1
+        self._eta_rate = 0.0
+
+        self.training_panel = TrainingPanel(self.devices)
+        self.plots = TrainingPlots()
+        self.recognition = RecognitionPanel()
+        self.evaluation = EvaluationView(self)
+        self.browser = DatasetBrowser(self)
+        scroll = QScrollArea()
+        scroll.setWidget(self.training_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.training_panel.minimumSizeHint().width() + 24)
+        self.tabs = QTabWidget(objectName="centerTabs")
+        self.tabs.addTab(self.plots, "Training")
+        self.tabs.addTab(self.evaluation, "Evaluate")
+        self.tabs.addTab(self.browser, "Data")
+        splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
+        splitter.addWidget(scroll)
+        splitter.addWidget(self.tabs)
+        splitter.addWidget(self.recognition)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 3)
+        splitter.setStretchFactor(2, 2)
+        splitter.setSizes([380, 620, 440])
+        self.setCentralWidget(splitter)
+
+        self.status_label = QLabel("Ready", objectName="statusMessage")
+        self.speed_label = QLabel("", objectName="statusSpeed")
+        self.device_label = QLabel("", objectName="statusDevice")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.speed_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+        self._load_bundled_model()
+        self._update_device_label()
+
+    # ------------------------------------------------------------------------------------------ construction
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action(file_menu, "&Open checkpoint...", QKeySequence.StandardKey.Open,
+                                        self.open_checkpoint_dialog, "openCheckpointAction")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.setObjectName("recentMenu")
+        self.save_action = self._action(file_menu, "&Save checkpoint", QKeySequence.StandardKey.Save,
+                                        self.save_checkpoint, "saveCheckpointAction")
+        self.save_as_action = self._action(file_menu, "Save checkpoint &as...", QKeySequence.StandardKey.SaveAs,
+                                           self.save_checkpoint_as, "saveAsCheckpointAction")
+        file_menu.addSeparator()
+        self._action(file_menu, "Open &image...", None, self.open_image_dialog, "openImageAction")
+        self._action(file_menu, "Open data &folder...", None, self.open_data_folder_dialog, "openDataFolderAction")
+        self._action(file_menu, "&Export model...", None, self.export_dialog, "exportAction")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close, "quitAction")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About Digit Studio", None, self.show_about, "aboutAction")
+        self._refresh_recent_menu()
+
+    def _action(self, menu: Any, text: str, shortcut: Any, slot: Any, name: str) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _connect(self) -> None:
+        panel = self.training_panel
+        panel.train_requested.connect(self.start_training)
+        panel.pause_toggled.connect(self.set_paused)
+        panel.stop_requested.connect(self.stop_training)
+        panel.open_folder_requested.connect(self.open_data_folder_dialog)
+        panel.download_cancel_requested.connect(self.cancel_download)
+        panel.device_combo.currentIndexChanged.connect(lambda _: self._update_device_label())
+        self.recognition.open_image_requested.connect(self.open_image_dialog)
+        self.recognition.message.connect(self.show_status)
+
+    # ------------------------------------------------------------------------------------------ messages
+    def show_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def show_error(self, title: str, message: str) -> None:
+        """Errors from the engine: a dialog (and the status bar); the app keeps running."""
+        self.last_error = message
+        self.show_status(message)
+        QMessageBox.warning(self, title, message)
+
+    def confirm(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _update_device_label(self) -> None:
+        self.device_label.setText(f"Device: {self.training_panel.device()}")
+
+    # ------------------------------------------------------------------------------------------ models
+    def _load_bundled_model(self) -> None:
+        try:
+            self.recognition.set_predictor(load_bundled())
+        except UserError as exc:
+            self.show_status(f"No default model: {exc}")
+
+    def current_model_description(self) -> str:
+        return self.recognition.predictor.source if self.recognition.predictor else "no model"
+
+    def set_predictor(self, predictor: Predictor) -> None:
+        self.recognition.set_predictor(predictor)
+        self.evaluation.model_changed(predictor.source)
+
+    # ------------------------------------------------------------------------------------------ data sets
+    def ensure_dataset(self, then: Any, on_fail: Any = None) -> None:
+        """Call ``then(dataset)`` with the chosen data set, loading or downloading it on a worker first;
+        ``on_fail()`` runs instead when loading fails or is cancelled."""
+        name, folder = self.training_panel.dataset_choice()
+        key = (name, folder)
+        if key in self.datasets:
+            then(self.datasets[key])
+            return
+        self._after_dataset.append((then, on_fail))
+        if self.dataset_thread is not None:
+            return
+        self.training_panel.show_download(True)
+        self.training_panel.dataset_status.setText("Loading data set...")
+        worker = DatasetWorker(name, folder)
+        worker.progress.connect(self._on_download_progress)
+        worker.loaded.connect(self._on_dataset_loaded)
+        worker.failed.connect(self._on_dataset_failed)
+        worker.done.connect(self._on_dataset_done)
+        self.dataset_worker = worker
+        self.dataset_thread = start(worker, self)
+        self.show_status(f"Loading {name}...")
+
+    def _on_download_progress(self, done: int, total: int) -> None:
+        bar = self.training_panel.download_progress
+        if total > 0:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * done / total))
+            bar.setFormat(f"Downloading {done / 2**20:.1f} / {total / 2**20:.1f} MB")
+
+    def _on_dataset_loaded(self, dataset: Any) -> None:
+        self.datasets[(self.dataset_worker.name, self.dataset_worker.folder)] = dataset
+        self.training_panel.dataset_status.setText(
+            f"{dataset.name}: {len(dataset.train):,} training / {len(dataset.test):,} test images\n{dataset.folder}")
+        self.show_status(f"Loaded {dataset.name} from {dataset.folder}")
+        callbacks, self._after_dataset = self._after_dataset, []
+        self.dataset_loaded.emit(dataset)
+        for then, _ in callbacks:
+            then(dataset)
+
+    def _on_dataset_failed(self, message: str) -> None:
+        self.training_panel.dataset_status.setText(message)
+        self.show_error("Data set", message)
+
+    def _on_dataset_done(self) -> None:
+        callbacks, self._after_dataset = self._after_dataset, []
+        for _, on_fail in callbacks:  # still waiting: loading failed or was cancelled
+            if on_fail is not None:
+                on_fail()
+        self.training_panel.show_download(False)
+        self.dataset_worker = None
+        if self.dataset_thread is not None:
+            self.dataset_thread.wait()
+            self.dataset_thread.deleteLater()
+        self.dataset_thread = None
+
+    def cancel_download(self) -> None:
+        if self.dataset_worker is not None:
+            self.dataset_worker.cancel()
+
+    def open_data_folder_dialog(self) -> None:
+        start_dir = str(self.settings.value("paths/data", str(Path.home())))
+        folder = QFileDialog.getExistingDirectory(self, "Open data set folder (IDX files)", start_dir)
+        if folder:
+            self.settings.setValue("paths/data", folder)
+            self.training_panel.add_folder(folder)
+
+    # ------------------------------------------------------------------------------------------ training
+    @property
+    def is_training(self) -> bool:
+        return self.training_thread is not None
+
+    def start_training(self) -> None:
+        if self.is_training:
+            return
+        try:
+            config = self.training_panel.config()
+        except UserError as exc:
+            self.show_error("Training settings", str(exc))
+            return
+        resume = self.training_panel.resume_check.isChecked() and self.checkpoint is not None
+        self.training_panel.set_running(True)
+        self.training_panel.progress.setFormat("loading data...")
+        self.ensure_dataset(lambda dataset: self._start_worker(dataset, config, resume),
+                            on_fail=lambda: self.training_panel.set_running(False))
+
+    def _start_worker(self, dataset: Any, config: Any, resume: bool) -> None:
+        checkpoint = self.checkpoint if resume else None
+        extra_epochs = config.epochs
+
+        def make_trainer() -> Trainer:
+            if checkpoint is not None:
+                return ckpt.resume_trainer(checkpoint, dataset, more_epochs=extra_epochs, device=config.device)
+            return Trainer(config, dataset)
+
+        folder = autosave_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.autosave_path = folder / f"{config.model}-{dataset.name}-{stamp}.pt"
+        worker = TrainingWorker(make_trainer, self.autosave_path)
+        worker.started_training.connect(self._on_training_started)
+        worker.steps.connect(self._on_steps)
+        worker.epoch.connect(self._on_epoch)
+        worker.snapshot.connect(self._on_snapshot)
+        worker.saved.connect(self._on_autosaved)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_training_failed)
+        worker.done.connect(self._on_training_done)
+        self.training_worker = worker
+        self.training_thread = start(worker, self)
+        self.show_status("Preparing training...")
+
+    def _on_training_started(self, info: dict) -> None:
+        self.trainer = self.training_worker.trainer if self.training_worker else None
+        self._steps_per_epoch = info["steps_per_epoch"]
+        self._total_epochs = info["config"].epochs
+        self.plots.load_history(info["history"], self._steps_per_epoch)
+        self.training_panel.progress.setRange(0, self._total_epochs * self._steps_per_epoch)
+        self.training_panel.progress.setValue(info["epochs_done"] * self._steps_per_epoch)
+        self._eta_rate = 0.0
+        self.tabs.setCurrentWidget(self.plots)
+        self.show_status(f"Training {info['config'].model} on {info['device']}")
+
+    def _on_steps(self, events: list) -> None:
+        self.plots.add_losses([e.step for e in events], [e.loss for e in events])
+        last = events[-1]
+        bar = self.training_panel.progress
+        bar.setValue(last.step)
+        bar.setFormat(f"epoch {last.epoch + 1}/{self._total_epochs}  batch {last.batch}/{last.batches_per_epoch}")
+        remaining_steps = self._total_epochs * self._steps_per_epoch - last.step
+        batch_size = self.trainer.config.batch_size if self.trainer else 1
+        eta = remaining_steps * batch_size / max(last.samples_per_second, 1e-9)
+        self.speed_label.setText(f"{last.samples_per_second:,.0f} samples/s  ETA {_duration(eta)}  "
+                                 f"loss {last.loss:.4f}")
+
+    def _on_epoch(self, event: EpochEvent) -> None:
+        self.plots.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy)
+        self.show_status(f"Epoch {event.epoch}/{event.total_epochs}: test accuracy {event.test_accuracy:.2%}")
+
+    def _on_snapshot(self, snapshot: ModelSnapshot) -> None:
+        self.snapshot = snapshot
+        self.set_predictor(Predictor.from_state(snapshot.architecture, snapshot.model_kwargs, snapshot.state,
+                                                snapshot.normalization, snapshot.class_names, snapshot.label))
+
+    def _on_autosaved(self, path: str) -> None:
+        self.show_status(f"Autosaved {path}")
+
+    def _on_finished(self, event: FinishedEvent) -> None:
+        verb = "Stopped" if event.stopped else "Finished"
+        accuracy = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
+        self.show_status(f"{verb} after {event.epochs_done} epochs{accuracy}")
+        self.training_panel.progress.setFormat(f"{verb.lower()}: {event.epochs_done} epochs{accuracy}")
+        self.training_finished.emit(event)
+
+    def _on_training_failed(self, message: str) -> None:
+        self.show_error("Training failed", message)
+        self.training_finished.emit(None)
+
+    def _on_training_done(self) -> None:
+        if self.training_thread is not None:
+            self.training_thread.wait()
+            self.training_thread.deleteLater()
+        self.training_thread = None
+        self.training_worker = None
+        self.training_panel.set_running(False)
+        self.speed_label.setText("")
+
+    def set_paused(self, paused: bool) -> None:
+        if self.training_worker is None:
+            return
+        if paused:
+            self.training_worker.control.pause()
+            self.show_status("Paused")
+        else:
+            self.training_worker.control.resume()
+            self.show_status("Resumed")
+
+    def stop_training(self, wait: bool = False) -> None:
+        if self.training_worker is not None:
+            self.training_worker.cancel()
+            self.show_status("Stopping...")
+        if wait and self.training_thread is not None:
+            self.training_thread.wait()
+            QApplication.processEvents()
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def open_checkpoint_dialog(self) -> None:
+        start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start_dir, "Checkpoints (*.pt);;All files (*)")
+        if path:
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path: str | Path) -> bool:
+        """Load a checkpoint; on any problem show it and keep the current model."""
+        try:
+            loaded = ckpt.load(path)
+        except UserError as exc:
+            self.show_error("Cannot open checkpoint", str(exc))
+            return False
+        self.checkpoint = loaded
+        self.snapshot = None
+        self.trainer = None
+        self.settings.setValue("paths/checkpoints", str(Path(path).parent))
+        self._remember_recent(str(Path(path).resolve()))
+        self.set_predictor(Predictor.from_checkpoint(loaded))
+        self.plots.load_history(loaded.history.to_dict())
+        self.training_panel.set_defaults(loaded.config)
+        self.training_panel.epochs_spin.setValue(1)
+        self.training_panel.set_resumable(True, f"{loaded.display_name}: {loaded.epochs_done} epochs done")
+        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {loaded.epochs_done} epochs)")
+        return True
+
+    def _current_payload(self) -> dict | None:
+        if self.trainer is not None and self.trainer.epochs_done > 0:
+            return ckpt.trainer_payload(self.trainer)
+        if self.checkpoint is not None:
+            return ckpt.checkpoint_payload(self.checkpoint)
+        return None
+
+    def save_checkpoint(self) -> None:
+        target = self.last_saved or (self.checkpoint.path if self.checkpoint and self.trainer is None else None)
+        if target is None:
+            self.save_checkpoint_as()
+        else:
+            self.save_to(target)
+
+    def save_checkpoint_as(self) -> None:
+        if self._current_payload() is None:
+            self.show_error("Save checkpoint", "Nothing to save yet: train a model (one epoch at least) or open one.")
+            return
+        start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(Path(start_dir) / "digits.pt"),
+                                              "Checkpoints (*.pt)")
+        if path:
+            self.save_to(path)
+
+    def save_to(self, path: str | Path) -> bool:
+        payload = self._current_payload()
+        if payload is None:
+            self.show_error("Save checkpoint", "Nothing to save yet: train a model (one epoch at least) or open one.")
+            return False
+        try:
+            saved = ckpt.save(payload, path)
+        except UserError as exc:
+            self.show_error("Cannot save checkpoint", str(exc))
+            return False
+        self.last_saved = saved
+        self.settings.setValue("paths/checkpoints", str(saved.parent))
+        self._remember_recent(str(saved.resolve()))
+        self.show_status(f"Saved {saved}")
+        return True
+
+    def export_dialog(self) -> None:
+        from engine.export import export
+
+        payload = self._current_payload()
+        if payload is None:
+            self.show_error("Export", "Nothing to export yet: train a model or open a checkpoint.")
+            return
+        start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
+        path, chosen = QFileDialog.getSaveFileName(self, "Export model", str(Path(start_dir) / "digits.torchscript.pt"),
+                                                   "TorchScript (*.pt);;ONNX (*.onnx)")
+        if not path:
+            return
+        fmt = "onnx" if path.endswith(".onnx") or "ONNX" in chosen else "torchscript"
+        try:
+            export(ckpt.from_payload(payload), fmt, path)
+        except UserError as exc:
+            self.show_error("Export failed", str(exc))
+            return
+        self.show_status(f"Exported {fmt} model to {path}")
+
+    def _remember_recent(self, path: str) -> None:
+        recent = [p for p in self._recent() if p != path]
+        self.settings.setValue("recent/checkpoints", [path, *recent][:MAX_RECENT])
+        self._refresh_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent/checkpoints", [])
+        if isinstance(value, str):
+            return [value]
+        return list(value or [])
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._recent()
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ------------------------------------------------------------------------------------------ images
+    def open_image_dialog(self) -> None:
+        start_dir = str(self.settings.value("paths/images", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", start_dir,
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp)")
+        if path:
+            self.settings.setValue("paths/images", str(Path(path).parent))
+            self.recognition.open_image(path)
+
+    # ------------------------------------------------------------------------------------------ about
+    def show_about(self) -> None:
+        QMessageBox.about(self, f"About {APP_NAME}", about_text(self.training_panel.device(),
+                                                               self.current_model_description()))
+
+    # ------------------------------------------------------------------------------------------ lifetime
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 860)
+        self.training_panel.restore_settings(self.settings)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        try:
+            self.training_panel.save_settings(self.settings)
+        except UserError:
+            pass
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.is_training:
+            if not self.confirm("Training is running", "Stop training and quit? The last completed epoch is "
+                                "kept in the autosaved checkpoint."):
+                event.ignore()
+                return
+            self.stop_training(wait=True)
+        self.cancel_download()
+        if self.dataset_thread is not None:
+            self.dataset_thread.wait()
+        self.evaluation.shutdown()
+        self.save_settings()
+        event.accept()
+
+
+def about_text(device: str, model: str) -> str:
+    import PySide6
+    import torch
+    from PySide6.QtCore import qVersion
+
+    from engine import __version__
+
+    return (f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>Train a convolutional network on handwritten digits and recognise the digits you draw.</p>"
+            f"<p>PyTorch {torch.__version__}<br>Qt {qVersion()} (PySide6 {PySide6.__version__})<br>"
+            f"Device in use: {device}<br>Model on the canvas: {model}</p>")
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"

@@ -1,0 +1,231 @@
+"""The recognition side: canvas, live prediction, probability bars, what the model sees, saliency.
+
+Prediction runs on the GUI thread because it is short (a few milliseconds: preprocessing plus one
+forward pass of a small CNN on a private CPU copy of the weights). While a stroke is being drawn it is
+throttled: the next prediction waits at least twice as long as the last one took, and never less than
+``MIN_INTERVAL_MS``, so drawing stays fluid however slow the model.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import UserError
+from engine.inference import Prediction, Predictor
+from engine.preprocess import load_image
+from gui.draw_canvas import DEFAULT_PEN, DrawCanvas, array_to_qimage
+
+MIN_INTERVAL_MS = 40
+INPUT_VIEW_SIZE = 168  # 6 screen pixels per model pixel
+
+
+class ProbabilityBars(pg.PlotWidget):
+    """Ten bars, the top class highlighted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("probabilityBars")
+        self.setBackground("w")
+        self.setMouseEnabled(x=False, y=False)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setYRange(0, 1, padding=0.02)
+        self.setXRange(-0.6, 9.6, padding=0)
+        self.setLabel("left", "probability")
+        self.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
+        self.values = np.zeros(10, dtype=np.float32)
+        self.bars = pg.BarGraphItem(x=np.arange(10), height=self.values, width=0.7, brushes=["#8fb3e8"] * 10)
+        self.addItem(self.bars)
+
+    def set_labels(self, names: tuple[str, ...]) -> None:
+        self.getAxis("bottom").setTicks([[(i, n if len(n) <= 3 else n[:3]) for i, n in enumerate(names)]])
+
+    def set_probabilities(self, probabilities: np.ndarray) -> None:
+        self.values = np.asarray(probabilities, dtype=np.float32)
+        brushes = ["#8fb3e8"] * len(self.values)
+        if self.values.sum() > 0:
+            brushes[int(self.values.argmax())] = "#1f4fa8"
+        self.bars.setOpts(x=np.arange(len(self.values)), height=self.values, brushes=brushes)
+
+
+class RecognitionPanel(QWidget):
+    """``prediction_made`` carries each Prediction (tests and the status bar listen)."""
+
+    prediction_made = Signal(object)
+    open_image_requested = Signal()
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.predictor: Predictor | None = None
+        self.last_prediction: Prediction | None = None
+        self.last_latency_ms = 0.0
+
+        self.canvas = DrawCanvas()
+        self.pen_slider = QSlider(Qt.Orientation.Horizontal, objectName="penWidthSlider")
+        self.pen_slider.setRange(1, 20)  # percent of the canvas side / 0.5
+        self.pen_slider.setValue(round(DEFAULT_PEN * 200))
+        self.pen_slider.setToolTip("Pen width")
+        self.pen_slider.valueChanged.connect(lambda v: self.canvas.set_pen_fraction(v / 200))
+        self.clear_button = QPushButton("Clear", objectName="clearButton")
+        self.clear_button.setToolTip("Clear the canvas (Delete, Esc)")
+        self.undo_button = QPushButton("Undo", objectName="undoButton")
+        self.undo_button.setToolTip("Undo the last stroke (Ctrl+Z)")
+        self.open_image_button = QPushButton("Open image...", objectName="openImageButton")
+        self.clear_button.clicked.connect(self.canvas.clear)
+        self.undo_button.clicked.connect(self.canvas.undo)
+        self.open_image_button.clicked.connect(self.open_image_requested)
+        for key in (QKeySequence.StandardKey.Delete, QKeySequence(Qt.Key.Key_Escape)):
+            shortcut = QShortcut(key, self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(self.canvas.clear)
+        undo = QShortcut(QKeySequence.StandardKey.Undo, self)
+        undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        undo.activated.connect(self.canvas.undo)
+
+        self.prediction_label = QLabel("–", objectName="predictionLabel")
+        self.prediction_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = self.prediction_label.font()
+        font.setPointSize(54)
+        font.setBold(True)
+        self.prediction_label.setFont(font)
+        self.prediction_label.setMinimumWidth(120)
+        self.confidence_label = QLabel("Draw a digit", objectName="confidenceLabel")
+        self.confidence_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model_input_view = QLabel(objectName="modelInputView")
+        self.model_input_view.setFixedSize(INPUT_VIEW_SIZE, INPUT_VIEW_SIZE)
+        self.model_input_view.setToolTip("What the model sees: the 28x28 input after preprocessing")
+        self.model_input_view.setStyleSheet("background: black; border: 1px solid #888;")
+        self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
+        self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
+        self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
+        self.bars = ProbabilityBars()
+        self.bars.setMinimumHeight(150)
+        self.source_label = QLabel("", objectName="modelSourceLabel")
+        self.source_label.setWordWrap(True)
+        self.latency_label = QLabel("", objectName="latencyLabel")
+
+        tools = QHBoxLayout()
+        tools.addWidget(QLabel("Pen"))
+        tools.addWidget(self.pen_slider, 1)
+        tools.addWidget(self.undo_button)
+        tools.addWidget(self.clear_button)
+        tools.addWidget(self.open_image_button)
+        answer = QGridLayout()
+        answer.addWidget(self.prediction_label, 0, 0)
+        answer.addWidget(self.model_input_view, 0, 1, 2, 1)
+        answer.addWidget(self.confidence_label, 1, 0)
+        answer.addWidget(self.saliency_check, 2, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas, 1)
+        layout.addLayout(tools)
+        layout.addLayout(answer)
+        layout.addWidget(self.bars)
+        layout.addWidget(self.source_label)
+        layout.addWidget(self.latency_label)
+
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.timeout.connect(self.predict_now)
+        self._since_last = QElapsedTimer()
+        self._since_last.start()
+        self.canvas.stroke_changed.connect(self._schedule)
+        self.canvas.stroke_finished.connect(self.predict_now)
+        self.canvas.cleared.connect(self.predict_now)
+        self.canvas.image_dropped.connect(self.open_image)
+        self._show_input(None)
+
+    # -- model ----------------------------------------------------------------------------------------------
+    def set_predictor(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.bars.set_labels(predictor.class_names)
+        self.source_label.setText(f"Model: {predictor.source}")
+        self.predict_now()
+
+    # -- prediction -----------------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if self._throttle.isActive():
+            return
+        interval = max(MIN_INTERVAL_MS, 2 * self.last_latency_ms)
+        wait = max(0, int(interval - self._since_last.elapsed()))
+        self._throttle.start(wait)
+
+    def predict_now(self) -> Prediction | None:
+        self._throttle.stop()
+        if self.predictor is None:
+            return None
+        start = time.perf_counter()
+        prediction = self.predictor.predict(self.canvas.to_array())
+        self.last_latency_ms = 1000 * (time.perf_counter() - start)
+        self._since_last.restart()
+        self.show_prediction(prediction)
+        return prediction
+
+    def show_prediction(self, prediction: Prediction) -> None:
+        self.last_prediction = prediction
+        if prediction.label is None:
+            self.prediction_label.setText("–")
+            self.confidence_label.setText("Draw a digit" if self.canvas.is_empty() else "Nothing recognisable")
+        else:
+            name = self.predictor.class_names[prediction.label] if self.predictor else str(prediction.label)
+            self.prediction_label.setText(name if len(name) <= 2 else name[:10])
+            self.confidence_label.setText(f"{prediction.confidence:.1%} confident")
+        self.bars.set_probabilities(prediction.probabilities)
+        self.latency_label.setText(f"Answered in {self.last_latency_ms:.1f} ms")
+        self._show_input(prediction)
+        self.prediction_made.emit(prediction)
+
+    def _show_input(self, prediction: Prediction | None) -> None:
+        if prediction is None or prediction.prepared.empty:
+            pixels = np.zeros((28, 28), np.float32)
+        else:
+            pixels = prediction.prepared.pixels
+        gray = (np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+        rgb = np.repeat(gray[:, :, None], 3, axis=2)
+        if (self.saliency_check.isChecked() and prediction is not None and self.predictor is not None
+                and not prediction.prepared.empty):
+            heat = self.predictor.saliency(prediction.prepared)
+            rgb = rgb.astype(np.float32)
+            rgb[:, :, 0] = np.maximum(rgb[:, :, 0] * 0.6, heat * 255)
+            rgb[:, :, 1] *= 1 - 0.6 * heat
+            rgb[:, :, 2] *= 1 - 0.9 * heat
+            rgb = rgb.clip(0, 255).astype(np.uint8)
+        rgb = np.ascontiguousarray(rgb)
+        image = QImage(rgb.data, 28, 28, 28 * 3, QImage.Format.Format_RGB888).copy()
+        pixmap = QPixmap.fromImage(image).scaled(INPUT_VIEW_SIZE, INPUT_VIEW_SIZE,
+                                                 Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                 Qt.TransformationMode.FastTransformation)
+        self.model_input_view.setPixmap(pixmap)
+
+    # -- images ---------------------------------------------------------------------------------------------
+    def open_image(self, path: str) -> bool:
+        """Classify an image file: shown in the canvas, preprocessed like a drawing."""
+        try:
+            gray = load_image(path)
+        except UserError as exc:
+            self.message.emit(str(exc))
+            return False
+        self.show_array((gray * 255).astype(np.uint8))
+        self.message.emit(f"Classified {Path(path).name}")
+        return True
+
+    def show_array(self, array: np.ndarray) -> None:
+        """Show a grayscale image (uint8, dark ink on white or the reverse) in the canvas and classify it."""
+        self.canvas.set_image(array_to_qimage(array))
+        self.predict_now()

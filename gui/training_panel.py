@@ -1,0 +1,265 @@
+"""The training side's controls: data set, model, hyper-parameters, device, Train/Pause/Stop, progress.
+
+The panel only shows and collects values; :class:`gui.main_window.MainWindow` decides what happens.
+Every value has a range or a fixed list of choices, so invalid values cannot be entered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.data import DATASETS
+from engine.devices import DeviceInfo
+from engine.models import MODELS, build_model, parameter_count
+from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
+
+FOLDER_ITEM = "folder"
+
+
+class TrainingPanel(QWidget):
+    train_requested = Signal()
+    pause_toggled = Signal(bool)  # True: pause, False: resume
+    stop_requested = Signal()
+    open_folder_requested = Signal()
+    download_cancel_requested = Signal()
+    dataset_changed = Signal()
+
+    def __init__(self, devices: tuple[DeviceInfo, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        defaults = TrainConfig()
+
+        # data set ------------------------------------------------------------------------------------------
+        self.dataset_combo = QComboBox(objectName="datasetCombo")
+        for key, spec in DATASETS.items():
+            self.dataset_combo.addItem(spec.title, key)
+        self.dataset_combo.currentIndexChanged.connect(lambda _: self.dataset_changed.emit())
+        self.open_folder_button = QPushButton("Open folder...", objectName="openDataButton")
+        self.open_folder_button.setToolTip("Use IDX files (train-images-idx3-ubyte[.gz] ...) from a folder")
+        self.open_folder_button.clicked.connect(self.open_folder_requested)
+        self.dataset_status = QLabel("", objectName="datasetStatus")
+        self.dataset_status.setWordWrap(True)
+        self.download_progress = QProgressBar(objectName="downloadProgress")
+        self.download_progress.setVisible(False)
+        self.cancel_download_button = QPushButton("Cancel", objectName="cancelDownloadButton")
+        self.cancel_download_button.setVisible(False)
+        self.cancel_download_button.clicked.connect(self.download_cancel_requested)
+        data_box = QGroupBox("Data set")
+        data_layout = QVBoxLayout(data_box)
+        row = QHBoxLayout()
+        row.addWidget(self.dataset_combo, 1)
+        row.addWidget(self.open_folder_button)
+        data_layout.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(self.download_progress, 1)
+        row.addWidget(self.cancel_download_button)
+        data_layout.addLayout(row)
+        data_layout.addWidget(self.dataset_status)
+
+        # model and hyper-parameters ------------------------------------------------------------------------
+        self.model_combo = QComboBox(objectName="modelCombo")
+        for name, spec in MODELS.items():
+            self.model_combo.addItem(f"{name} ({parameter_count(build_model(name)):,} parameters)", name)
+            self.model_combo.setItemData(self.model_combo.count() - 1, spec.description, 3)  # tooltip role
+        self.epochs_spin = _int_spin("epochsSpin", 1, 1000)
+        self.batch_spin = _int_spin("batchSizeSpin", 1, 8192)
+        self.lr_spin = _float_spin("learningRateSpin", 0.00001, 10.0, 0.0005, decimals=5)
+        self.optimizer_combo = QComboBox(objectName="optimizerCombo")
+        self.optimizer_combo.addItems(list(OPTIMIZERS))
+        self.momentum_spin = _float_spin("momentumSpin", 0.0, 0.999, 0.01, decimals=3)
+        self.weight_decay_spin = _float_spin("weightDecaySpin", 0.0, 1.0, 0.0001, decimals=5)
+        self.schedule_combo = QComboBox(objectName="scheduleCombo")
+        self.schedule_combo.addItems(list(SCHEDULES))
+        self.augment_check = QCheckBox("Augment training images", objectName="augmentCheck")
+        self.augment_check.setToolTip("Random rotation, scale, shift, elastic distortion and stroke width, "
+                                      "so the model copes with digits drawn on the canvas")
+        self.seed_spin = _int_spin("seedSpin", 0, 2**31 - 1)
+        self.device_combo = QComboBox(objectName="deviceCombo")
+        for device in devices:
+            self.device_combo.addItem(f"{device.name} - {device.description}", device.name)
+        model_box = QGroupBox("Model and training")
+        form = QFormLayout(model_box)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Optimizer", self.optimizer_combo)
+        form.addRow("Momentum / beta1", self.momentum_spin)
+        form.addRow("Weight decay", self.weight_decay_spin)
+        form.addRow("LR schedule", self.schedule_combo)
+        form.addRow("", self.augment_check)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow("Device", self.device_combo)
+
+        # run controls --------------------------------------------------------------------------------------
+        self.train_button = QPushButton("Train", objectName="trainButton")
+        self.train_button.setDefault(True)
+        self.pause_button = QPushButton("Pause", objectName="pauseButton")
+        self.pause_button.setCheckable(True)
+        self.stop_button = QPushButton("Stop", objectName="stopButton")
+        self.resume_check = QCheckBox("Continue from the loaded checkpoint", objectName="resumeCheck")
+        self.resume_check.setEnabled(False)
+        self.train_button.clicked.connect(self.train_requested)
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.progress = QProgressBar(objectName="trainingProgress")
+        self.progress.setFormat("idle")
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        run_box = QGroupBox("Run")
+        run_layout = QVBoxLayout(run_box)
+        buttons = QHBoxLayout()
+        for button in (self.train_button, self.pause_button, self.stop_button):
+            buttons.addWidget(button)
+        run_layout.addWidget(self.resume_check)
+        run_layout.addLayout(buttons)
+        run_layout.addWidget(self.progress)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(data_box)
+        layout.addWidget(model_box)
+        layout.addWidget(run_box)
+        layout.addStretch(1)
+        self.set_defaults(defaults)
+        self.set_running(False)
+
+    # -- values ---------------------------------------------------------------------------------------------
+    def set_defaults(self, config: TrainConfig) -> None:
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(config.model)))
+        self.epochs_spin.setValue(config.epochs)
+        self.batch_spin.setValue(config.batch_size)
+        self.lr_spin.setValue(config.lr)
+        self.optimizer_combo.setCurrentText(config.optimizer)
+        self.momentum_spin.setValue(config.momentum)
+        self.weight_decay_spin.setValue(config.weight_decay)
+        self.schedule_combo.setCurrentText(config.schedule)
+        self.augment_check.setChecked(config.augment)
+        self.seed_spin.setValue(config.seed)
+
+    def config(self) -> TrainConfig:
+        return replace(
+            TrainConfig(),
+            model=self.model_combo.currentData(),
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            lr=self.lr_spin.value(),
+            optimizer=self.optimizer_combo.currentText(),
+            momentum=self.momentum_spin.value(),
+            weight_decay=self.weight_decay_spin.value(),
+            schedule=self.schedule_combo.currentText(),
+            augment=self.augment_check.isChecked(),
+            seed=self.seed_spin.value(),
+            device=self.device(),
+        ).validate()
+
+    def device(self) -> str:
+        return self.device_combo.currentData() or "cpu"
+
+    def dataset_choice(self) -> tuple[str, str | None]:
+        """(data set name, folder or None)."""
+        data = self.dataset_combo.currentData()
+        if isinstance(data, tuple) and data[0] == FOLDER_ITEM:
+            return "mnist", data[1]
+        return data, None
+
+    def add_folder(self, folder: str) -> None:
+        index = self.dataset_combo.findData((FOLDER_ITEM, folder))
+        if index < 0:
+            self.dataset_combo.addItem(f"Folder: {folder}", (FOLDER_ITEM, folder))
+            index = self.dataset_combo.count() - 1
+        self.dataset_combo.setCurrentIndex(index)
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def set_running(self, running: bool) -> None:
+        for widget in (self.train_button, self.dataset_combo, self.open_folder_button, self.model_combo,
+                       self.epochs_spin, self.batch_spin, self.lr_spin, self.optimizer_combo, self.momentum_spin,
+                       self.weight_decay_spin, self.schedule_combo, self.augment_check, self.seed_spin,
+                       self.device_combo):
+            widget.setEnabled(not running)
+        self.resume_check.setEnabled(not running and self._can_resume)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self.pause_button.blockSignals(True)
+            self.pause_button.setChecked(False)
+            self.pause_button.setText("Pause")
+            self.pause_button.blockSignals(False)
+
+    _can_resume = False
+
+    def set_resumable(self, resumable: bool, description: str = "") -> None:
+        self._can_resume = resumable
+        self.resume_check.setEnabled(resumable and self.train_button.isEnabled())
+        self.resume_check.setChecked(False)
+        self.resume_check.setToolTip(description)
+
+    def _on_pause_toggled(self, paused: bool) -> None:
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_toggled.emit(paused)
+
+    def show_download(self, visible: bool) -> None:
+        self.download_progress.setVisible(visible)
+        self.cancel_download_button.setVisible(visible)
+        if visible:
+            self.download_progress.setRange(0, 0)
+
+    # -- settings -------------------------------------------------------------------------------------------
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("training/config", self.config().to_dict())
+        settings.setValue("training/device", self.device())
+
+    def restore_settings(self, settings: QSettings) -> None:
+        saved = settings.value("training/config")
+        if isinstance(saved, dict):
+            try:
+                self.set_defaults(TrainConfig.from_dict(_typed(saved)).validate())
+            except Exception:  # settings from another version: keep the defaults
+                pass
+        device = settings.value("training/device")
+        index = self.device_combo.findData(device)
+        if index >= 0:
+            self.device_combo.setCurrentIndex(index)
+
+
+def _int_spin(name: str, low: int, high: int) -> QSpinBox:
+    spin = QSpinBox(objectName=name)
+    spin.setRange(low, high)
+    return spin
+
+
+def _float_spin(name: str, low: float, high: float, step: float, decimals: int) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox(objectName=name)
+    spin.setDecimals(decimals)
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    return spin
+
+
+def _typed(values: dict) -> dict:
+    """QSettings may hand back strings on some platforms; restore the dataclass field types."""
+    defaults = TrainConfig().to_dict()
+    typed = {}
+    for key, value in values.items():
+        if key not in defaults:
+            continue
+        kind = type(defaults[key])
+        if kind is bool and isinstance(value, str):
+            typed[key] = value.lower() == "true"
+        else:
+            typed[key] = kind(value)
+    return typed

@@ -1,0 +1,205 @@
+"""Workers: the only place in the app that starts threads.
+
+Connect worker signals to methods of QObjects living in the GUI thread, never to lambdas: a lambda has
+no thread affinity, so Qt would call it directly in the worker thread.
+
+Each worker is a ``QObject`` moved to its own ``QThread``. It calls the engine and reports back with
+signals carrying plain data (numbers, numpy arrays, frozen dataclasses, CPU copies of weights), which
+Qt delivers to the GUI thread as queued calls. Stop, pause and cancel are thread-safe flags the GUI sets
+directly; the engine checks them between batches.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """Weights published by a training run (CPU copies), enough to build a predictor or a checkpoint."""
+
+    architecture: str
+    model_kwargs: dict[str, Any]
+    state: dict[str, Any]
+    normalization: Any
+    class_names: tuple[str, ...]
+    epochs_done: int
+    label: str
+
+
+class Worker(QObject):
+    """Base: ``run`` is called in the worker thread; ``done`` is always emitted last, once."""
+
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def is_cancelled(self) -> bool:
+        return self._cancelled
+
+    @Slot()
+    def run(self) -> None:
+        from engine.errors import UserError
+
+        try:
+            self.work()
+        except UserError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a bug: keep the app alive and say what happened
+            traceback.print_exc()
+            self.failed.emit(f"Internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+def start(worker: Worker, parent: QObject) -> QThread:
+    """Run ``worker`` in a new thread that quits and cleans itself up when the worker is done."""
+    thread = QThread(parent)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    # quit() is thread-safe; a direct call lets the GUI thread wait() for the thread right after ``done``
+    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    thread.finished.connect(worker.deleteLater)
+    thread.start()
+    return thread
+
+
+class TrainingWorker(Worker):
+    """Runs one :class:`engine.training.Trainer` to the end, or until stopped.
+
+    ``make_trainer`` is called in the worker thread (loading data and building the model take time).
+    Step events are batched and sent at most every ``emit_interval`` seconds, so a fast GPU cannot flood
+    the GUI thread with signals; every logged loss still arrives.
+    """
+
+    steps = Signal(object)  # list[StepEvent]
+    epoch = Signal(object)  # EpochEvent
+    finished = Signal(object)  # FinishedEvent
+    snapshot = Signal(object)  # ModelSnapshot
+    saved = Signal(str)  # path of the autosaved checkpoint
+    started_training = Signal(object)  # the Trainer's config, steps per epoch, epochs done, history
+
+    def __init__(self, make_trainer: Callable[[], Any], autosave_path: Path | None,
+                 emit_interval: float = 0.05) -> None:
+        super().__init__()
+        from engine.training import TrainingControl
+
+        self.make_trainer = make_trainer
+        self.autosave_path = autosave_path
+        self.control = TrainingControl()
+        self.emit_interval = emit_interval
+        self.trainer: Any = None
+        self._pending: list[Any] = []
+        self._last_emit = 0.0
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.control.stop()
+
+    def work(self) -> None:
+        from engine import checkpoint
+        from engine.training import EpochEvent, FinishedEvent, StepEvent
+
+        self.trainer = trainer = self.make_trainer()
+        if self.control.stopped:
+            return
+        self.started_training.emit({
+            "config": trainer.config, "steps_per_epoch": trainer.steps_per_epoch,
+            "epochs_done": trainer.epochs_done, "history": trainer.history.to_dict(),
+            "device": str(trainer.device),
+        })
+
+        def flush() -> None:
+            if self._pending:
+                self.steps.emit(self._pending)
+                self._pending = []
+            self._last_emit = time.perf_counter()
+
+        def on_event(event: Any) -> None:
+            if isinstance(event, StepEvent):
+                self._pending.append(event)
+                if time.perf_counter() - self._last_emit >= self.emit_interval:
+                    flush()
+            elif isinstance(event, EpochEvent):
+                flush()
+                self.epoch.emit(event)
+            elif isinstance(event, FinishedEvent):
+                flush()
+                self.snapshot.emit(self._snapshot(trainer, final=True))
+                self.finished.emit(event)
+
+        def on_epoch_end(t: Any) -> None:
+            self.snapshot.emit(self._snapshot(t, final=False))
+            if self.autosave_path is not None:
+                checkpoint.save(checkpoint.trainer_payload(t), self.autosave_path)
+                self.saved.emit(str(self.autosave_path))
+
+        trainer.run(on_event, self.control, on_epoch_end=on_epoch_end)
+
+    @staticmethod
+    def _snapshot(trainer: Any, final: bool) -> ModelSnapshot:
+        state = trainer.weights_snapshot()
+        label = f"training run ({trainer.config.model}, {'after' if final else 'epoch'} {trainer.epochs_done})"
+        return ModelSnapshot(trainer.config.model, dict(trainer.model_kwargs), state, trainer.normalization,
+                             tuple(trainer.dataset.class_names), trainer.epochs_done, label)
+
+
+class DatasetWorker(Worker):
+    """Loads a data set (downloading it when needed) with byte progress and cancel."""
+
+    progress = Signal(int, int)
+    loaded = Signal(object)  # engine.data.Dataset
+
+    def __init__(self, name: str, folder: str | None) -> None:
+        super().__init__()
+        self.name = name
+        self.folder = folder
+
+    def work(self) -> None:
+        from engine import data
+
+        dataset = data.resolve(self.name, self.folder, progress=self.progress.emit, cancelled=self.is_cancelled)
+        self.loaded.emit(dataset)
+
+
+class EvaluationWorker(Worker):
+    """Evaluates a model (a CPU copy the worker owns) on a test split, with progress."""
+
+    progress = Signal(int, int)
+    result = Signal(object)  # engine.evaluation.EvaluationResult
+
+    def __init__(self, model: Any, split: Any, normalization: Any, num_classes: int, device: str = "cpu") -> None:
+        super().__init__()
+        self.model = model
+        self.split = split
+        self.normalization = normalization
+        self.num_classes = num_classes
+        self.device = device
+
+    def work(self) -> None:
+        from engine.evaluation import evaluate
+
+        model = self.model.to(self.device)
+        try:
+            result = evaluate(model, self.split, self.normalization, self.device, batch_size=500,
+                              num_classes=self.num_classes, progress=self.progress.emit,
+                              cancelled=self.is_cancelled)
+        except InterruptedError:
+            return
+        self.result.emit(result)

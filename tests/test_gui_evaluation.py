@@ -1,0 +1,102 @@
+"""The Evaluate view and the data set browser, on a model whose mistakes are known in advance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from torch import nn
+
+from engine.evaluation import evaluate, read_csv
+from engine.inference import Predictor
+
+
+class ScriptedModel(nn.Module):
+    """Answers from a lookup table: each known image gets the label the test scripted for it."""
+
+    def __init__(self, images: torch.Tensor, answers: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("keys", images.reshape(len(images), -1).float())
+        self.answers = torch.as_tensor(answers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(len(x), -1)
+        index = torch.cdist(flat, self.keys).argmin(1)
+        return nn.functional.one_hot(self.answers[index], 10).float() * 20
+
+
+@pytest.fixture
+def scripted(tiny_dataset):
+    labels = tiny_dataset.test.labels.numpy()
+    answers = labels.copy()
+    answers[labels == 3] = 5  # every 3 is read as a 5
+    sevens = np.flatnonzero(labels == 7)[:2]
+    answers[sevens] = 1  # two 7s are read as 1s
+    norm = tiny_dataset.normalization
+    keys = (tiny_dataset.test.images.float() / 255 - norm.mean) / norm.std
+    model = ScriptedModel(keys, answers)
+    expected = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(expected, (labels, answers), 1)
+    return Predictor(model, norm, tuple(str(i) for i in range(10)), "scripted model"), expected, answers
+
+
+def test_engine_evaluate_matches_the_script(scripted, tiny_dataset) -> None:
+    predictor, expected, _ = scripted
+    result = evaluate(predictor.model, tiny_dataset.test, predictor.normalization)
+    assert np.array_equal(result.confusion_matrix, expected)
+
+
+def test_confusion_matrix_shows_the_engine_counts_and_cells_fill_the_gallery(window, qtbot, scripted, tmp_path):
+    predictor, expected, answers = scripted
+    window.set_predictor(predictor)
+    view = window.evaluation
+    with qtbot.waitSignal(view.evaluated, timeout=30000) as done:
+        qtbot.mouseClick(view.evaluate_button, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    assert np.array_equal(result.confusion_matrix, expected)
+    shown = np.array([[int(view.matrix.item(r, c).text()) for c in range(10)] for r in range(10)])
+    assert np.array_equal(shown, expected)
+    # the worst cell (3 -> 5) is selected first
+    labels = result.labels
+    assert sorted(view.gallery_indices()) == sorted(np.flatnonzero((labels == 3) & (answers == 5)).tolist())
+    # clicking the 7 -> 1 cell shows exactly those two images
+    rect = view.matrix.visualItemRect(view.matrix.item(7, 1))
+    qtbot.mouseClick(view.matrix.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert sorted(view.gallery_indices()) == sorted(np.flatnonzero((labels == 7) & (answers == 1)).tolist())
+    assert view.gallery.count() == 2
+    assert "Accuracy" in view.summary.text()
+    # clicking an image sends it to the recognition panel
+    item = view.gallery.item(0)
+    qtbot.mouseClick(view.gallery.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.gallery.visualItemRect(item).center())
+    assert not window.recognition.canvas.is_empty() and window.recognition.last_prediction is not None
+
+
+def test_csv_export_round_trips(window, qtbot, scripted, tmp_path) -> None:
+    predictor, expected, _ = scripted
+    window.set_predictor(predictor)
+    view = window.evaluation
+    with qtbot.waitSignal(view.evaluated, timeout=30000) as done:
+        view.evaluate()
+    path = view.export_csv(tmp_path / "eval.csv")
+    names, accuracy, matrix = read_csv(path)
+    assert names == [str(i) for i in range(10)]
+    assert np.array_equal(matrix, expected)
+    np.testing.assert_allclose(accuracy, done.args[0].per_class_accuracy, atol=1e-6)
+    pngs = view.export_png(tmp_path / "eval.png")
+    assert all(p.exists() and p.stat().st_size > 1000 for p in pngs)
+
+
+def test_dataset_browser_pages_and_filters(window, qtbot, tiny_dataset) -> None:
+    browser = window.browser
+    with qtbot.waitSignal(window.dataset_loaded, timeout=30000):
+        qtbot.mouseClick(browser.load_button, Qt.MouseButton.LeftButton)
+    assert browser.grid.count() == 120 and browser.pages == 3
+    qtbot.mouseClick(browser.next_button, Qt.MouseButton.LeftButton)
+    assert browser.page == 1
+    browser.label_combo.setCurrentIndex(browser.label_combo.findData(4))
+    assert set(browser.shown_labels()) == {4}
+    assert browser.grid.count() == int((tiny_dataset.train.labels == 4).sum())
+    browser.split_combo.setCurrentIndex(browser.split_combo.findData("test"))
+    assert browser.grid.count() == int((tiny_dataset.test.labels == 4).sum())

@@ -1,0 +1,139 @@
+"""The recognition side: drawing with real mouse events, live prediction, images, model switching."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from engine.inference import BUNDLED_MODEL
+from tests.drawn_digits import SHAPES, render
+from tests.gui_helpers import drag
+
+pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="bundled model not built")
+
+ONE = [(0.5, 0.15 + 0.07 * i) for i in range(11)]
+ZERO = [(0.5 + 0.22 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.33 * math.cos(t / 24 * 2 * math.pi))
+        for t in range(25)]
+
+
+@pytest.fixture
+def panel(window):
+    window.resize(1400, 900)
+    return window.recognition
+
+
+def test_bundled_model_answers_at_start(panel) -> None:
+    assert panel.predictor is not None and panel.predictor.source == "bundled default model"
+    assert "bundled" in panel.source_label.text()
+
+
+def test_drawing_a_one_and_a_zero(panel, qtbot) -> None:
+    drag(panel.canvas, ONE)
+    prediction = panel.last_prediction
+    assert prediction.label == 1, prediction.probabilities
+    assert panel.prediction_label.text() == "1"
+    assert float(panel.bars.values.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert panel.model_input_view.pixmap() is not None and not panel.model_input_view.pixmap().isNull()
+    panel.canvas.clear()
+    drag(panel.canvas, ZERO)
+    assert panel.last_prediction.label == 0, panel.last_prediction.probabilities
+
+
+def test_prediction_updates_during_a_stroke(panel, qtbot) -> None:
+    from PySide6.QtCore import QEvent, QPoint, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    predictions = []
+    panel.prediction_made.connect(predictions.append)
+    canvas = panel.canvas
+    side = min(canvas.width(), canvas.height())
+    ox, oy = (canvas.width() - side) // 2, (canvas.height() - side) // 2
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     QPoint(ox + side // 2, oy + side // 6))
+    for i in range(1, 12):
+        point = QPointF(ox + side / 2, oy + side / 6 + i * side / 16)
+        QApplication.sendEvent(canvas, QMouseEvent(QEvent.Type.MouseMove, point, canvas.mapToGlobal(point),
+                                                   Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton,
+                                                   Qt.KeyboardModifier.NoModifier))
+    qtbot.waitUntil(lambda: len(predictions) > 0, timeout=2000)  # before the button is released
+    assert predictions[-1].label == 1
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       QPoint(ox + side // 2, oy + side * 5 // 6))
+
+
+def test_clear_empties_the_prediction(panel, qtbot) -> None:
+    drag(panel.canvas, ONE)
+    qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
+    assert panel.canvas.is_empty() and panel.last_prediction.label is None
+    assert panel.prediction_label.text() == "–" and float(panel.bars.values.sum()) == 0
+
+
+def test_escape_clears_and_undo_removes_the_last_stroke(panel, qtbot) -> None:
+    drag(panel.canvas, ONE)
+    drag(panel.canvas, [(0.3, 0.3), (0.7, 0.3)])
+    assert len(panel.canvas.strokes) == 2
+    qtbot.mouseClick(panel.undo_button, Qt.MouseButton.LeftButton)
+    assert len(panel.canvas.strokes) == 1 and panel.last_prediction.label == 1
+    panel.canvas.setFocus()
+    QTest.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert panel.canvas.is_empty() and panel.last_prediction.label is None
+    drag(panel.canvas, ONE)
+    QTest.keyClick(panel.canvas, Qt.Key.Key_Escape)
+    assert panel.canvas.is_empty()
+
+
+def test_resizing_keeps_the_drawing(window, panel, qtbot) -> None:
+    drag(panel.canvas, ZERO)
+    before = panel.canvas.to_array()
+    window.resize(1000, 700)
+    qtbot.wait(50)
+    assert np.array_equal(panel.canvas.to_array(), before)
+    assert panel.last_prediction.label == 0
+
+
+def test_pen_width_slider(panel) -> None:
+    panel.pen_slider.setValue(4)
+    drag(panel.canvas, ONE)
+    thin = (panel.canvas.to_array() < 128).sum()
+    panel.canvas.clear()
+    panel.pen_slider.setValue(16)
+    drag(panel.canvas, ONE)
+    assert (panel.canvas.to_array() < 128).sum() > 2 * thin
+
+
+def test_opening_an_image_file_predicts_it(panel, tmp_path) -> None:
+    path = tmp_path / "seven.png"
+    Image.fromarray(render(SHAPES[7][0])).save(path)
+    assert panel.open_image(str(path))
+    assert panel.last_prediction.label == 7
+    assert not panel.canvas.is_empty()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"no")
+    messages = []
+    panel.message.connect(messages.append)
+    assert not panel.open_image(str(broken)) and "broken.png" in messages[-1]
+
+
+def test_saliency_overlay_colours_the_input_view(panel) -> None:
+    drag(panel.canvas, ZERO)
+    plain = panel.model_input_view.pixmap().toImage()
+    panel.saliency_check.setChecked(True)
+    overlay = panel.model_input_view.pixmap().toImage()
+    assert plain != overlay
+
+
+def test_model_in_use_switches_when_a_checkpoint_is_opened(window, panel, tmp_path, tiny_dataset) -> None:
+    from engine import checkpoint as ckpt
+    from engine.training import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=32, device="cpu"), tiny_dataset)
+    trainer.run()
+    path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "mine.pt")
+    assert window.open_checkpoint(path)
+    assert panel.predictor.source == "mine.pt" and "mine.pt" in panel.source_label.text()

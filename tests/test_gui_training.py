@@ -1,0 +1,179 @@
+"""The main window's training side, driven through its real widgets (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QProgressBar, QPushButton, QSpinBox
+
+from engine import checkpoint as ckpt
+from engine.devices import list_devices
+from engine.training import StepEvent
+
+
+def _widget(window, cls, name):
+    widget = window.findChild(cls, name)
+    assert widget is not None, name
+    return widget
+
+
+def _configure(window, epochs: int, batch: int = 32) -> None:
+    model = _widget(window, QComboBox, "modelCombo")
+    model.setCurrentIndex(model.findData("lenet"))
+    _widget(window, QSpinBox, "epochsSpin").setValue(epochs)
+    _widget(window, QSpinBox, "batchSizeSpin").setValue(batch)
+
+
+def _collect_steps(window) -> list[StepEvent]:
+    steps: list[StepEvent] = []
+    original = window._on_steps
+
+    def spy(events):
+        steps.extend(events)
+        original(events)
+
+    window._on_steps = spy
+    return steps
+
+
+def test_every_interactive_widget_has_its_object_name(window) -> None:
+    for cls, name in [(QComboBox, "datasetCombo"), (QComboBox, "modelCombo"), (QSpinBox, "epochsSpin"),
+                      (QSpinBox, "batchSizeSpin"), (QComboBox, "deviceCombo"), (QPushButton, "trainButton"),
+                      (QPushButton, "pauseButton"), (QPushButton, "stopButton"), (QProgressBar, "trainingProgress")]:
+        _widget(window, cls, name)
+    assert window.findChild(object, "lossPlot") is not None and window.findChild(object, "accuracyPlot") is not None
+    assert window.findChild(object, "learningRateSpin") is not None
+
+
+def test_device_combo_lists_exactly_what_the_engine_finds(window) -> None:
+    combo = _widget(window, QComboBox, "deviceCombo")
+    assert [combo.itemData(i) for i in range(combo.count())] == [d.name for d in list_devices()]
+
+
+def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
+    _configure(window, epochs=2)
+    steps = _collect_steps(window)
+    with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    event = finished.args[0]
+    assert event is not None and not event.stopped and event.epochs_done == 2
+    window.plots.flush()
+    xs, ys = window.plots.raw_curve.getData()
+    assert list(window.plots.losses.view) == [s.loss for s in steps]
+    assert list(xs) == [s.step for s in steps] and len(ys) == len(steps) == 4  # 20 steps, one loss per 5
+    assert list(window.plots.accuracies) and len(window.plots.accuracies) == 2
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    assert _widget(window, QPushButton, "trainButton").isEnabled()
+    assert window.recognition.predictor.source.startswith("training run")
+    assert Path(window.autosave_path).exists()
+
+
+def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
+    _configure(window, epochs=200, batch=8)
+    steps = _collect_steps(window)
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) > 3, timeout=30000)
+    pause = _widget(window, QPushButton, "pauseButton")
+    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    assert pause.text() == "Resume"
+    qtbot.wait(400)  # let the step in flight land
+    frozen = len(steps)
+    qtbot.wait(600)
+    assert len(steps) == frozen
+    qtbot.mouseClick(pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) > frozen, timeout=10000)
+    with qtbot.waitSignal(window.training_finished, timeout=5000):
+        qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
+
+
+def test_stop_ends_within_a_second(window, qtbot) -> None:
+    _configure(window, epochs=200, batch=8)
+    steps = _collect_steps(window)
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
+    with qtbot.waitSignal(window.training_finished, timeout=1000) as finished:
+        qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
+    assert finished.args[0].stopped
+    qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
+
+
+def test_closing_mid_training_stops_cleanly_and_keeps_the_autosave(window, qtbot, monkeypatch) -> None:
+    _configure(window, epochs=200, batch=32)
+    epochs = []
+    window.plots.add_epoch = lambda *args, _orig=window.plots.add_epoch: (epochs.append(args), _orig(*args))
+    monkeypatch.setattr(window, "confirm", lambda title, question: True)
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(epochs) >= 1 and Path(window.autosave_path).exists(), timeout=60000)
+    assert window.close()
+    assert not window.is_training
+    saved = ckpt.load(window.autosave_path)
+    assert saved.epochs_done >= 1 and saved.architecture == "lenet"
+
+
+def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
+    _configure(window, epochs=200, batch=8)
+    steps = _collect_steps(window)
+    monkeypatch.setattr(window, "confirm", lambda title, question: False)
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) > 1, timeout=30000)
+    assert not window.close()
+    assert window.is_training
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100])
+def test_corrupt_checkpoint_shows_an_error_and_keeps_the_model(window, tmp_path, content) -> None:
+    before = window.recognition.predictor
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    assert not window.open_checkpoint(bad)
+    assert window.errors and "bad.pt" in window.errors[-1]
+    assert window.recognition.predictor is before
+
+
+def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None:
+    _configure(window, epochs=1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    path = tmp_path / "one.pt"
+    assert window.save_to(path)
+    assert window.open_checkpoint(path)
+    assert window.recognition.predictor.source == "one.pt"
+    assert window.training_panel.resume_check.isEnabled()
+    window.training_panel.resume_check.setChecked(True)
+    _widget(window, QSpinBox, "epochsSpin").setValue(1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    assert finished.args[0].epochs_done == 2
+    window.plots.flush()
+    assert len(window.plots.losses) == 4 and window.plots.epoch_numbers == [1, 2]
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
+def test_settings_remember_hyper_parameters_and_device(window, tmp_path) -> None:
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    _widget(window, QSpinBox, "epochsSpin").setValue(7)
+    _widget(window, QSpinBox, "batchSizeSpin").setValue(48)
+    window.save_settings()
+    again = MainWindow(settings=QSettings(window.settings.fileName(), QSettings.Format.IniFormat))
+    try:
+        assert again.training_panel.epochs_spin.value() == 7
+        assert again.training_panel.batch_spin.value() == 48
+        assert again.training_panel.device() == window.training_panel.device()
+    finally:
+        again.deleteLater()
+
+
+def test_bad_data_folder_reports_and_unlocks_the_panel(window, qtbot, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    window.training_panel.add_folder(str(empty))
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
+    assert "no train images file" in window.errors[-1]
+    qtbot.waitUntil(lambda: _widget(window, QPushButton, "trainButton").isEnabled(), timeout=5000)
