@@ -58,13 +58,21 @@ def augment_batch(
     grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
     if settings.elastic_strength_px > 0:
         coarse = torch.randn(n, 2, 4, 4, generator=generator) * (2 * settings.elastic_strength_px / w)
-        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+        field = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
         grid = grid + field.permute(0, 2, 3, 1)
     stroke = _uniform(n, *settings.stroke_range, generator).view(n, 1, 1, 1)
     grid = grid.to(device, non_blocking=True)
     stroke = stroke.to(device, non_blocking=True)
     warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    thick = F.max_pool2d(warped, 3, stride=1, padding=1)
-    thin = -F.max_pool2d(-warped, 3, stride=1, padding=1)
-    target = torch.where(stroke > 0, thick, thin)
+    target = torch.where(stroke > 0, _morph3(warped, torch.maximum), _morph3(warped, torch.minimum))
     return torch.lerp(warped, target, stroke.abs())
+
+
+def _morph3(x: torch.Tensor, op) -> torch.Tensor:
+    """3x3 dilation (``torch.maximum``) or erosion (``torch.minimum``) as two separable passes.
+
+    Four elementwise ops on shifted views: several times faster on a CPU than a stride-1 max_pool2d.
+    """
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = op(op(p[:, :, :, :-2], p[:, :, :, 1:-1]), p[:, :, :, 2:])
+    return op(op(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])

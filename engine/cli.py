@@ -202,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=args.device)
         trainer.config = replace(trainer.config, **{k: v for k, v in overrides.items() if k != "device"})
     else:
-        config = replace(TrainConfig(), **overrides)
+        config = TrainConfig.for_model(overrides.pop("model", TrainConfig().model), **overrides)
         if args.epochs is not None:
             config = replace(config, epochs=args.epochs)
         config.validate()

@@ -7,7 +7,7 @@ so a model is rebuilt from here and only then given its weights (see :mod:`engin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -78,10 +78,18 @@ class DigitNet(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered architecture: how to build it and the training recipe it is known to do well with.
+
+    ``recipe`` overrides :class:`engine.training.TrainConfig` defaults for this model (see
+    ``TrainConfig.for_model``): the default CNN wants augmentation for drawn digits, while LeNet, tiny
+    and augmentation-free in the tutorial, trains fastest on large plain batches.
+    """
+
     name: str
     description: str
     builder: Callable[..., nn.Module]
     defaults: dict[str, Any]
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -96,6 +104,7 @@ MODELS: dict[str, ModelSpec] = {
         "Classic LeNet from the PyTorch tutorial (2 conv + 3 linear layers)",
         LeNet,
         {"num_classes": 10},
+        {"batch_size": 128, "augment": False},
     ),
 }
 

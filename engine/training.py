@@ -28,7 +28,7 @@ from engine.data import Dataset, Normalization, to_float
 from engine.devices import resolve_device
 from engine.errors import ConfigError, TrainingError
 from engine.evaluation import evaluate
-from engine.models import DEFAULT_MODEL, build_model, model_arguments, model_names
+from engine.models import DEFAULT_MODEL, MODELS, build_model, model_arguments, model_names
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -76,6 +76,14 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
+        """The defaults with ``model``'s recipe from the registry applied, then ``overrides``."""
+        spec = MODELS.get(model)
+        if spec is None:
+            raise ConfigError(f"unknown model '{model}' (known: {', '.join(model_names())})")
+        return replace(cls(model=model), **{**spec.recipe, **overrides})
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
@@ -101,7 +109,8 @@ class EpochEvent:
     train_loss: float
     test_loss: float
     test_accuracy: float
-    seconds: float
+    seconds: float  # wall time of this epoch, test pass included, pauses excluded
+    train_seconds: float  # training time of this run so far: optimiser steps only, no test passes
 
 
 @dataclass(frozen=True)
@@ -391,7 +400,7 @@ class Trainer:
             self.history.epochs.append(record)
             self._epoch_state = self._capture()
             emit(EpochEvent(self.epochs_done, config.epochs, record["train_loss"], metrics.loss,
-                            metrics.accuracy, record["seconds"]))
+                            metrics.accuracy, record["seconds"], train_seconds))
             if on_epoch_end is not None:
                 on_epoch_end(self)
         if not stopped:

@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 REDRAW_HZ = 20
-SMOOTHING = 0.9  # exponential moving average factor for the smoothed loss
+SMOOTHING = 0.8  # exponential moving average factor for the smoothed loss (bias-corrected, as TensorBoard)
 
 
 class GrowingBuffer:
@@ -89,6 +89,7 @@ class TrainingPlots(QWidget):
         self.test_losses: list[float] = []
         self.accuracies: list[float] = []
         self._ema: float | None = None
+        self._count = 0
         self._dirty = False
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // REDRAW_HZ)
@@ -101,13 +102,15 @@ class TrainingPlots(QWidget):
             buffer.clear()
         self.epoch_steps, self.epoch_numbers, self.test_losses, self.accuracies = [], [], [], []
         self._ema = None
+        self._count = 0
         self._dirty = True
 
     def add_losses(self, steps: list[int], losses: list[float]) -> None:
         smoothed = []
         for value in losses:
-            self._ema = value if self._ema is None else SMOOTHING * self._ema + (1 - SMOOTHING) * value
-            smoothed.append(self._ema)
+            self._ema = (1 - SMOOTHING) * value + SMOOTHING * (self._ema or 0.0)
+            self._count += 1
+            smoothed.append(self._ema / (1 - SMOOTHING ** self._count))
         self.steps.extend(steps)
         self.losses.extend(losses)
         self.smoothed.extend(smoothed)

@@ -200,12 +200,9 @@ class RecognitionPanel(QWidget):
         rgb = np.repeat(gray[:, :, None], 3, axis=2)
         if (self.saliency_check.isChecked() and prediction is not None and self.predictor is not None
                 and not prediction.prepared.empty):
-            heat = self.predictor.saliency(prediction.prepared)
-            rgb = rgb.astype(np.float32)
-            rgb[:, :, 0] = np.maximum(rgb[:, :, 0] * 0.6, heat * 255)
-            rgb[:, :, 1] *= 1 - 0.6 * heat
-            rgb[:, :, 2] *= 1 - 0.9 * heat
-            rgb = rgb.clip(0, 255).astype(np.uint8)
+            heat = self.predictor.saliency(prediction.prepared)[:, :, None]
+            red = np.array([255.0, 40.0, 0.0], dtype=np.float32)
+            rgb = (rgb.astype(np.float32) * (1 - heat) + red * heat).clip(0, 255).astype(np.uint8)
         rgb = np.ascontiguousarray(rgb)
         image = QImage(rgb.data, 28, 28, 28 * 3, QImage.Format.Format_RGB888).copy()
         pixmap = QPixmap.fromImage(image).scaled(INPUT_VIEW_SIZE, INPUT_VIEW_SIZE,

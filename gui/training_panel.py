@@ -76,6 +76,7 @@ class TrainingPanel(QWidget):
         for name, spec in MODELS.items():
             self.model_combo.addItem(f"{name} ({parameter_count(build_model(name)):,} parameters)", name)
             self.model_combo.setItemData(self.model_combo.count() - 1, spec.description, 3)  # tooltip role
+        self.model_combo.currentIndexChanged.connect(self._apply_recipe)
         self.epochs_spin = _int_spin("epochsSpin", 1, 1000)
         self.batch_spin = _int_spin("batchSizeSpin", 1, 8192)
         self.lr_spin = _float_spin("learningRateSpin", 0.00001, 10.0, 0.0005, decimals=5)
@@ -150,6 +151,15 @@ class TrainingPanel(QWidget):
         self.schedule_combo.setCurrentText(config.schedule)
         self.augment_check.setChecked(config.augment)
         self.seed_spin.setValue(config.seed)
+
+    def _apply_recipe(self) -> None:
+        """Choosing a model loads its recipe (batch size, optimiser, augmentation...); epochs, seed and
+        device stay as the user set them."""
+        model = self.model_combo.currentData()
+        if model is None or not hasattr(self, "device_combo"):
+            return
+        recipe = TrainConfig.for_model(model, epochs=self.epochs_spin.value(), seed=self.seed_spin.value())
+        self.set_defaults(recipe)
 
     def config(self) -> TrainConfig:
         return replace(
