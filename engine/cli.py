@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,44 +31,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number(kind: type, valid: Callable[[float], bool], rule: str) -> Callable[[str], float]:
+    """An argparse type: parse ``kind`` and check ``valid``, else a one-line message stating ``rule``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got '{text}'") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "must be at least 1")
+_positive_float = _number(float, lambda v: 0 < v < float("inf"), "must be a positive number")
+_fraction = _number(float, lambda v: 0 <= v < 1, "must be in [0, 1)")
+_non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "must be >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,14 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=model_names(), help=f"architecture (default: {defaults.model})")
     train.add_argument("--epochs", type=_positive_int,
                        help=f"epochs to train (default: {defaults.epochs}; with --resume: epochs beyond those done)")
-    train.add_argument("--batch-size", type=_positive_int, help=f"default: {defaults.batch_size}")
+    train.add_argument("--batch-size", type=_positive_int,
+                       help=f"default: {defaults.batch_size} (lenet's recipe: {TrainConfig.for_model('lenet').batch_size})")
     train.add_argument("--lr", type=_positive_float, help=f"peak learning rate (default: {defaults.lr:g})")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {defaults.optimizer}")
     train.add_argument("--momentum", type=_fraction, help=f"SGD momentum / Adam beta1 (default: {defaults.momentum})")
     train.add_argument("--weight-decay", type=_non_negative_float, help=f"default: {defaults.weight_decay:g}")
     train.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default: {defaults.schedule})")
     train.add_argument("--augment", dest="augment", action="store_true", default=None,
-                       help="random rotation/scale/shift/elastic/stroke-width augmentation (default: on)")
+                       help="random rotation/scale/shift/elastic/stroke-width augmentation "
+                       "(default: on; off in lenet's recipe)")
     train.add_argument("--no-augment", dest="augment", action="store_false")
     train.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")

@@ -115,6 +115,8 @@ class EpochEvent:
 
 @dataclass(frozen=True)
 class FinishedEvent:
+    """The last event of a run, and what :meth:`Trainer.run` returns."""
+
     stopped: bool
     epochs_done: int
     train_seconds: float
@@ -228,16 +230,6 @@ def _to_cpu(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ trainer
 
-@dataclass(frozen=True)
-class TrainResult:
-    stopped: bool
-    epochs_done: int
-    train_seconds: float
-    samples_per_second: float
-    final_loss: float
-    test_accuracy: float | None
-
-
 class Trainer:
     """Owns a model, its optimiser and history, and trains them on one data set and device.
 
@@ -266,7 +258,10 @@ class Trainer:
         self.model = build_model(config.model, **self.model_kwargs)
         if model_state is not None:
             self.model.load_state_dict(model_state, strict=True)
-        self.model.to(self.device)
+        # Channels-last convolutions are 1.2-1.7x faster for these models on a CPU (benchmarks/); the
+        # CUDA path keeps PyTorch's default layout, which was not measured to differ.
+        self.channels_last = self.device.type == "cpu"
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.optimizer = make_optimizer(config, self.model)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
@@ -305,7 +300,7 @@ class Trainer:
         on_event: EventCallback | None = None,
         control: TrainingControl | None = None,
         on_epoch_end: Callable[[Trainer], None] | None = None,
-    ) -> TrainResult:
+    ) -> FinishedEvent:
         """Train until ``config.epochs`` epochs are done in total, or until stopped.
 
         ``on_epoch_end`` runs after each completed epoch (autosave hooks in here). A NaN or infinite
@@ -319,11 +314,11 @@ class Trainer:
         except TrainingError as exc:
             emit(FailedEvent(str(exc)))
             raise
-        emit(FinishedEvent(**asdict(result)))
+        emit(result)
         return result
 
     def _run(self, emit: EventCallback, control: TrainingControl,
-             on_epoch_end: Callable[[Trainer], None] | None) -> TrainResult:
+             on_epoch_end: Callable[[Trainer], None] | None) -> FinishedEvent:
         config, device = self.config, self.device
         pin = device.type == "cuda"
         images = self.dataset.train.images.to(device, non_blocking=pin)
@@ -355,6 +350,8 @@ class Trainer:
                 if config.augment:
                     x = augment_batch(x, generator)
                 x = x.sub_(self.normalization.mean).div_(self.normalization.std)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 y = labels[idx]
                 lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
                 for group in self.optimizer.param_groups:
@@ -405,7 +402,7 @@ class Trainer:
                 on_epoch_end(self)
         if not stopped:
             self._epoch_state = self._capture()
-        return TrainResult(stopped, self.epochs_done, train_seconds, samples / max(train_seconds, 1e-9),
+        return FinishedEvent(stopped, self.epochs_done, train_seconds, samples / max(train_seconds, 1e-9),
                            final_loss, test_accuracy)
 
     def extend(self, more_epochs: int) -> None:

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.evaluation import EvaluationResult, write_csv
-from gui.workers import EvaluationWorker, start
+from gui.workers import EvaluationWorker, finish, start
 
 THUMB = 56
 
@@ -178,9 +178,7 @@ class EvaluationView(QWidget):
         self.progress.setValue(done)
 
     def _finish(self) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-            self.thread.deleteLater()
+        finish(self.thread)
         self.thread = None
         self.worker = None
         self.progress.setVisible(False)

@@ -35,7 +35,7 @@ from gui.evaluation_view import EvaluationView
 from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
 from gui.training_panel import TrainingPanel
-from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, start
+from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, finish, start
 
 APP_NAME = "Digit Studio"
 MAX_RECENT = 8
@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         panel.stop_requested.connect(self.stop_training)
         panel.open_folder_requested.connect(self.open_data_folder_dialog)
         panel.download_cancel_requested.connect(self.cancel_download)
+        panel.dataset_changed.connect(self._describe_dataset_choice)
         panel.device_combo.currentIndexChanged.connect(lambda _: self._update_device_label())
         self.recognition.open_image_requested.connect(self.open_image_dialog)
         self.recognition.message.connect(self.show_status)
@@ -207,6 +208,11 @@ class MainWindow(QMainWindow):
         self.dataset_thread = start(worker, self)
         self.show_status(f"Loading {name}...")
 
+    def _describe_dataset_choice(self) -> None:
+        dataset = self.datasets.get(self.training_panel.dataset_choice())
+        self.training_panel.dataset_status.setText(
+            _describe(dataset) if dataset is not None else "Loaded (or downloaded) when training starts")
+
     def _on_download_progress(self, done: int, total: int) -> None:
         bar = self.training_panel.download_progress
         if total > 0:
@@ -216,8 +222,7 @@ class MainWindow(QMainWindow):
 
     def _on_dataset_loaded(self, dataset: Any) -> None:
         self.datasets[(self.dataset_worker.name, self.dataset_worker.folder)] = dataset
-        self.training_panel.dataset_status.setText(
-            f"{dataset.name}: {len(dataset.train):,} training / {len(dataset.test):,} test images\n{dataset.folder}")
+        self.training_panel.dataset_status.setText(_describe(dataset))
         self.show_status(f"Loaded {dataset.name} from {dataset.folder}")
         callbacks, self._after_dataset = self._after_dataset, []
         self.dataset_loaded.emit(dataset)
@@ -235,9 +240,7 @@ class MainWindow(QMainWindow):
                 on_fail()
         self.training_panel.show_download(False)
         self.dataset_worker = None
-        if self.dataset_thread is not None:
-            self.dataset_thread.wait()
-            self.dataset_thread.deleteLater()
+        finish(self.dataset_thread)
         self.dataset_thread = None
 
     def cancel_download(self) -> None:
@@ -343,9 +346,7 @@ class MainWindow(QMainWindow):
         self.training_finished.emit(None)
 
     def _on_training_done(self) -> None:
-        if self.training_thread is not None:
-            self.training_thread.wait()
-            self.training_thread.deleteLater()
+        finish(self.training_thread)
         self.training_thread = None
         self.training_worker = None
         self.training_panel.set_running(False)
@@ -391,7 +392,6 @@ class MainWindow(QMainWindow):
         self.set_predictor(Predictor.from_checkpoint(loaded))
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
-        self.training_panel.epochs_spin.setValue(1)
         self.training_panel.set_resumable(True, f"{loaded.display_name}: {loaded.epochs_done} epochs done")
         self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {loaded.epochs_done} epochs)")
         return True
@@ -532,6 +532,10 @@ def about_text(device: str, model: str) -> str:
             "<p>Train a convolutional network on handwritten digits and recognise the digits you draw.</p>"
             f"<p>PyTorch {torch.__version__}<br>Qt {qVersion()} (PySide6 {PySide6.__version__})<br>"
             f"Device in use: {device}<br>Model on the canvas: {model}</p>")
+
+
+def _describe(dataset: Any) -> str:
+    return f"{dataset.name}: {len(dataset.train):,} training / {len(dataset.test):,} test images\n{dataset.folder}"
 
 
 def _duration(seconds: float) -> str:

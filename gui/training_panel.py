@@ -96,7 +96,8 @@ class TrainingPanel(QWidget):
         model_box = QGroupBox("Model and training")
         form = QFormLayout(model_box)
         form.addRow("Model", self.model_combo)
-        form.addRow("Epochs", self.epochs_spin)
+        self.epochs_label = QLabel("Epochs")
+        form.addRow(self.epochs_label, self.epochs_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Optimizer", self.optimizer_combo)
@@ -115,6 +116,8 @@ class TrainingPanel(QWidget):
         self.stop_button = QPushButton("Stop", objectName="stopButton")
         self.resume_check = QCheckBox("Continue from the loaded checkpoint", objectName="resumeCheck")
         self.resume_check.setEnabled(False)
+        self.resume_check.toggled.connect(
+            lambda on: self.epochs_label.setText("More epochs" if on else "Epochs"))
         self.train_button.clicked.connect(self.train_requested)
         self.pause_button.toggled.connect(self._on_pause_toggled)
         self.stop_button.clicked.connect(self.stop_requested)

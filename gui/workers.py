@@ -80,6 +80,13 @@ def start(worker: Worker, parent: QObject) -> QThread:
     return thread
 
 
+def finish(thread: QThread | None) -> None:
+    """After a worker's ``done``: wait for its thread to end (immediate, see ``start``) and free it."""
+    if thread is not None:
+        thread.wait()
+        thread.deleteLater()
+
+
 class TrainingWorker(Worker):
     """Runs one :class:`engine.training.Trainer` to the end, or until stopped.
 
