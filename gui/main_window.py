@@ -50,7 +50,12 @@ def autosave_dir() -> Path:
 class MainWindow(QMainWindow):
     """Build it with a QApplication present; ``show()`` gives the full app without entering the loop."""
 
+    # Re-emitted on the GUI thread for observers (tests, automation): connect to these, never to the
+    # workers' signals with a lambda, which would run in the worker thread.
     dataset_loaded = Signal(object)
+    download_progress = Signal(int, int)
+    training_steps = Signal(object)  # list[StepEvent]
+    training_epoch = Signal(object)  # EpochEvent
     training_finished = Signal(object)  # FinishedEvent, or None when a run failed
 
     def __init__(self, settings: QSettings | None = None) -> None:
@@ -203,6 +208,7 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._on_download_progress)
         worker.loaded.connect(self._on_dataset_loaded)
         worker.failed.connect(self._on_dataset_failed)
+        worker.cancelled.connect(self._on_dataset_cancelled)
         worker.done.connect(self._on_dataset_done)
         self.dataset_worker = worker
         self.dataset_thread = start(worker, self)
@@ -219,6 +225,7 @@ class MainWindow(QMainWindow):
             bar.setRange(0, 1000)
             bar.setValue(int(1000 * done / total))
             bar.setFormat(f"Downloading {done / 2**20:.1f} / {total / 2**20:.1f} MB")
+        self.download_progress.emit(done, total)
 
     def _on_dataset_loaded(self, dataset: Any) -> None:
         self.datasets[(self.dataset_worker.name, self.dataset_worker.folder)] = dataset
@@ -232,6 +239,10 @@ class MainWindow(QMainWindow):
     def _on_dataset_failed(self, message: str) -> None:
         self.training_panel.dataset_status.setText(message)
         self.show_error("Data set", message)
+
+    def _on_dataset_cancelled(self) -> None:
+        self.training_panel.dataset_status.setText("Download cancelled")
+        self.show_status("Download cancelled")
 
     def _on_dataset_done(self) -> None:
         callbacks, self._after_dataset = self._after_dataset, []
@@ -321,10 +332,12 @@ class MainWindow(QMainWindow):
         eta = remaining_steps * batch_size / max(last.samples_per_second, 1e-9)
         self.speed_label.setText(f"{last.samples_per_second:,.0f} samples/s  ETA {_duration(eta)}  "
                                  f"loss {last.loss:.4f}")
+        self.training_steps.emit(events)
 
     def _on_epoch(self, event: EpochEvent) -> None:
         self.plots.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy)
         self.show_status(f"Epoch {event.epoch}/{event.total_epochs}: test accuracy {event.test_accuracy:.2%}")
+        self.training_epoch.emit(event)
 
     def _on_snapshot(self, snapshot: ModelSnapshot) -> None:
         self.snapshot = snapshot

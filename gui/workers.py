@@ -172,6 +172,7 @@ class DatasetWorker(Worker):
 
     progress = Signal(int, int)
     loaded = Signal(object)  # engine.data.Dataset
+    cancelled = Signal()
 
     def __init__(self, name: str, folder: str | None) -> None:
         super().__init__()
@@ -180,8 +181,13 @@ class DatasetWorker(Worker):
 
     def work(self) -> None:
         from engine import data
+        from engine.errors import DownloadCancelled
 
-        dataset = data.resolve(self.name, self.folder, progress=self.progress.emit, cancelled=self.is_cancelled)
+        try:
+            dataset = data.resolve(self.name, self.folder, progress=self.progress.emit, cancelled=self.is_cancelled)
+        except DownloadCancelled:
+            self.cancelled.emit()
+            return
         self.loaded.emit(dataset)
 
 

@@ -70,3 +70,56 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         win.stop_training(wait=True)
     win.evaluation.shutdown()
     qtbot.waitUntil(lambda: not win.is_training and win.dataset_thread is None, timeout=10000)
+
+
+class _Server:
+    """State of the local HTTP server: files by name (any folder prefix), requests seen, Range support."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        self.honour_range = True
+        self.delay = 0.0  # seconds before each response body, to test cancelling mid-download
+        self.url = ""
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on 127.0.0.1 serving generated files (with Range support)."""
+    import http.server
+    import threading
+
+    state = _Server()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            state.requests.append((self.path, self.headers.get("Range")))
+            body = state.files.get(self.path.rsplit("/", 1)[-1])
+            if body is None or "/missing/" in self.path:
+                self.send_error(404)
+                return
+            start = 0
+            rng = self.headers.get("Range")
+            if rng and state.honour_range:
+                start = int(rng.split("=")[1].split("-")[0])
+                self.send_response(206)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            if state.delay:
+                import time
+
+                time.sleep(state.delay)
+            self.wfile.write(body[start:])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()

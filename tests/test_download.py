@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,42 +14,10 @@ from engine.errors import DownloadCancelled, DownloadError
 PAYLOAD = bytes(range(256)) * 2000  # 512 KB
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    honour_range = True
-    requests: list[tuple[str, str | None]] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.requests.append((self.path, self.headers.get("Range")))
-        body = self.files.get(self.path.lstrip("/").split("/", 1)[-1])
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and self.honour_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            self.send_response(206)
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[str]:
-    _Handler.files = {"good.bin": PAYLOAD, "bad.bin": PAYLOAD[:-1] + b"x"}
-    _Handler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+def server(http_server) -> str:
+    http_server.files.update({"good.bin": PAYLOAD, "bad.bin": PAYLOAD[:-1] + b"x"})
+    return http_server.url
 
 
 def _md5(b: bytes) -> str:
@@ -77,25 +42,21 @@ def test_checksum_mismatch_is_refused_and_leaves_nothing(server: str, tmp_path: 
 
 
 def test_second_mirror_is_used_when_the_first_fails(server: str, tmp_path: Path) -> None:
-    _Handler.files["missing-on-a"] = b""
-    path = download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "nothing-here/x/", server + "b/"], tmp_path)
+    path = download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "missing/", server + "b/"], tmp_path)
     assert path.read_bytes() == PAYLOAD
 
 
-def test_partial_file_is_resumed_with_range(server: str, tmp_path: Path) -> None:
+def test_partial_file_is_resumed_with_range(server: str, http_server, tmp_path: Path) -> None:
     (tmp_path / "good.bin.part").write_bytes(PAYLOAD[:1000])
     download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path)
     assert (tmp_path / "good.bin").read_bytes() == PAYLOAD
-    assert _Handler.requests[-1][1] == "bytes=1000-"
+    assert http_server.requests[-1][1] == "bytes=1000-"
 
 
-def test_partial_file_is_restarted_when_range_is_ignored(server: str, tmp_path: Path) -> None:
-    _Handler.honour_range = False
-    try:
-        (tmp_path / "good.bin.part").write_bytes(b"garbage" * 10)
-        download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path)
-    finally:
-        _Handler.honour_range = True
+def test_partial_file_is_restarted_when_range_is_ignored(server: str, http_server, tmp_path: Path) -> None:
+    http_server.honour_range = False
+    (tmp_path / "good.bin.part").write_bytes(b"garbage" * 10)
+    download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path)
     assert (tmp_path / "good.bin").read_bytes() == PAYLOAD
 
 
@@ -110,12 +71,12 @@ def test_offline_error_names_the_folder(tmp_path: Path) -> None:
         download_file(RemoteFile("good.bin", "0"), ["http://127.0.0.1:9/"], tmp_path, timeout=2)
 
 
-def test_download_dataset_fetches_only_missing_files(server: str, tmp_path: Path) -> None:
+def test_download_dataset_fetches_only_missing_files(server: str, http_server, tmp_path: Path) -> None:
     spec = DatasetSpec("x", "X", tuple("0123456789"), (server + "m/",),
                        (RemoteFile("good.bin", _md5(PAYLOAD)),))
     totals: list[tuple[int, int]] = []
     download_dataset(spec, tmp_path, progress=lambda d, t: totals.append((d, t)))
     assert totals[-1] == (len(PAYLOAD), len(PAYLOAD))
-    count = len(_Handler.requests)
+    count = len(http_server.requests)
     download_dataset(spec, tmp_path)
-    assert len(_Handler.requests) == count
+    assert len(http_server.requests) == count

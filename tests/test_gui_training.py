@@ -28,13 +28,7 @@ def _configure(window, epochs: int, batch: int = 32) -> None:
 
 def _collect_steps(window) -> list[StepEvent]:
     steps: list[StepEvent] = []
-    original = window._on_steps
-
-    def spy(events):
-        steps.extend(events)
-        original(events)
-
-    window._on_steps = spy
+    window.training_steps.connect(steps.extend)
     return steps
 
 
@@ -102,7 +96,7 @@ def test_stop_ends_within_a_second(window, qtbot) -> None:
 def test_closing_mid_training_stops_cleanly_and_keeps_the_autosave(window, qtbot, monkeypatch) -> None:
     _configure(window, epochs=200, batch=32)
     epochs = []
-    window.plots.add_epoch = lambda *args, _orig=window.plots.add_epoch: (epochs.append(args), _orig(*args))
+    window.training_epoch.connect(epochs.append)
     monkeypatch.setattr(window, "confirm", lambda title, question: True)
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(epochs) >= 1 and Path(window.autosave_path).exists(), timeout=60000)

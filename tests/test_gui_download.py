@@ -1,0 +1,62 @@
+"""Downloading a known data set from the GUI, against a local HTTP server: progress, cancel, offline."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from engine import data
+
+
+@pytest.fixture
+def mnist_mirror(http_server, tiny_data: Path, monkeypatch: pytest.MonkeyPatch):
+    """Serve the tiny data set as 'MNIST' from 127.0.0.1, with its real checksums."""
+    files = []
+    for path in sorted(tiny_data.iterdir()):
+        http_server.files[path.name] = path.read_bytes()
+        files.append(data.RemoteFile(path.name, hashlib.md5(path.read_bytes()).hexdigest()))
+    spec = replace(data.DATASETS["mnist"], mirrors=(http_server.url + "mnist/",), files=tuple(files))
+    monkeypatch.setitem(data.DATASETS, "mnist", spec)
+    return spec
+
+
+def test_missing_data_set_is_downloaded_with_progress_then_trained(window, qtbot, mnist_mirror, monkeypatch):
+    monkeypatch.delenv("DIGIT_STUDIO_DATA")
+    progress = []
+    window.download_progress.connect(lambda done, total: progress.append((done, total)))
+    window.training_panel.model_combo.setCurrentIndex(window.training_panel.model_combo.findData("lenet"))
+    window.training_panel.epochs_spin.setValue(1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+        qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
+    assert finished.args[0] is not None and finished.args[0].epochs_done == 1
+    assert progress and progress[-1][0] == progress[-1][1] > 0
+    assert all((data.cache_dir() / "mnist" / f.name).exists() for f in mnist_mirror.files)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
+def test_cancel_stops_the_download_and_unlocks_the_panel(window, qtbot, http_server, mnist_mirror, monkeypatch):
+    monkeypatch.delenv("DIGIT_STUDIO_DATA")
+    http_server.delay = 0.5  # the first file's body arrives only after the cancel
+    qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
+    assert window.training_panel.cancel_download_button.isVisible()
+    qtbot.mouseClick(window.training_panel.cancel_download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.dataset_thread is None, timeout=10000)
+    assert window.training_panel.train_button.isEnabled() and not window.is_training
+    assert window.errors == [] and "cancelled" in window.status_label.text().lower()
+    cache = data.cache_dir() / "mnist"
+    assert not any((cache / f.name).exists() for f in mnist_mirror.files)
+
+
+def test_offline_message_names_the_folder(window, qtbot, monkeypatch):
+    monkeypatch.delenv("DIGIT_STUDIO_DATA")
+    spec = replace(data.DATASETS["mnist"], mirrors=("http://127.0.0.1:9/",))
+    monkeypatch.setitem(data.DATASETS, "mnist", spec)
+    qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30000)
+    assert "no network connection" in window.errors[-1]
+    assert str(data.cache_dir() / "mnist") in window.errors[-1]
+    qtbot.waitUntil(lambda: window.training_panel.train_button.isEnabled(), timeout=5000)
