@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import os
 import pickle
 import pickletools
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from torch import nn
 from engine import __version__
 from engine.data import Normalization
 from engine.errors import CheckpointError
+from engine.files import atomic_write
 from engine.models import MODELS, build_model
 from engine.training import History, TrainConfig
 
@@ -154,53 +153,22 @@ def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
 
 
 def save(payload: dict[str, Any], path: Path | str) -> Path:
-    """Write ``payload`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    """Write ``payload`` to ``path`` atomically (see :mod:`engine.files`)."""
     path = Path(path).expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CheckpointError(f"cannot save {path}: folder {folder} does not exist")
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    tmp_name = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is meant to be shared
-        with os.fdopen(fd, "wb") as handle:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
             handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+
+    try:
+        return atomic_write(path, write)
     except OSError as exc:
         raise CheckpointError(f"cannot save {path}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-    _fsync_dir(folder)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read(path: Path) -> Any:
@@ -237,12 +205,17 @@ _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "N
 
 
 def _imports_code(path: Path) -> bool:
-    """Whether a plain pickle asks to import or call something. Only parses opcodes; runs nothing."""
+    """Whether a file is a well-formed pickle that asks to import or call something.
+
+    Only parses opcodes (``pickletools.genops``) and runs nothing. Random bytes can look like a GLOBAL
+    opcode for a moment, so the whole stream must parse before the verdict counts.
+    """
     try:
         with path.open("rb") as handle:
-            return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(handle))
+            names = {op.name for op, _, _ in pickletools.genops(handle)}
     except Exception:  # not a parseable pickle at all
         return False
+    return bool(names & _CODE_OPCODES)
 
 
 def _short(exc: BaseException) -> str:

@@ -8,8 +8,6 @@ nobody has to copy the constants by hand.
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +15,7 @@ from torch import nn
 
 from engine.checkpoint import Checkpoint
 from engine.errors import UserError
+from engine.files import atomic_write
 
 FORMATS = ("torchscript", "onnx")
 
@@ -40,22 +39,18 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
         raise UserError(f"cannot export to {out}: folder {out.parent} does not exist")
     module = NormalizedModel(checkpoint.model, checkpoint.normalization.mean, checkpoint.normalization.std).eval()
     example = torch.zeros(2, 1, 28, 28)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         if fmt == "torchscript":
             with torch.no_grad():
-                scripted = torch.jit.trace(module, example)
-            scripted.save(tmp)
+                torch.jit.trace(module, example).save(tmp)
         else:
             _export_onnx(module, example, tmp)
-        os.replace(tmp, out)
+
+    try:
+        return atomic_write(out, write)
     except OSError as exc:
         raise UserError(f"cannot export to {out}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
 
 
 def _export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:
@@ -68,4 +63,5 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:
         input_names=["images"],
         output_names=["logits"],
         dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+        external_data=False,  # one self-contained file (the weights are small)
     )

@@ -166,3 +166,26 @@ def test_predict_nothing_readable(tmp_path: Path, trained: Path) -> None:
     (tmp_path / "x.png").write_bytes(b"junk")
     result = run("predict", "--checkpoint", str(trained), str(tmp_path / "x.png"))
     assert result.returncode == 2 and "x.png" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_onnx_is_one_file_with_the_same_logits(tiny_dataset, trained: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    from engine import checkpoint
+    from engine.data import to_float
+
+    out = tmp_path / "model.onnx"
+    result = run("export", "--checkpoint", str(trained), "--format", "onnx", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # weights inside, no temporary left
+    session = ort.InferenceSession(str(out))
+    loaded = checkpoint.load(trained)
+    images = tiny_dataset.test.images[:16]
+    with torch.no_grad():
+        expected = loaded.model(to_float(images, loaded.normalization)).numpy()
+    actual = session.run(None, {"images": to_float(images).numpy()})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_export_into_a_missing_folder(trained: Path) -> None:
+    assert_one_line_error(run("export", "--checkpoint", str(trained), "--out", "/no/such/dir/m.pt"), "/no/such/dir")
