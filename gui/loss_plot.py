@@ -44,12 +44,12 @@ class GrowingBuffer:
         return self._size
 
 
-def _style(plot: pg.PlotWidget, left: str, bottom: str) -> None:
+def _style(plot: pg.PlotWidget, left: str, bottom: str, legend_offset: tuple[int, int] = (-10, 10)) -> None:
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.setLabel("left", left)
     plot.setLabel("bottom", bottom)
-    plot.addLegend(offset=(-10, 10))
+    plot.addLegend(offset=legend_offset)
     plot.setMouseEnabled(x=True, y=False)
 
 
@@ -72,7 +72,7 @@ class TrainingPlots(QWidget):
 
         self.accuracy_plot = pg.PlotWidget()
         self.accuracy_plot.setObjectName("accuracyPlot")
-        _style(self.accuracy_plot, "test accuracy (%)", "epoch")
+        _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
         self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
                                                       symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
 

@@ -82,6 +82,7 @@ class RecognitionPanel(QWidget):
         self.pen_slider.setRange(1, 20)  # percent of the canvas side / 0.5
         self.pen_slider.setValue(round(DEFAULT_PEN * 200))
         self.pen_slider.setToolTip("Pen width")
+        self.pen_slider.setMinimumWidth(80)
         self.pen_slider.valueChanged.connect(lambda v: self.canvas.set_pen_fraction(v / 200))
         self.clear_button = QPushButton("Clear", objectName="clearButton")
         self.clear_button.setToolTip("Clear the canvas (Delete, Esc)")
