@@ -199,9 +199,15 @@ class MainWindow(QMainWindow):
         if key in self.datasets:
             then(self.datasets[key])
             return
-        self._after_dataset.append((then, on_fail))
-        if self.dataset_thread is not None:
+        if self.dataset_worker is not None:
+            if (self.dataset_worker.name, self.dataset_worker.folder) != key:  # another set is loading
+                self.show_status(f"Still loading {self.dataset_worker.name}; try again when it is loaded")
+                if on_fail is not None:
+                    on_fail()
+                return
+            self._after_dataset.append((then, on_fail))
             return
+        self._after_dataset.append((then, on_fail))
         self.training_panel.show_download(True)
         self.training_panel.dataset_status.setText("Loading data set...")
         worker = DatasetWorker(name, folder)

@@ -137,3 +137,16 @@ def test_model_in_use_switches_when_a_checkpoint_is_opened(window, panel, tmp_pa
     path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "mine.pt")
     assert window.open_checkpoint(path)
     assert panel.predictor.source == "mine.pt" and "mine.pt" in panel.source_label.text()
+
+
+def test_canvas_recognises_replayed_strokes_as_well_as_predict_on_images(panel) -> None:
+    """Every hand-written test shape, replayed with the mouse, against the same shape given as an image."""
+    canvas_right = image_right = 0
+    for label, shapes in SHAPES.items():
+        for shape in shapes:
+            panel.canvas.clear()
+            for stroke in shape:  # the unit box of render() at its default placement on a 280 canvas
+                drag(panel.canvas, [((65 + 150 * x) / 280, (40 + 200 * y) / 280) for x, y in stroke])
+            canvas_right += panel.last_prediction.label == label
+            image_right += panel.predictor.predict(render(shape)).label == label
+    assert canvas_right >= image_right >= 27
