@@ -80,6 +80,13 @@ def start(worker: Worker, parent: QObject) -> QThread:
     return thread
 
 
+def training_threads() -> int:
+    """Intra-op threads for training inside the app: all cores but one for the GUI."""
+    import os
+
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def finish(thread: QThread | None) -> None:
     """After a worker's ``done``: wait for its thread to end (immediate, see ``start``) and free it."""
     if thread is not None:
@@ -120,9 +127,15 @@ class TrainingWorker(Worker):
         self.control.stop()
 
     def work(self) -> None:
+        import torch
+
         from engine import checkpoint
         from engine.training import EpochEvent, FinishedEvent, StepEvent
 
+        # Leave a core to the GUI thread: with every core busy in OpenMP, the GUI thread's repaints stall
+        # the training team at each barrier (measured on 2 cores: 1 thread trains faster than 2 here and
+        # the event loop stays as punctual; benchmarks/bench_gui.py).
+        torch.set_num_threads(training_threads())
         self.trainer = trainer = self.make_trainer()
         if self.control.stopped:
             return
