@@ -8,6 +8,7 @@ left by an interrupted download is resumed with an HTTP Range request where the 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -61,6 +62,9 @@ def _fetch(
                 progress(done, total)
             out.flush()
             os.fsync(out.fileno())
+        if total is not None and done < total:
+            # http.client returns a short body without complaint when the server hangs up early
+            raise http.client.IncompleteRead(b"", total - done)
 
 
 def download_file(
@@ -88,6 +92,10 @@ def download_file(
         except urllib.error.HTTPError as exc:
             offline = False
             problems.append(f"{url}: HTTP {exc.code}")
+            continue
+        except http.client.HTTPException as exc:  # e.g. the connection dropped mid-file: .part is kept
+            offline = False
+            problems.append(f"{url}: transfer failed ({type(exc).__name__})")
             continue
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
             reason = getattr(exc, "reason", exc)

@@ -80,6 +80,7 @@ class _Server:
         self.requests: list[tuple[str, str | None]] = []
         self.honour_range = True
         self.delay = 0.0  # seconds before each response body, to test cancelling mid-download
+        self.drop_after: int | None = None  # send only this many bytes of the next body, then hang up
         self.url = ""
 
 
@@ -111,6 +112,11 @@ def http_server():
                 import time
 
                 time.sleep(state.delay)
+            if state.drop_after is not None:
+                self.wfile.write(body[start : start + state.drop_after])
+                state.drop_after = None
+                self.close_connection = True
+                return
             self.wfile.write(body[start:])
 
         def log_message(self, *args: object) -> None:

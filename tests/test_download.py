@@ -80,3 +80,10 @@ def test_download_dataset_fetches_only_missing_files(server: str, http_server, t
     count = len(http_server.requests)
     download_dataset(spec, tmp_path)
     assert len(http_server.requests) == count
+
+
+def test_connection_dropped_mid_file_resumes_from_the_next_mirror(server: str, http_server, tmp_path: Path) -> None:
+    http_server.drop_after = 100_000
+    path = download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "a/", server + "b/"], tmp_path)
+    assert path.read_bytes() == PAYLOAD
+    assert http_server.requests[-1] == ("/b/good.bin", "bytes=100000-")
