@@ -60,6 +60,9 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        import torch
+
+        torch.set_num_threads(1)  # the GUI thread only runs tiny models; see gui.workers.Worker
         self.setWindowTitle(APP_NAME)
         self.setObjectName("mainWindow")
         self.settings = settings or QSettings("DigitStudio", "Digit Studio")

@@ -35,10 +35,17 @@ class ModelSnapshot:
 
 
 class Worker(QObject):
-    """Base: ``run`` is called in the worker thread; ``done`` is always emitted last, once."""
+    """Base: ``run`` is called in the worker thread; ``done`` is always emitted last, once.
+
+    ``intra_op_threads``: PyTorch's OpenMP threads for this worker's thread. Each thread that runs torch
+    ops gets its own OpenMP team, and once more OpenMP threads exist than cores, libgomp stops spinning
+    between parallel regions and training slows down 1.7x (measured). So only the training worker gets a
+    team; every other thread that touches torch (the GUI thread included) runs single-threaded.
+    """
 
     failed = Signal(str)
     done = Signal()
+    intra_op_threads = 1
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,8 +59,11 @@ class Worker(QObject):
 
     @Slot()
     def run(self) -> None:
+        import torch
+
         from engine.errors import UserError
 
+        torch.set_num_threads(self.intra_op_threads)  # per thread with OpenMP
         try:
             self.work()
         except UserError as exc:
@@ -81,7 +91,8 @@ def start(worker: Worker, parent: QObject) -> QThread:
 
 
 def training_threads() -> int:
-    """Intra-op threads for training inside the app: all cores but one for the GUI."""
+    """Intra-op threads for training inside the app: all cores but one, which the GUI thread keeps
+    (with both cores of a 2-core machine training, event-loop lateness p99 rose from ~23 to ~40 ms)."""
     import os
 
     return max(1, (os.cpu_count() or 2) - 1)
@@ -112,6 +123,7 @@ class TrainingWorker(Worker):
     def __init__(self, make_trainer: Callable[[], Any], autosave_path: Path | None,
                  emit_interval: float = 0.05) -> None:
         super().__init__()
+        self.intra_op_threads = training_threads()
         from engine.training import TrainingControl
 
         self.make_trainer = make_trainer
@@ -127,15 +139,9 @@ class TrainingWorker(Worker):
         self.control.stop()
 
     def work(self) -> None:
-        import torch
-
         from engine import checkpoint
         from engine.training import EpochEvent, FinishedEvent, StepEvent
 
-        # Leave a core to the GUI thread: with every core busy in OpenMP, the GUI thread's repaints stall
-        # the training team at each barrier (measured on 2 cores: 1 thread trains faster than 2 here and
-        # the event loop stays as punctual; benchmarks/bench_gui.py).
-        torch.set_num_threads(training_threads())
         self.trainer = trainer = self.make_trainer()
         if self.control.stopped:
             return
