@@ -186,19 +186,18 @@ def _read(path: Path) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the safe unpickler warns about pickle protocols; errors say enough
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "GLOBAL " in str(exc) or (not is_zip and _imports_code(path)):
+    except Exception as exc:  # the unpickler raises many types on garbage; all mean the same to a user
+        unpickling = isinstance(exc, pickle.UnpicklingError)
+        if unpickling and ("Unsupported global" in str(exc) or "GLOBAL " in str(exc)
+                           or (not is_zip and _imports_code(path))):
             raise CheckpointError(
                 f"{path}: refused: the file asks to build Python objects other than tensors and plain values "
                 "(an unsafe pickle that could run code); it was not loaded"
             ) from None
         if is_zip:
             raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
-        raise CheckpointError(f"{path}: not a checkpoint file (unreadable pickle data)") from None
-    except Exception as exc:  # the unpickler raises many types on garbage; all mean the same to a user
-        if is_zip:
-            raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
-        raise CheckpointError(f"{path}: not a checkpoint file") from None
+        detail = " (unreadable pickle data)" if unpickling else ""
+        raise CheckpointError(f"{path}: not a checkpoint file{detail}") from None
 
 
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}

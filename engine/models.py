@@ -115,23 +115,25 @@ def model_names() -> list[str]:
     return list(MODELS)
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """A freshly initialised model; ``kwargs`` override the registry defaults."""
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; an unknown name is a ConfigError listing the known ones."""
     spec = MODELS.get(name)
     if spec is None:
         raise ConfigError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
-    args = {**spec.defaults, **kwargs}
-    try:
-        return spec.builder(**args)
-    except TypeError as exc:
-        raise ConfigError(f"model '{name}' does not accept arguments {sorted(kwargs)}: {exc}") from exc
+    return spec
 
 
 def model_arguments(name: str, **kwargs: Any) -> dict[str, Any]:
-    spec = MODELS.get(name)
-    if spec is None:
-        raise ConfigError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
-    return {**spec.defaults, **kwargs}
+    return {**model_spec(name).defaults, **kwargs}
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """A freshly initialised model; ``kwargs`` override the registry defaults."""
+    args = model_arguments(name, **kwargs)
+    try:
+        return MODELS[name].builder(**args)
+    except TypeError as exc:
+        raise ConfigError(f"model '{name}' does not accept arguments {sorted(kwargs)}: {exc}") from exc
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -28,7 +28,7 @@ from engine.data import Dataset, Normalization, to_float
 from engine.devices import resolve_device
 from engine.errors import ConfigError, TrainingError
 from engine.evaluation import evaluate
-from engine.models import DEFAULT_MODEL, MODELS, build_model, model_arguments, model_names
+from engine.models import DEFAULT_MODEL, build_model, model_arguments, model_spec
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -53,8 +53,7 @@ class TrainConfig:
     log_every: int = 5
 
     def validate(self) -> TrainConfig:
-        if self.model not in model_names():
-            raise ConfigError(f"unknown model '{self.model}' (known: {', '.join(model_names())})")
+        model_spec(self.model)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{self.optimizer}' (known: {', '.join(OPTIMIZERS)})")
         if self.schedule not in SCHEDULES:
@@ -78,10 +77,7 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
         """The defaults with ``model``'s recipe from the registry applied, then ``overrides``."""
-        spec = MODELS.get(model)
-        if spec is None:
-            raise ConfigError(f"unknown model '{model}' (known: {', '.join(model_names())})")
-        return replace(cls(model=model), **{**spec.recipe, **overrides})
+        return replace(cls(model=model), **{**model_spec(model).recipe, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -404,7 +400,3 @@ class Trainer:
             self._epoch_state = self._capture()
         return FinishedEvent(stopped, self.epochs_done, train_seconds, samples / max(train_seconds, 1e-9),
                            final_loss, test_accuracy)
-
-    def extend(self, more_epochs: int) -> None:
-        """Plan ``more_epochs`` beyond the epochs already done (used when resuming)."""
-        self.config = replace(self.config, epochs=self.epochs_done + more_epochs).validate()

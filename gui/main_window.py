@@ -39,6 +39,7 @@ from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, finish, st
 
 APP_NAME = "Digit Studio"
 MAX_RECENT = 8
+NOTHING_TO_SAVE = "Nothing to save yet: train a model (one epoch at least) or open one."
 
 
 def autosave_dir() -> Path:
@@ -202,15 +203,15 @@ class MainWindow(QMainWindow):
         if key in self.datasets:
             then(self.datasets[key])
             return
-        if self.dataset_worker is not None:
-            if (self.dataset_worker.name, self.dataset_worker.folder) != key:  # another set is loading
-                self.show_status(f"Still loading {self.dataset_worker.name}; try again when it is loaded")
-                if on_fail is not None:
-                    on_fail()
-                return
-            self._after_dataset.append((then, on_fail))
+        loading = self.dataset_worker
+        if loading is not None and (loading.name, loading.folder) != key:  # another set is loading
+            self.show_status(f"Still loading {loading.name}; try again when it is loaded")
+            if on_fail is not None:
+                on_fail()
             return
         self._after_dataset.append((then, on_fail))
+        if loading is not None:  # the same set is already on its way
+            return
         self.training_panel.show_download(True)
         self.training_panel.dataset_status.setText("Loading data set...")
         worker = DatasetWorker(name, folder)
@@ -418,12 +419,15 @@ class MainWindow(QMainWindow):
         self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {loaded.epochs_done} epochs)")
         return True
 
+    def _has_model_to_save(self) -> bool:
+        return (self.trainer is not None and self.trainer.epochs_done > 0) or self.checkpoint is not None
+
     def _current_payload(self) -> dict | None:
+        if not self._has_model_to_save():
+            return None
         if self.trainer is not None and self.trainer.epochs_done > 0:
             return ckpt.trainer_payload(self.trainer)
-        if self.checkpoint is not None:
-            return ckpt.checkpoint_payload(self.checkpoint)
-        return None
+        return ckpt.checkpoint_payload(self.checkpoint)
 
     def save_checkpoint(self) -> None:
         target = self.last_saved or (self.checkpoint.path if self.checkpoint and self.trainer is None else None)
@@ -433,8 +437,8 @@ class MainWindow(QMainWindow):
             self.save_to(target)
 
     def save_checkpoint_as(self) -> None:
-        if self._current_payload() is None:
-            self.show_error("Save checkpoint", "Nothing to save yet: train a model (one epoch at least) or open one.")
+        if not self._has_model_to_save():
+            self.show_error("Save checkpoint", NOTHING_TO_SAVE)
             return
         start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
         path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(Path(start_dir) / "digits.pt"),
@@ -445,7 +449,7 @@ class MainWindow(QMainWindow):
     def save_to(self, path: str | Path) -> bool:
         payload = self._current_payload()
         if payload is None:
-            self.show_error("Save checkpoint", "Nothing to save yet: train a model (one epoch at least) or open one.")
+            self.show_error("Save checkpoint", NOTHING_TO_SAVE)
             return False
         try:
             saved = ckpt.save(payload, path)
@@ -461,8 +465,7 @@ class MainWindow(QMainWindow):
     def export_dialog(self) -> None:
         from engine.export import export
 
-        payload = self._current_payload()
-        if payload is None:
+        if not self._has_model_to_save():
             self.show_error("Export", "Nothing to export yet: train a model or open a checkpoint.")
             return
         start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
@@ -472,7 +475,7 @@ class MainWindow(QMainWindow):
             return
         fmt = "onnx" if path.endswith(".onnx") or "ONNX" in chosen else "torchscript"
         try:
-            export(ckpt.from_payload(payload), fmt, path)
+            export(ckpt.from_payload(self._current_payload()), fmt, path)
         except UserError as exc:
             self.show_error("Export failed", str(exc))
             return

@@ -43,6 +43,7 @@ class TrainingPanel(QWidget):
     def __init__(self, devices: tuple[DeviceInfo, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         defaults = TrainConfig()
+        self._can_resume = False
 
         # data set ------------------------------------------------------------------------------------------
         self.dataset_combo = QComboBox(objectName="datasetCombo")
@@ -212,8 +213,6 @@ class TrainingPanel(QWidget):
             self.pause_button.setChecked(False)
             self.pause_button.setText("Pause")
             self.pause_button.blockSignals(False)
-
-    _can_resume = False
 
     def set_resumable(self, resumable: bool, description: str = "") -> None:
         self._can_resume = resumable
