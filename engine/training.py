@@ -11,11 +11,12 @@ draws exactly what the uninterrupted run would have, and ends with the same weig
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.augment import augment_batch
+from engine.cuda_graphs import GraphedStep, make_step
 from engine.data import Dataset, Normalization, to_float
 from engine.devices import resolve_device
 from engine.errors import ConfigError, TrainingError
@@ -205,13 +207,53 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int, steps_per_ep
     return end + (base - end) * 0.5 * (1 + math.cos(math.pi * (t - warm) / (1 - warm)))
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def fused_optimizer(device: torch.device) -> bool:
+    """Whether to use the fused (one kernel for all parameters) optimiser implementations.
+
+    PyTorch defaults to a per-parameter loop on the CPU; the fused step is 10-15 % faster for the
+    small models here (benchmarks/bench_training.py) and exists for SGD, Adam and AdamW on CPU and CUDA.
+    """
+    return device.type in ("cpu", "cuda")
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module, fused: bool = False,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """``capturable`` makes Adam(W) keep its step counters on the device, so a CUDA graph can hold its step."""
     params = model.parameters()
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               fused=fused or None)
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay,
+               fused=fused or None, capturable=capturable)
+
+
+IMPLEMENTATION_FLAGS = ("fused", "capturable", "foreach", "differentiable")
+
+
+def portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimiser's state as CPU data with a plain-number learning rate, loadable on any device."""
+    state = _to_cpu(optimizer.state_dict())
+    state["param_groups"] = [{**group, "lr": float(group["lr"])} for group in state["param_groups"]]
+    return state
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a saved optimiser state into an optimiser built for this device.
+
+    A state dict carries the implementation flags (``fused``, ``capturable``, ...) of the optimiser
+    that saved it, and PyTorch would adopt them: a checkpoint from a GPU run resumed on the CPU would
+    then fail at its first step. The flags are this optimiser's own instead; PyTorch then places
+    ``step`` counters where that implementation wants them.
+    """
+    own = optimizer.param_groups[0]
+    flags = {key: own[key] for key in IMPLEMENTATION_FLAGS if key in own}
+    try:
+        groups = [{**group, **flags, "lr": float(group["lr"])} for group in state["param_groups"]]
+        optimizer.load_state_dict({**state, "param_groups": groups})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"the saved optimiser state does not fit a {type(optimizer).__name__} optimiser "
+                          f"for this model ({exc})") from exc
 
 
 def _to_cpu(value: Any) -> Any:
@@ -222,6 +264,27 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_cpu(v) for v in value)
     return copy.deepcopy(value)
+
+
+@contextlib.contextmanager
+def cpu_threads_for(trainer: Trainer) -> Iterator[None]:
+    """No more intra-op threads than samples in a batch, while a CPU run lasts.
+
+    PyTorch uses every core by default; for batches smaller than that, an OpenMP region over all of
+    them costs more than it saves: LeNet at batch 8 trained 2x faster with 8 threads than with 16 on a
+    16-core machine, and no slower with 1 to 8 (benchmarks/bench_threads.py). A caller's own lower
+    setting (the GUI leaves a core free) is kept. OpenMP thread counts are per calling thread.
+    """
+    before = torch.get_num_threads()
+    wanted = min(before, trainer.config.batch_size)
+    if trainer.device.type != "cpu" or wanted == before:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------------------------ trainer
@@ -258,9 +321,17 @@ class Trainer:
         # CUDA path keeps PyTorch's default layout, which was not measured to differ.
         self.channels_last = self.device.type == "cpu"
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
-        self.optimizer = make_optimizer(config, self.model)
+        # On CUDA each full batch's step is replayed from a graph (engine.cuda_graphs): 5x faster for
+        # these launch-bound models. Anomaly detection needs the eager autograd engine.
+        self.cuda_graphs = self.device.type == "cuda" and not config.detect_anomaly
+        self.graphed_step: GraphedStep | None = None  # the last run's, for diagnostics
+        self.optimizer = make_optimizer(config, self.model, fused=fused_optimizer(self.device),
+                                        capturable=self.cuda_graphs)
         if optimizer_state is not None:
-            self.optimizer.load_state_dict(optimizer_state)
+            load_optimizer_state(self.optimizer, optimizer_state)
+        if self.cuda_graphs:  # a graph reads the learning rate from memory the loop updates
+            for group in self.optimizer.param_groups:
+                group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         self.history = history or History()
         self.epochs_done = epochs_done
         self.steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
@@ -271,7 +342,7 @@ class Trainer:
     def _capture(self) -> dict[str, Any]:
         return {
             "model_state": _to_cpu(self.model.state_dict()),
-            "optimizer_state": _to_cpu(self.optimizer.state_dict()),
+            "optimizer_state": portable_optimizer_state(self.optimizer),
             "scheduler_state": {"step": self.global_step, "total_steps": self.total_steps,
                                 "schedule": self.config.schedule},
             "history": self.history.to_dict(),
@@ -305,7 +376,7 @@ class Trainer:
         emit = on_event or (lambda event: None)
         control = control or TrainingControl()
         try:
-            with torch.autograd.set_detect_anomaly(self.config.detect_anomaly):
+            with torch.autograd.set_detect_anomaly(self.config.detect_anomaly), cpu_threads_for(self):
                 result = self._run(emit, control, on_epoch_end)
         except TrainingError as exc:
             emit(FailedEvent(str(exc)))
@@ -317,6 +388,10 @@ class Trainer:
              on_epoch_end: Callable[[Trainer], None] | None) -> FinishedEvent:
         config, device = self.config, self.device
         pin = device.type == "cuda"
+        step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs)
+        if self.cuda_graphs:
+            step = GraphedStep(step, torch.Size((config.batch_size, 1, *self.dataset.train.images.shape[1:])), device)
+            self.graphed_step = step
         images = self.dataset.train.images.to(device, non_blocking=pin)
         labels = self.dataset.train.labels.to(device, non_blocking=pin)
         n = len(self.dataset.train)
@@ -351,13 +426,13 @@ class Trainer:
                 y = labels[idx]
                 lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                loss = F.cross_entropy(self.model(x), y)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                    if isinstance(group["lr"], torch.Tensor):
+                        group["lr"].fill_(lr)
+                    else:
+                        group["lr"] = lr
+                loss = step(x, y)
                 self.global_step += 1
-                pending += loss.detach()
+                pending += loss
                 pending_count += 1
                 samples += len(idx)
                 if pending_count == config.log_every or batch == self.steps_per_epoch - 1:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine import checkpoint as ckpt
-from engine.errors import CheckpointError
+from engine.errors import CheckpointError, ConfigError
 from engine.training import StepEvent, TrainConfig, Trainer, TrainingControl
 
 CONFIG = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=2)
@@ -118,8 +118,13 @@ def test_cuda_checkpoint_loads_on_cpu(tiny_dataset, tmp_path: Path) -> None:
     trainer.run()
     payload = ckpt.trainer_payload(trainer)
     payload["model_state"] = {k: v.cuda() for k, v in payload["model_state"].items()}
+    for state in payload["optimizer_state"]["state"].values():
+        state.update({k: v.cuda() for k, v in state.items() if isinstance(v, torch.Tensor)})
     ckpt.save(payload, tmp_path / "gpu.pt")
-    assert all(t.device.type == "cpu" for t in ckpt.load(tmp_path / "gpu.pt").model.state_dict().values())
+    loaded = ckpt.load(tmp_path / "gpu.pt")
+    assert all(t.device.type == "cpu" for t in loaded.model.state_dict().values())
+    resumed = ckpt.resume_trainer(loaded, tiny_dataset, more_epochs=1, device="cpu")
+    assert resumed.run().epochs_done == 2
 
 
 # --------------------------------------------------------------------------------------------- bad files
@@ -250,6 +255,25 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tiny_dataset
     assert [e["epoch"] for e in resumed.history.epochs] == [1, 2, 3]
     for key, value in _weights(straight.model).items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_takes_the_optimiser_implementation_of_this_device(trained: Path, tiny_dataset) -> None:
+    """A state saved by a non-fused optimiser (another device, an older version) resumes fused here."""
+    loaded = ckpt.load(trained)
+    state = loaded.optimizer_state
+    state = {**state, "param_groups": [{**g, "fused": None} for g in state["param_groups"]]}
+    trainer = ckpt.resume_trainer(replace(loaded, optimizer_state=state), tiny_dataset, more_epochs=1)
+    assert all(group["fused"] for group in trainer.optimizer.param_groups)
+    trainer.run()
+    assert trainer.epochs_done == 3
+
+
+def test_resume_with_an_optimiser_state_that_does_not_fit_is_a_clear_error(trained: Path, tiny_dataset) -> None:
+    loaded = ckpt.load(trained)
+    sgd = replace(loaded.config, optimizer="sgd")  # the saved state is AdamW's: one group, other keys
+    state = {**loaded.optimizer_state, "param_groups": loaded.optimizer_state["param_groups"] * 2}
+    with pytest.raises(ConfigError, match="saved optimiser state does not fit a SGD optimiser"):
+        ckpt.resume_trainer(replace(loaded, config=sgd, optimizer_state=state), tiny_dataset, more_epochs=1)
 
 
 def test_resume_without_more_epochs_needs_unfinished_plan(trained: Path, tiny_dataset) -> None:
