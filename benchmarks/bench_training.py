@@ -15,12 +15,9 @@ import argparse
 import time
 from dataclasses import replace
 
-import numpy as np
 import torch
 from common import DEFAULT_DATA, print_json, print_table
-from PIL import Image
 from torch.utils.data import DataLoader
-from torch.utils.data import Dataset as TorchDataset
 
 from engine.data import load_folder
 from engine.devices import resolve_device
@@ -29,20 +26,21 @@ from engine.models import LeNet
 from engine.training import EpochEvent, FinishedEvent, TrainConfig, Trainer, TrainingControl
 
 
-class TutorialMNIST(TorchDataset):
-    """What torchvision.datasets.MNIST does per sample: a PIL image through the transform pipeline."""
+def tutorial_dataset(images: torch.Tensor, labels: torch.Tensor):
+    """torchvision's own MNIST class over the given tensors, with the tutorial's transform.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        from torchvision import transforms
+    Only the file lookup of ``MNIST.__init__`` is skipped (it wants its own folder layout); every sample
+    goes through the class's own ``__getitem__``: a PIL image, ``ToTensor``, ``Normalize``.
+    """
+    from torchvision import transforms
+    from torchvision.datasets import MNIST, VisionDataset
 
-        self.images, self.labels = images, labels
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.transform(Image.fromarray(self.images[index], mode="L")), int(self.labels[index])
+    dataset = MNIST.__new__(MNIST)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    VisionDataset.__init__(dataset, root="", transform=transform)
+    dataset.train = True
+    dataset.data, dataset.targets = images, labels
+    return dataset
 
 
 def tutorial_train(dataset, device: torch.device, seconds: float | None = None, samples: int | None = None):
@@ -51,7 +49,7 @@ def tutorial_train(dataset, device: torch.device, seconds: float | None = None, 
     model = LeNet().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = torch.nn.CrossEntropyLoss()
-    data = TutorialMNIST(dataset.train.images.numpy(), dataset.train.labels.numpy())
+    data = tutorial_dataset(dataset.train.images, dataset.train.labels)
     loader = DataLoader(data, batch_size=8, shuffle=True, num_workers=2)
     done, start = 0, time.perf_counter()
     running_loss = 0.0
