@@ -32,6 +32,7 @@ from engine.inference import Predictor, load_bundled
 from engine.training import EpochEvent, FinishedEvent, Trainer
 from gui.dataset_browser import DatasetBrowser
 from gui.evaluation_view import EvaluationView
+from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
 from gui.training_panel import TrainingPanel
@@ -64,6 +65,9 @@ class MainWindow(QMainWindow):
         import torch
 
         torch.set_num_threads(1)  # the GUI thread only runs tiny models; see gui.workers.Worker
+        # Workers allocate a lot; a cyclic collection they trigger must never destroy Qt objects there.
+        self.garbage_collector = GuiThreadGarbageCollector(self)
+        self.garbage_collector.start()
         self.setWindowTitle(APP_NAME)
         self.setObjectName("mainWindow")
         self.settings = settings or QSettings("DigitStudio", "Digit Studio")
@@ -543,6 +547,7 @@ class MainWindow(QMainWindow):
             self.dataset_thread.wait()
         self.evaluation.shutdown()
         self.save_settings()
+        self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
 
 
