@@ -7,6 +7,8 @@ cannot make the GUI spend its time repainting.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
@@ -44,6 +46,17 @@ class GrowingBuffer:
         return self._size
 
 
+class WholeNumberAxis(pg.AxisItem):
+    """An axis for counts (epochs): ticks only at whole numbers, never "1.5"."""
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803 (Qt names)
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        if levels:
+            return levels
+        return [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
+
+
 def _style(plot: pg.PlotWidget, left: str, bottom: str, legend_offset: tuple[int, int] = (-10, 10)) -> None:
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.25)
@@ -70,7 +83,7 @@ class TrainingPlots(QWidget):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
 
-        self.accuracy_plot = pg.PlotWidget()
+        self.accuracy_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom")})
         self.accuracy_plot.setObjectName("accuracyPlot")
         _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
         self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",

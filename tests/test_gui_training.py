@@ -64,6 +64,13 @@ def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
     assert Path(window.autosave_path).exists()
 
 
+def test_epoch_axis_ticks_only_whole_epochs(window) -> None:
+    axis = window.plots.accuracy_plot.getAxis("bottom")
+    for low, high in [(1, 3), (1, 2), (0.5, 40.5), (1, 250)]:
+        ticks = [v for _, values in axis.tickValues(low, high, 500) for v in values]
+        assert ticks and all(float(v).is_integer() and low <= v <= high for v in ticks), (low, high, ticks)
+
+
 def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
     _configure(window, epochs=200, batch=8)
     steps = _collect_steps(window)
