@@ -71,7 +71,8 @@ class GraphedStep:
 
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the GUI may touch CUDA from other threads (evaluation) while this one captures
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self.static_loss = self.step(self.static_x, self.static_y)
         self.graph = graph  # capture only records the step: the replay that follows runs it
 
