@@ -92,7 +92,7 @@ def start(worker: Worker, parent: QObject) -> QThread:
 
 def training_threads() -> int:
     """Intra-op threads for training inside the app: all cores but one, which the GUI thread keeps
-    (with both cores of a 2-core machine training, event-loop lateness p99 rose from ~23 to ~40 ms)."""
+    (with both cores of a 2-core machine training, event-loop lateness p99 rose from ~21 to 31-37 ms)."""
     import os
 
     return max(1, (os.cpu_count() or 2) - 1)
