@@ -18,11 +18,11 @@ from dataclasses import replace
 import torch
 from common import DEFAULT_DATA, print_json, print_table
 from torch.utils.data import DataLoader
+from tutorial_script import Net
 
 from engine.data import load_folder
 from engine.devices import resolve_device
 from engine.evaluation import evaluate
-from engine.models import LeNet
 from engine.training import EpochEvent, FinishedEvent, TrainConfig, Trainer, TrainingControl
 
 
@@ -46,7 +46,7 @@ def tutorial_dataset(images: torch.Tensor, labels: torch.Tensor):
 def tutorial_train(dataset, device: torch.device, seconds: float | None = None, samples: int | None = None):
     """The tutorial loop; stops after ``samples`` samples or ``seconds`` of training. Returns (model, n, s)."""
     torch.manual_seed(0)
-    model = LeNet().to(device)
+    model = Net().to(device)  # the tutorial's own network, ReLU before pooling
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     criterion = torch.nn.CrossEntropyLoss()
     data = tutorial_dataset(dataset.train.images, dataset.train.labels)
