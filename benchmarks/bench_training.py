@@ -4,7 +4,9 @@
 
 1. LeNet throughput (training samples/s): the tutorial loop (batch 8, DataLoader with 2 workers applying
    PIL ToTensor + Normalize per sample, SGD lr 0.001 momentum 0.9) against the engine with the same
-   hyper-parameters, and against the engine's defaults for LeNet.
+   hyper-parameters, and against the engine's defaults for LeNet. Measured in ``--repeats`` rounds of
+   tutorial-then-engine, because this machine's speed drifts by 15-20 % from one minute to the next:
+   a ratio is taken within a round, and the table gives the median ratio and its range.
 2. Default model: training seconds to reach 98.5 % and 99.0 % test accuracy, and the accuracy after a
    fixed training budget, against the tutorial loop given the same budget.
 """
@@ -16,7 +18,7 @@ import time
 from dataclasses import replace
 
 import torch
-from common import DEFAULT_DATA, print_json, print_table
+from common import DEFAULT_DATA, median, print_json, print_table
 from torch.utils.data import DataLoader
 from tutorial_script import Net
 
@@ -111,34 +113,50 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--budget", type=float, default=30.0, help="training seconds for the budget comparison")
     parser.add_argument("--samples", type=int, default=10_000, help="samples per throughput measurement")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="throughput rounds; the table shows medians, and each ratio's range over the rounds")
     parser.add_argument("--quick", action="store_true", help="throughput only")
     args = parser.parse_args()
     device = resolve_device(args.device)
     dataset = load_folder(args.data)
     torch.set_num_threads(torch.get_num_threads())
 
-    # 1. throughput -------------------------------------------------------------------------------------------
-    _, n, seconds = tutorial_train(dataset, device, samples=args.samples)
-    tutorial_sps = n / seconds
+    # 1. throughput: rounds of (tutorial, engine x3), so each ratio compares measurements taken moments apart
     same = TrainConfig(model="lenet", epochs=1, batch_size=8, optimizer="sgd", lr=0.001, momentum=0.9,
                        weight_decay=0.0, schedule="none", augment=False, device=str(device))
-    engine_same = engine_throughput(same, dataset)
     defaults = TrainConfig.for_model("lenet", epochs=1, device=str(device))
-    engine_default = engine_throughput(defaults, dataset)
-    engine_default_aug = engine_throughput(replace(defaults, augment=True, batch_size=64), dataset)
+    engines = {
+        "batch8": same,
+        "default": defaults,
+        "augmented": replace(defaults, augment=True, batch_size=64),
+    }
+    rounds: list[dict[str, float]] = []
+    for _ in range(args.repeats):
+        _, n, seconds = tutorial_train(dataset, device, samples=args.samples)
+        rounds.append({"tutorial": n / seconds, **{k: engine_throughput(c, dataset) for k, c in engines.items()}})
+    sps = {key: median([r[key] for r in rounds]) for key in rounds[0]}
+    ratios = {key: [r[key] / r["tutorial"] for r in rounds] for key in engines}
+
+    def ratio_cell(key: str) -> str:
+        values = ratios[key]
+        spread = f" ({min(values):.1f}-{max(values):.1f})" if len(values) > 1 else ""
+        return f"{median(values):.1f}x{spread}"
+
     rows = [
-        ("LeNet samples/s, batch 8 (tutorial settings)", f"{tutorial_sps:,.0f}", f"{engine_same:,.0f}",
-         f"{engine_same / tutorial_sps:.1f}x"),
-        (f"LeNet samples/s, engine's LeNet recipe (batch {defaults.batch_size})", f"{tutorial_sps:,.0f}",
-         f"{engine_default:,.0f}", f"{engine_default / tutorial_sps:.1f}x"),
-        ("LeNet samples/s, batch 64 with on-device augmentation", f"{tutorial_sps:,.0f}",
-         f"{engine_default_aug:,.0f}", f"{engine_default_aug / tutorial_sps:.1f}x"),
+        ("LeNet samples/s, batch 8 (tutorial settings)", f"{sps['tutorial']:,.0f}", f"{sps['batch8']:,.0f}",
+         ratio_cell("batch8")),
+        (f"LeNet samples/s, engine's LeNet recipe (batch {defaults.batch_size})", f"{sps['tutorial']:,.0f}",
+         f"{sps['default']:,.0f}", ratio_cell("default")),
+        ("LeNet samples/s, batch 64 with on-device augmentation", f"{sps['tutorial']:,.0f}",
+         f"{sps['augmented']:,.0f}", ratio_cell("augmented")),
     ]
     figures = {
-        "device": str(device), "torch_threads": torch.get_num_threads(),
-        "tutorial_sps": round(tutorial_sps), "engine_batch8_sps": round(engine_same),
-        "engine_default_sps": round(engine_default), "engine_augmented_sps": round(engine_default_aug),
-        "ratio_batch8": round(engine_same / tutorial_sps, 2), "ratio_default": round(engine_default / tutorial_sps, 2),
+        "device": str(device), "torch_threads": torch.get_num_threads(), "rounds": args.repeats,
+        "tutorial_sps": round(sps["tutorial"]), "engine_batch8_sps": round(sps["batch8"]),
+        "engine_default_sps": round(sps["default"]), "engine_augmented_sps": round(sps["augmented"]),
+        "ratio_batch8": round(median(ratios["batch8"]), 2), "ratio_default": round(median(ratios["default"]), 2),
+        "ratio_batch8_range": [round(min(ratios["batch8"]), 2), round(max(ratios["batch8"]), 2)],
+        "ratio_default_range": [round(min(ratios["default"]), 2), round(max(ratios["default"]), 2)],
     }
     if not args.quick:
         # 2. time to accuracy ---------------------------------------------------------------------------------
