@@ -162,7 +162,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
-    from engine.training import EpochEvent, StepEvent, TrainConfig, Trainer, TrainingControl
+    from engine.training import EpochEvent, NoticeEvent, StepEvent, TrainConfig, Trainer, TrainingControl
 
     overrides = {
         key: value
@@ -211,6 +211,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                    unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
 
     def on_event(event: Any) -> None:
+        if isinstance(event, NoticeEvent):  # shown even with --quiet: it explains a slower run
+            message = f"{PROG}: note: {event.message}"
+            if bar is not None:
+                bar.write(message, file=sys.stderr)
+            else:
+                print(message, file=sys.stderr)
         if bar is None:
             return
         if isinstance(event, StepEvent):

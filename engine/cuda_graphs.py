@@ -12,7 +12,8 @@ What that needs from the rest of the training loop, and gets:
   model, optimiser and gradient tensors.
 - Optimiser state that exists before capture: the first ``WARMUP`` steps run eagerly on a side
   stream (as PyTorch's documentation asks), and they are real training steps, not thrown away.
-If capture fails, the run goes on eagerly; ``failure`` says why.
+If capture fails, the run goes on eagerly; ``failure`` says why, and ``on_fallback`` is told once, so the
+user learns why training is slower than it should be.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ class GraphedStep:
 
     WARMUP = 3
 
-    def __init__(self, step: StepFunction, batch_shape: torch.Size, device: torch.device) -> None:
+    def __init__(self, step: StepFunction, batch_shape: torch.Size, device: torch.device,
+                 on_fallback: Callable[[str], None] | None = None) -> None:
         self.step = step
+        self.on_fallback = on_fallback
         self.static_x = torch.zeros(batch_shape, device=device)
         self.static_y = torch.zeros(batch_shape[0], dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -57,6 +60,8 @@ class GraphedStep:
             except Exception as exc:  # any capture failure: keep training, eagerly
                 self.graph = None
                 self.failure = f"{type(exc).__name__}: {exc}"
+                if self.on_fallback is not None:
+                    self.on_fallback(self.failure)
                 return self.step(x, y)
         self.graph.replay()
         return self.static_loss

@@ -128,7 +128,14 @@ class FailedEvent:
     message: str
 
 
-TrainEvent = StepEvent | EpochEvent | FinishedEvent | FailedEvent
+@dataclass(frozen=True)
+class NoticeEvent:
+    """Something the user should know that does not stop the run, such as a slower fallback being taken."""
+
+    message: str
+
+
+TrainEvent = StepEvent | EpochEvent | FinishedEvent | FailedEvent | NoticeEvent
 EventCallback = Callable[[TrainEvent], None]
 
 
@@ -390,7 +397,12 @@ class Trainer:
         pin = device.type == "cuda"
         step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs)
         if self.cuda_graphs:
-            step = GraphedStep(step, torch.Size((config.batch_size, 1, *self.dataset.train.images.shape[1:])), device)
+            def on_fallback(reason: str) -> None:
+                emit(NoticeEvent(f"CUDA graph capture failed, so training goes on without graphs (slower per "
+                                 f"step, same results): {reason}"))
+
+            step = GraphedStep(step, torch.Size((config.batch_size, 1, *self.dataset.train.images.shape[1:])), device,
+                               on_fallback=on_fallback)
             self.graphed_step = step
         images = self.dataset.train.images.to(device, non_blocking=pin)
         labels = self.dataset.train.labels.to(device, non_blocking=pin)

@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
 
     def _update_device_label(self) -> None:
         self.device_label.setText(f"Device: {self.training_panel.device()}")
+        self.device_label.setToolTip("")
 
     # ------------------------------------------------------------------------------------------ models
     def _load_bundled_model(self) -> None:
@@ -317,6 +318,7 @@ class MainWindow(QMainWindow):
         worker.epoch.connect(self._on_epoch)
         worker.snapshot.connect(self._on_snapshot)
         worker.saved.connect(self._on_autosaved)
+        worker.notice.connect(self._on_training_notice)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_training_failed)
         worker.done.connect(self._on_training_done)
@@ -332,6 +334,7 @@ class MainWindow(QMainWindow):
         self.training_panel.progress.setRange(0, self._total_epochs * self._steps_per_epoch)
         self.training_panel.progress.setValue(info["epochs_done"] * self._steps_per_epoch)
         self._eta_rate = 0.0
+        self._update_device_label()  # clears a previous run's note
         self.tabs.setCurrentWidget(self.plots)
         self.show_status(f"Training {info['config'].model} on {info['device']}")
 
@@ -357,6 +360,12 @@ class MainWindow(QMainWindow):
         self.snapshot = snapshot
         self.set_predictor(Predictor.from_state(snapshot.architecture, snapshot.model_kwargs, snapshot.state,
                                                 snapshot.normalization, snapshot.class_names, snapshot.label))
+
+    def _on_training_notice(self, message: str) -> None:
+        """Shown in the status line, and kept on the device label (later statuses replace the line)."""
+        self.show_status(f"Note: {message}")
+        self.device_label.setText(f"Device: {self.training_panel.device()} (see note)")
+        self.device_label.setToolTip(message)
 
     def _on_autosaved(self, path: str) -> None:
         self.show_status(f"Autosaved {path}")

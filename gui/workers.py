@@ -118,6 +118,7 @@ class TrainingWorker(Worker):
     finished = Signal(object)  # FinishedEvent
     snapshot = Signal(object)  # ModelSnapshot
     saved = Signal(str)  # path of the autosaved checkpoint
+    notice = Signal(str)  # NoticeEvent.message: a slower fallback the user should know about
     started_training = Signal(object)  # the Trainer's config, steps per epoch, epochs done, history
 
     def __init__(self, make_trainer: Callable[[], Any], autosave_path: Path | None,
@@ -140,7 +141,7 @@ class TrainingWorker(Worker):
 
     def work(self) -> None:
         from engine import checkpoint
-        from engine.training import EpochEvent, FinishedEvent, StepEvent
+        from engine.training import EpochEvent, FinishedEvent, NoticeEvent, StepEvent
 
         self.trainer = trainer = self.make_trainer()
         if self.control.stopped:
@@ -165,6 +166,8 @@ class TrainingWorker(Worker):
             elif isinstance(event, EpochEvent):
                 flush()
                 self.epoch.emit(event)
+            elif isinstance(event, NoticeEvent):
+                self.notice.emit(event.message)
             elif isinstance(event, FinishedEvent):
                 flush()
                 self.snapshot.emit(self._snapshot(trainer, final=True))

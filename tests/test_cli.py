@@ -189,3 +189,22 @@ def test_export_onnx_is_one_file_with_the_same_logits(tiny_dataset, trained: Pat
 
 def test_export_into_a_missing_folder(trained: Path) -> None:
     assert_one_line_error(run("export", "--checkpoint", str(trained), "--out", "/no/such/dir/m.pt"), "/no/such/dir")
+
+
+def test_train_prints_notices_even_when_quiet(tiny_data: Path, monkeypatch, capsys) -> None:
+    """In-process, so that a notice can be injected: the Trainer's own fallback path is tested in
+    test_training.py; this checks the command line passes it on to stderr and keeps stdout JSON."""
+    import engine.training
+    from engine import cli
+
+    original = engine.training.Trainer.run
+
+    def run_with_notice(self, on_event=None, control=None, on_epoch_end=None):
+        on_event(engine.training.NoticeEvent("CUDA graph capture failed, so training goes on without graphs"))
+        return original(self, on_event, control, on_epoch_end)
+
+    monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)
+    assert cli.main(["train", "--data", str(tiny_data), "--epochs", "1", "--json", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert f"{cli.PROG}: note: CUDA graph capture failed" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["epochs"] == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QProgressBar, QPushButton, QSpinBox
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSpinBox
 
 from engine import checkpoint as ckpt
 from engine.devices import list_devices
@@ -62,6 +62,31 @@ def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
     assert _widget(window, QPushButton, "trainButton").isEnabled()
     assert window.recognition.predictor.source.startswith("training run")
     assert Path(window.autosave_path).exists()
+
+
+def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(window, qtbot, monkeypatch) -> None:
+    import engine.training
+
+    original = engine.training.Trainer.run
+    message = "CUDA graph capture failed, so training goes on without graphs: RuntimeError: boom"
+
+    def run_with_notice(self, on_event=None, control=None, on_epoch_end=None):
+        on_event(engine.training.NoticeEvent(message))
+        return original(self, on_event, control, on_epoch_end)
+
+    monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)
+    _configure(window, epochs=1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    label = window.findChild(QLabel, "statusDevice")
+    assert label.toolTip() == message and label.text().endswith("(see note)")
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+    monkeypatch.setattr(engine.training.Trainer, "run", original)  # the next run has no note: the label clears
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    assert label.toolTip() == "" and not label.text().endswith("(see note)")
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
 
 
 def test_epoch_axis_ticks_only_whole_epochs(window) -> None:

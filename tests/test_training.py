@@ -12,6 +12,7 @@ from engine.training import (
     EpochEvent,
     FailedEvent,
     FinishedEvent,
+    NoticeEvent,
     StepEvent,
     TrainConfig,
     Trainer,
@@ -209,7 +210,7 @@ def test_cuda_training_with_graphs_follows_eager_training(tiny_dataset, config: 
 
     import engine.training
 
-    monkeypatch.setattr(engine.training, "GraphedStep", lambda step, shape, device: step)
+    monkeypatch.setattr(engine.training, "GraphedStep", lambda step, shape, device, **_: step)
     eager = Trainer(config, tiny_dataset)
     eager_result = eager.run()
     torch.testing.assert_close(torch.tensor(graphed.history.losses), torch.tensor(eager.history.losses),
@@ -217,6 +218,37 @@ def test_cuda_training_with_graphs_follows_eager_training(tiny_dataset, config: 
     for key, value in eager.model.state_dict().items():
         torch.testing.assert_close(graphed.model.state_dict()[key], value, rtol=2e-2, atol=2e-2)
     assert abs(graphed_result.test_accuracy - eager_result.test_accuracy) <= 0.03
+
+
+def test_failed_graph_capture_is_reported_once_and_training_goes_on_eagerly(tiny_dataset, monkeypatch) -> None:
+    """The Trainer's CUDA-graph path with only the capture faked (the CPU stands in for the GPU): when
+    capture fails the user is told why, once, and the run trains exactly as an eager run does."""
+    import engine.training
+    from engine.cuda_graphs import GraphedStep
+
+    class CaptureFails(GraphedStep):
+        def _warm_up(self) -> torch.Tensor:
+            return self.step(self.static_x, self.static_y)
+
+        def _capture(self) -> None:
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(engine.training, "GraphedStep", CaptureFails)
+    trainer = Trainer(FAST, tiny_dataset)
+    trainer.cuda_graphs = True
+    events = []
+    result = trainer.run(events.append)
+    notices = [e for e in events if isinstance(e, NoticeEvent)]
+    assert len(notices) == 1
+    assert "CUDA graph capture failed" in notices[0].message and "operation not permitted" in notices[0].message
+    assert trainer.graphed_step.failure and not trainer.graphed_step.captured
+    assert result.epochs_done == FAST.epochs and not result.stopped
+
+    eager = Trainer(FAST, tiny_dataset)
+    eager.run()
+    assert eager.history.losses == trainer.history.losses
+    for key, value in eager.model.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[key], value), key
 
 
 def test_cpu_training_uses_no_more_threads_than_a_batch_has_samples(tiny_dataset) -> None:
