@@ -108,9 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
     predict.add_argument("--json", action="store_true")
 
-    export = sub.add_parser("export", help="export a checkpoint to TorchScript or ONNX")
+    export = sub.add_parser("export", help="export a checkpoint as a torch.export program (.pt2), TorchScript or ONNX")
     export.add_argument("--checkpoint", metavar="CKPT", required=True)
-    export.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript")
+    export.add_argument("--format", choices=["pt2", "torchscript", "onnx"], default=None,
+                        help="default: from the --out suffix (.pt2, .pt, .onnx), else pt2")
     export.add_argument("--out", metavar="FILE", required=True)
 
     devices = sub.add_parser("devices", help="list the compute devices")
@@ -336,9 +337,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import checkpoint
-    from engine.export import export
+    from engine.export import export, format_for_path
 
-    out = export(checkpoint.load(args.checkpoint), args.format, args.out)
+    out = export(checkpoint.load(args.checkpoint), args.format or format_for_path(args.out), args.out)
     print(f"wrote {out}")
     return 0
 

@@ -1,13 +1,16 @@
-"""Exporting a checkpoint for use outside Digit Studio (TorchScript always, ONNX with the ``onnx`` extra).
+"""Exporting a checkpoint for use outside Digit Studio.
 
-The exported module takes images as float (N, 1, 28, 28) in [0, 1], ink bright (the output of
-:func:`engine.preprocess.preprocess`), and returns logits: the checkpoint's normalisation is built in, so
-nobody has to copy the constants by hand.
+Formats: ``pt2``, a ``torch.export`` program (PyTorch's recommended format; load it with
+``torch.export.load(path).module()``); ``torchscript``, for existing TorchScript / libtorch users (deprecated
+upstream: loading it warns); ``onnx``, with the ``onnx`` extra. The exported module takes images as float
+(N, 1, 28, 28) in [0, 1], ink bright (the output of :func:`engine.preprocess.preprocess`), any N, and
+returns logits: the checkpoint's normalisation is built in, so nobody has to copy the constants by hand.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 
 import torch
@@ -17,7 +20,14 @@ from engine.checkpoint import Checkpoint
 from engine.errors import UserError
 from engine.files import atomic_write
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = ("pt2", "torchscript", "onnx")
+SUFFIXES = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx"}
+
+
+def format_for_path(path: Path | str, default: str = "pt2") -> str:
+    """The format a file name asks for by its suffix (``.pt2``, ``.onnx``, ``.pt``), else ``default``."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt, known in SUFFIXES.items() if known == suffix), default)
 
 
 class NormalizedModel(nn.Module):
@@ -41,7 +51,9 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
     example = torch.zeros(2, 1, 28, 28)
 
     def write(tmp: str) -> None:
-        if fmt == "torchscript":
+        if fmt == "pt2":
+            _export_program(module, example, tmp)
+        elif fmt == "torchscript":
             with torch.no_grad():
                 torch.jit.trace(module, example).save(tmp)
         else:
@@ -51,6 +63,13 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
         return atomic_write(out, write)
     except OSError as exc:
         raise UserError(f"cannot export to {out}: {exc.strerror or exc}") from exc
+
+
+def _export_program(module: nn.Module, example: torch.Tensor, path: str) -> None:
+    program = torch.export.export(module, (example,), dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
+    buffer = io.BytesIO()  # torch.export.save wants a buffer or a name ending in .pt2, not atomic_write's temp name
+    torch.export.save(program, buffer)
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def _export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:

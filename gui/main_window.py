@@ -475,18 +475,24 @@ class MainWindow(QMainWindow):
         self.show_status(f"Saved {saved}")
         return True
 
+    EXPORT_FILTERS = {"PyTorch program, torch.export (*.pt2)": "pt2", "TorchScript (*.pt)": "torchscript",
+                      "ONNX (*.onnx)": "onnx"}
+
     def export_dialog(self) -> None:
-        from engine.export import export
+        from engine.export import SUFFIXES, export, format_for_path
 
         if not self._has_model_to_save():
             self.show_error("Export", "Nothing to export yet: train a model or open a checkpoint.")
             return
         start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
-        path, chosen = QFileDialog.getSaveFileName(self, "Export model", str(Path(start_dir) / "digits.torchscript.pt"),
-                                                   "TorchScript (*.pt);;ONNX (*.onnx)")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export model", str(Path(start_dir) / "digits.pt2"),
+                                                   ";;".join(self.EXPORT_FILTERS))
         if not path:
             return
-        fmt = "onnx" if path.endswith(".onnx") or "ONNX" in chosen else "torchscript"
+        # a typed suffix wins; with none, the chosen filter decides and adds its suffix
+        fmt = format_for_path(path, default=self.EXPORT_FILTERS.get(chosen, "pt2"))
+        if not Path(path).suffix:
+            path += SUFFIXES[fmt]
         try:
             export(ckpt.from_payload(self._current_payload()), fmt, path)
         except UserError as exc:

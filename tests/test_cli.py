@@ -131,6 +131,32 @@ def test_devices_json() -> None:
     assert report["devices"][0]["name"] == "cpu" and report["auto"] in [d["name"] for d in report["devices"]]
 
 
+@pytest.mark.parametrize("name, fmt", [("m.pt2", "pt2"), ("m.PT2", "pt2"), ("m.onnx", "onnx"), ("m.pt", "torchscript"),
+                                       ("m.torchscript.pt", "torchscript"), ("m", "pt2"), ("m.bin", "pt2")])
+def test_export_format_follows_the_file_suffix(name: str, fmt: str) -> None:
+    from engine.export import format_for_path
+
+    assert format_for_path(name) == fmt
+
+
+def test_export_program_by_suffix_matches_checkpoint_for_any_batch(tiny_dataset, trained: Path, tmp_path: Path) -> None:
+    from engine import checkpoint
+    from engine.data import to_float
+
+    out = tmp_path / "model.pt2"
+    result = run("export", "--checkpoint", str(trained), "--out", str(out))  # no --format: .pt2 says which
+    assert result.returncode == 0, result.stderr
+    exported = torch.export.load(str(out)).module()
+    loaded = checkpoint.load(trained)
+    for count in (1, 16):  # one drawn digit, and a batch
+        images = tiny_dataset.test.images[:count]
+        with torch.no_grad():
+            expected = loaded.model(to_float(images, loaded.normalization))
+            actual = exported(to_float(images))
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")  # TorchScript is, upstream
 def test_export_torchscript_matches_checkpoint(tiny_dataset, trained: Path, tmp_path: Path) -> None:
     from engine import checkpoint
     from engine.data import to_float

@@ -148,6 +148,29 @@ def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
     assert window.is_training
 
 
+@pytest.mark.parametrize("name, filter_name, written", [
+    ("digits", "PyTorch program, torch.export (*.pt2)", "digits.pt2"),  # no suffix: the filter adds its own
+    ("digits.pt2", "TorchScript (*.pt)", "digits.pt2"),  # a typed suffix wins over the filter
+])
+def test_export_writes_a_program_that_answers_like_the_model(window, tmp_path, monkeypatch, name, filter_name,
+                                                             written) -> None:
+    import torch
+    from PySide6.QtWidgets import QFileDialog
+
+    from engine.inference import BUNDLED_MODEL
+
+    assert window.open_checkpoint(BUNDLED_MODEL)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(tmp_path / name), filter_name))
+    window.export_dialog()
+    assert [p.name for p in tmp_path.iterdir()] == [written]
+    program = torch.export.load(str(tmp_path / written)).module()
+    images = torch.rand(3, 1, 28, 28)
+    model, norm = window.checkpoint.model, window.checkpoint.normalization
+    with torch.no_grad():
+        torch.testing.assert_close(program(images), model((images - norm.mean) / norm.std), rtol=1e-4, atol=1e-4)
+    assert "Exported pt2" in window.status_label.text()
+
+
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100])
 def test_corrupt_checkpoint_shows_an_error_and_keeps_the_model(window, tmp_path, content) -> None:
     before = window.recognition.predictor
