@@ -11,6 +11,9 @@ directly; the engine checks them between batches.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -45,11 +48,14 @@ class Worker(QObject):
 
     failed = Signal(str)
     done = Signal()
-    intra_op_threads = 1
+    intra_op_threads = 1  # set in run() by threads_for()
+    background = False  # run below the GUI thread's priority (see lower_thread_priority)
 
     def __init__(self) -> None:
         super().__init__()
         self._cancelled = False
+        self.native_thread_id: int | None = None  # of the thread running it, once it runs
+        self.lowered_priority = False
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -63,6 +69,10 @@ class Worker(QObject):
 
         from engine.errors import UserError
 
+        self.native_thread_id = threading.get_native_id()
+        # first: the OpenMP threads this thread starts inherit its priority
+        self.lowered_priority = self.background and lower_thread_priority()
+        self.intra_op_threads = self.threads_for(self.lowered_priority)
         torch.set_num_threads(self.intra_op_threads)  # per thread with OpenMP
         try:
             self.work()
@@ -73,6 +83,9 @@ class Worker(QObject):
             self.failed.emit(f"Internal error: {type(exc).__name__}: {exc}")
         finally:
             self.done.emit()
+
+    def threads_for(self, lowered_priority: bool) -> int:
+        return 1
 
     def work(self) -> None:
         raise NotImplementedError
@@ -90,12 +103,37 @@ def start(worker: Worker, parent: QObject) -> QThread:
     return thread
 
 
-def training_threads() -> int:
-    """Intra-op threads for training inside the app: all cores but one, which the GUI thread keeps
-    (with both cores of a 2-core machine training, event-loop lateness p99 rose from ~21 to 31-37 ms)."""
-    import os
+BACKGROUND_NICENESS = 10
 
-    return max(1, (os.cpu_count() or 2) - 1)
+
+def lower_thread_priority() -> bool:
+    """Lower the calling thread's scheduling priority by ``BACKGROUND_NICENESS`` (Linux only).
+
+    On Linux each thread has its own nice value and threads it creates inherit it, so a training thread
+    that lowers its own before its first parallel region gets an OpenMP team that yields to the GUI thread
+    too. Elsewhere nice values are per process (macOS) or not inherited by new threads (Windows), so
+    nothing is changed there. Returns whether the priority was lowered.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS))
+    except OSError:
+        return False
+    return True
+
+
+def training_threads(lowered_priority: bool) -> int:
+    """Intra-op threads for training inside the app: every core when the training thread runs below the
+    GUI's priority, else all but one, which the GUI thread keeps.
+
+    On this project's 2-core machine, both cores at lowered priority trained 15-25 % faster than one core
+    at normal priority, with event-loop lateness p99 at 22-25 ms instead of 18-21 (both cores at normal
+    priority: 30-36 ms).
+    """
+    cores = os.cpu_count() or 2
+    return cores if lowered_priority else max(1, cores - 1)
 
 
 def finish(thread: QThread | None) -> None:
@@ -121,10 +159,11 @@ class TrainingWorker(Worker):
     notice = Signal(str)  # NoticeEvent.message: a slower fallback the user should know about
     started_training = Signal(object)  # the Trainer's config, steps per epoch, epochs done, history
 
+    background = True
+
     def __init__(self, make_trainer: Callable[[], Any], autosave_path: Path | None,
                  emit_interval: float = 0.05) -> None:
         super().__init__()
-        self.intra_op_threads = training_threads()
         from engine.training import TrainingControl
 
         self.make_trainer = make_trainer
@@ -134,6 +173,9 @@ class TrainingWorker(Worker):
         self.trainer: Any = None
         self._pending: list[Any] = []
         self._last_emit = 0.0
+
+    def threads_for(self, lowered_priority: bool) -> int:
+        return training_threads(lowered_priority)
 
     def cancel(self) -> None:
         super().cancel()

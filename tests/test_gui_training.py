@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,39 @@ def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     assert label.toolTip() == "" and not label.text().endswith("(see note)")
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
+def _thread_niceness() -> dict[int, int]:
+    """Nice value of every thread of this process, from /proc (Linux)."""
+    values = {}
+    for task in Path("/proc/self/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        values[int(task.name)] = int(fields[16])  # field 19 of stat; the split starts at field 3
+    return values
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_training_runs_below_the_gui_priority_on_every_core(window, qtbot) -> None:
+    """The training thread and the OpenMP threads it starts yield to the GUI thread, so training may
+    use every core (gui.workers.lower_thread_priority)."""
+    import os
+    import threading
+
+    from gui.workers import BACKGROUND_NICENESS
+
+    _configure(window, epochs=200, batch=64)
+    steps = _collect_steps(window)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
+    worker = window.training_worker
+    niceness = _thread_niceness()
+    window.stop_training(wait=True)
+    assert worker.lowered_priority and worker.intra_op_threads == (os.cpu_count() or 2)
+    assert niceness[worker.native_thread_id] == min(19, base + BACKGROUND_NICENESS)
+    assert niceness[threading.get_native_id()] == base  # the GUI thread keeps its priority
+    lowered = [tid for tid, value in niceness.items() if value == min(19, base + BACKGROUND_NICENESS)]
+    assert len(lowered) >= worker.intra_op_threads  # the training thread and its OpenMP team
 
 
 def test_epoch_axis_ticks_only_whole_epochs(window) -> None:
