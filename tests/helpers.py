@@ -1,4 +1,5 @@
-"""Small data sets the tests write themselves: a few hundred 28x28 images in real IDX files."""
+"""Small data sets the tests write themselves (a few hundred 28x28 images in real IDX files), and a way to
+make training report a notice."""
 
 from __future__ import annotations
 
@@ -33,3 +34,18 @@ def write_dataset(folder: Path, train: int = 320, test: int = 100, compress: boo
         write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", images)
         write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", labels)
     return folder
+
+
+def report_notice_before_training(monkeypatch, message: str) -> None:
+    """Make every ``Trainer.run`` report ``message`` as a NoticeEvent before it trains, as the CUDA-graph
+    fallback would (that path itself is tested in test_training.py); ``monkeypatch.undo()`` ends it."""
+    import engine.training
+
+    original = engine.training.Trainer.run
+
+    def run_with_notice(self, on_event=None, control=None, on_epoch_end=None):
+        if on_event is not None:
+            on_event(engine.training.NoticeEvent(message))
+        return original(self, on_event, control, on_epoch_end)
+
+    monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)

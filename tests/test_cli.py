@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers import report_notice_before_training
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--model", "lenet", "--batch-size", "32", "--device", "cpu", "--quiet"]
 
@@ -218,18 +220,11 @@ def test_export_into_a_missing_folder(trained: Path) -> None:
 
 
 def test_train_prints_notices_even_when_quiet(tiny_data: Path, monkeypatch, capsys) -> None:
-    """In-process, so that a notice can be injected: the Trainer's own fallback path is tested in
-    test_training.py; this checks the command line passes it on to stderr and keeps stdout JSON."""
-    import engine.training
+    """In-process, so that a notice can be injected: this checks the command line passes it on to stderr
+    and keeps stdout JSON."""
     from engine import cli
 
-    original = engine.training.Trainer.run
-
-    def run_with_notice(self, on_event=None, control=None, on_epoch_end=None):
-        on_event(engine.training.NoticeEvent("CUDA graph capture failed, so training goes on without graphs"))
-        return original(self, on_event, control, on_epoch_end)
-
-    monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)
+    report_notice_before_training(monkeypatch, "CUDA graph capture failed, so training goes on without graphs")
     assert cli.main(["train", "--data", str(tiny_data), "--epochs", "1", "--json", *FAST]) == 0
     captured = capsys.readouterr()
     assert f"{cli.PROG}: note: CUDA graph capture failed" in captured.err

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSpi
 from engine import checkpoint as ckpt
 from engine.devices import list_devices
 from engine.training import StepEvent
+from tests.helpers import report_notice_before_training
 
 
 def _widget(window, cls, name):
@@ -66,16 +67,9 @@ def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
 
 
 def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(window, qtbot, monkeypatch) -> None:
-    import engine.training
 
-    original = engine.training.Trainer.run
     message = "CUDA graph capture failed, so training goes on without graphs: RuntimeError: boom"
-
-    def run_with_notice(self, on_event=None, control=None, on_epoch_end=None):
-        on_event(engine.training.NoticeEvent(message))
-        return original(self, on_event, control, on_epoch_end)
-
-    monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)
+    report_notice_before_training(monkeypatch, message)
     _configure(window, epochs=1)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
@@ -83,7 +77,7 @@ def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(
     assert label.toolTip() == message and label.text().endswith("(see note)")
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
 
-    monkeypatch.setattr(engine.training.Trainer, "run", original)  # the next run has no note: the label clears
+    monkeypatch.undo()  # the next run has no note: the label clears
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     assert label.toolTip() == "" and not label.text().endswith("(see note)")
