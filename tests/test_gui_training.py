@@ -117,6 +117,26 @@ def test_training_runs_below_the_gui_priority_on_every_core(window, qtbot) -> No
     assert len(lowered) >= worker.intra_op_threads  # the training thread and its OpenMP team
 
 
+def test_step_losses_redraw_only_the_loss_curves(window, monkeypatch) -> None:
+    """A redraw repaints on the GUI thread while training waits for the GIL: per-epoch curves are set
+    only when an epoch has ended."""
+    plots = window.plots
+    plots.flush()
+    calls = []
+    for name in ("raw_curve", "smooth_curve", "test_loss_curve", "accuracy_curve"):
+        curve = getattr(plots, name)
+        monkeypatch.setattr(curve, "setData", lambda *args, name=name, **kwargs: calls.append(name))
+    plots.add_losses([1, 2], [0.9, 0.8])
+    plots._redraw()
+    assert calls == ["raw_curve", "smooth_curve"]
+    calls.clear()
+    plots._redraw()  # nothing new: nothing set
+    assert calls == []
+    plots.add_epoch(1, 2, 0.5, 0.9)
+    plots._redraw()
+    assert calls == ["test_loss_curve", "accuracy_curve"]
+
+
 def test_epoch_axis_ticks_only_whole_epochs(window) -> None:
     axis = window.plots.accuracy_plot.getAxis("bottom")
     for low, high in [(1, 3), (1, 2), (0.5, 40.5), (1, 250)]:
