@@ -418,6 +418,8 @@ class Trainer:
             order = torch.randperm(n, generator=generator).to(device, non_blocking=pin)
             self.model.train()
             epoch_start = time.perf_counter()
+            # one gather per epoch, so each batch is a slice: the same batches, two indexing ops fewer per step
+            epoch_images, epoch_labels = images[order], labels[order]
             paused_s = 0.0
             pending = torch.zeros((), device=device)
             pending_count = 0
@@ -428,14 +430,14 @@ class Trainer:
                 if control.stopped:
                     stopped = True
                     break
-                idx = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-                x = to_float(images[idx])
+                batch_slice = slice(batch * config.batch_size, (batch + 1) * config.batch_size)
+                x = to_float(epoch_images[batch_slice])
                 if config.augment:
                     x = augment_batch(x, generator)
                 x = x.sub_(self.normalization.mean).div_(self.normalization.std)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                y = labels[idx]
+                y = epoch_labels[batch_slice]
                 lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
                 for group in self.optimizer.param_groups:
                     if isinstance(group["lr"], torch.Tensor):
@@ -446,7 +448,7 @@ class Trainer:
                 self.global_step += 1
                 pending += loss
                 pending_count += 1
-                samples += len(idx)
+                samples += len(y)
                 if pending_count == config.log_every or batch == self.steps_per_epoch - 1:
                     value = float(pending) / pending_count
                     if not math.isfinite(value):
