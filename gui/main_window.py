@@ -181,9 +181,10 @@ class MainWindow(QMainWindow):
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
-    def _update_device_label(self) -> None:
-        self.device_label.setText(f"Device: {self.training_panel.device()}")
-        self.device_label.setToolTip("")
+    def _update_device_label(self, note: str = "") -> None:
+        """The chosen device; a training notice about it stays here, as the tooltip, until the next run."""
+        self.device_label.setText(f"Device: {self.training_panel.device()}" + (" (see note)" if note else ""))
+        self.device_label.setToolTip(note)
 
     # ------------------------------------------------------------------------------------------ models
     def _load_bundled_model(self) -> None:
@@ -364,8 +365,7 @@ class MainWindow(QMainWindow):
     def _on_training_notice(self, message: str) -> None:
         """Shown in the status line, and kept on the device label (later statuses replace the line)."""
         self.show_status(f"Note: {message}")
-        self.device_label.setText(f"Device: {self.training_panel.device()} (see note)")
-        self.device_label.setToolTip(message)
+        self._update_device_label(note=message)
 
     def _on_autosaved(self, path: str) -> None:
         self.show_status(f"Autosaved {path}")
