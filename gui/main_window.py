@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -36,10 +36,11 @@ from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
 from gui.training_panel import TrainingPanel
-from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, finish, start
+from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
 
 APP_NAME = "Digit Studio"
 MAX_RECENT = 8
+WARM_UP_DELAY_MS = 300  # after the window is shown: its first layout and paint come first
 NOTHING_TO_SAVE = "Nothing to save yet: train a model (one epoch at least) or open one."
 
 
@@ -80,6 +81,9 @@ class MainWindow(QMainWindow):
         self.training_thread: QThread | None = None
         self.dataset_worker: DatasetWorker | None = None
         self.dataset_thread: QThread | None = None
+        self.warm_up_worker: WarmUpWorker | None = None
+        self.warm_up_thread: QThread | None = None
+        self._warm_up_scheduled = False
         self.last_error: str | None = None
         self.last_saved: Path | None = None
         self._after_dataset: list[Any] = []
@@ -123,6 +127,34 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._load_bundled_model()
         self._update_device_label()
+
+    # ------------------------------------------------------------------------------------------ start-up
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._warm_up_scheduled:  # once the window is up: it must not wait for this
+            self._warm_up_scheduled = True
+            QTimer.singleShot(WARM_UP_DELAY_MS, self, self._warm_up)
+
+    @Slot()
+    def _warm_up(self) -> None:
+        """The first training run's one-off start-up work, in the background (engine.training.warm_up).
+
+        Collections are held meanwhile, and the objects it creates (and the rest of start-up's) are then
+        frozen out of later collections: see gui.garbage_collection.
+        """
+        if not self.isVisible() or self.warm_up_thread is not None:  # closed before the loop got here
+            return
+        self.garbage_collector.hold()
+        self.warm_up_worker = worker = WarmUpWorker()  # referenced until done, or Python would delete it
+        worker.failed.connect(self.show_status)
+        worker.done.connect(self._on_warm_up_done)
+        self.warm_up_thread = start(worker, self)
+
+    @Slot()
+    def _on_warm_up_done(self) -> None:
+        finish(self.warm_up_thread)
+        self.warm_up_thread = self.warm_up_worker = None
+        self.garbage_collector.freeze()
 
     # ------------------------------------------------------------------------------------------ construction
     def _build_menus(self) -> None:
@@ -560,6 +592,8 @@ class MainWindow(QMainWindow):
         self.cancel_download()
         if self.dataset_thread is not None:
             self.dataset_thread.wait()
+        finish(self.warm_up_thread)  # it cannot be cancelled, but it takes a second at most
+        self.warm_up_thread = None
         self.evaluation.shutdown()
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again

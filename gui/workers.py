@@ -231,6 +231,17 @@ class TrainingWorker(Worker):
                              tuple(trainer.dataset.class_names), trainer.epochs_done, label)
 
 
+class WarmUpWorker(Worker):
+    """Does the first training run's one-off start-up work (``engine.training.warm_up``) in the background."""
+
+    background = True
+
+    def work(self) -> None:
+        from engine.training import warm_up
+
+        warm_up()
+
+
 class DatasetWorker(Worker):
     """Loads a data set (downloading it when needed) with byte progress and cancel."""
 

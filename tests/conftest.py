@@ -69,7 +69,8 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if win.is_training:
         win.stop_training(wait=True)
     win.evaluation.shutdown()
-    qtbot.waitUntil(lambda: not win.is_training and win.dataset_thread is None, timeout=10000)
+    qtbot.waitUntil(lambda: not win.is_training and win.dataset_thread is None and win.warm_up_thread is None,
+                    timeout=30000)
 
 
 class _Server:
