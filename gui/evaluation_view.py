@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QThread, Signal
+from PySide6.QtCore import QSize, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -162,21 +162,21 @@ class EvaluationView(QWidget):
         self.class_names = predictor.class_names
         self.model_source = source
         self._dataset_name = dataset.name
-        worker = EvaluationWorker(model, dataset.test, predictor.normalization, len(predictor.class_names))
-        worker.progress.connect(self._on_progress)
-        worker.result.connect(self.show_result)
-        worker.failed.connect(self._on_failed)
-        worker.done.connect(self._finish)
-        self.worker = worker
-        self.thread = start(worker, self)
+        self.worker = worker = EvaluationWorker(model, dataset.test, predictor.normalization,
+                                                len(predictor.class_names))
+        self.thread = start(worker, self, progress=self._on_progress, result=self.show_result, failed=self._on_failed,
+                            done=self._finish)
 
+    @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.window.show_error("Evaluation failed", message)
 
+    @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
 
+    @Slot()
     def _finish(self) -> None:
         finish(self.thread)
         self.thread = None
@@ -197,6 +197,7 @@ class EvaluationView(QWidget):
         self.matrix.setVerticalHeaderLabels(names)
         self.per_class_plot.getAxis("bottom").setTicks([[(i, n[:3]) for i, n in enumerate(names)]])
 
+    @Slot(object)
     def show_result(self, result: EvaluationResult, split: Any = None, class_names: tuple[str, ...] | None = None,
                     source: str | None = None) -> None:
         if split is not None:

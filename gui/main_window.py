@@ -146,9 +146,7 @@ class MainWindow(QMainWindow):
             return
         self.garbage_collector.hold()
         self.warm_up_worker = worker = WarmUpWorker()  # referenced until done, or Python would delete it
-        worker.failed.connect(self.show_status)
-        worker.done.connect(self._on_warm_up_done)
-        self.warm_up_thread = start(worker, self)
+        self.warm_up_thread = start(worker, self, failed=self.show_status, done=self._on_warm_up_done)
 
     @Slot()
     def _on_warm_up_done(self) -> None:
@@ -199,6 +197,7 @@ class MainWindow(QMainWindow):
         self.recognition.message.connect(self.show_status)
 
     # ------------------------------------------------------------------------------------------ messages
+    @Slot(str)
     def show_status(self, text: str) -> None:
         self.status_label.setText(text)
 
@@ -252,14 +251,10 @@ class MainWindow(QMainWindow):
             return
         self.training_panel.show_download(True)
         self.training_panel.dataset_status.setText("Loading data set...")
-        worker = DatasetWorker(name, folder)
-        worker.progress.connect(self._on_download_progress)
-        worker.loaded.connect(self._on_dataset_loaded)
-        worker.failed.connect(self._on_dataset_failed)
-        worker.cancelled.connect(self._on_dataset_cancelled)
-        worker.done.connect(self._on_dataset_done)
-        self.dataset_worker = worker
-        self.dataset_thread = start(worker, self)
+        self.dataset_worker = worker = DatasetWorker(name, folder)
+        self.dataset_thread = start(worker, self, progress=self._on_download_progress, loaded=self._on_dataset_loaded,
+                                    failed=self._on_dataset_failed, cancelled=self._on_dataset_cancelled,
+                                    done=self._on_dataset_done)
         self.show_status(f"Loading {name}...")
 
     def _describe_dataset_choice(self) -> None:
@@ -267,6 +262,7 @@ class MainWindow(QMainWindow):
         self.training_panel.dataset_status.setText(
             _describe(dataset) if dataset is not None else "Loaded (or downloaded) when training starts")
 
+    @Slot(int, int)
     def _on_download_progress(self, done: int, total: int) -> None:
         bar = self.training_panel.download_progress
         if total > 0:
@@ -275,6 +271,7 @@ class MainWindow(QMainWindow):
             bar.setFormat(f"Downloading {done / 2**20:.1f} / {total / 2**20:.1f} MB")
         self.download_progress.emit(done, total)
 
+    @Slot(object)
     def _on_dataset_loaded(self, dataset: Any) -> None:
         self.datasets[(self.dataset_worker.name, self.dataset_worker.folder)] = dataset
         self.training_panel.dataset_status.setText(_describe(dataset))
@@ -284,14 +281,17 @@ class MainWindow(QMainWindow):
         for then, _ in callbacks:
             then(dataset)
 
+    @Slot(str)
     def _on_dataset_failed(self, message: str) -> None:
         self.training_panel.dataset_status.setText(message)
         self.show_error("Data set", message)
 
+    @Slot()
     def _on_dataset_cancelled(self) -> None:
         self.training_panel.dataset_status.setText("Download cancelled")
         self.show_status("Download cancelled")
 
+    @Slot()
     def _on_dataset_done(self) -> None:
         callbacks, self._after_dataset = self._after_dataset, []
         for _, on_fail in callbacks:  # still waiting: loading failed or was cancelled
@@ -345,20 +345,14 @@ class MainWindow(QMainWindow):
         folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.autosave_path = folder / f"{config.model}-{dataset.name}-{stamp}.pt"
-        worker = TrainingWorker(make_trainer, self.autosave_path)
-        worker.started_training.connect(self._on_training_started)
-        worker.steps.connect(self._on_steps)
-        worker.epoch.connect(self._on_epoch)
-        worker.snapshot.connect(self._on_snapshot)
-        worker.saved.connect(self._on_autosaved)
-        worker.notice.connect(self._on_training_notice)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_training_failed)
-        worker.done.connect(self._on_training_done)
-        self.training_worker = worker
-        self.training_thread = start(worker, self)
+        self.training_worker = worker = TrainingWorker(make_trainer, self.autosave_path)
+        self.training_thread = start(
+            worker, self, started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,
+            snapshot=self._on_snapshot, saved=self._on_autosaved, notice=self._on_training_notice,
+            finished=self._on_finished, failed=self._on_training_failed, done=self._on_training_done)
         self.show_status("Preparing training...")
 
+    @Slot(object)
     def _on_training_started(self, info: dict) -> None:
         self.trainer = self.training_worker.trainer if self.training_worker else None
         self._steps_per_epoch = info["steps_per_epoch"]
@@ -371,6 +365,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.plots)
         self.show_status(f"Training {info['config'].model} on {info['device']}")
 
+    @Slot(object)
     def _on_steps(self, events: list) -> None:
         self.plots.add_losses([e.step for e in events], [e.loss for e in events])
         last = events[-1]
@@ -384,24 +379,29 @@ class MainWindow(QMainWindow):
                                  f"loss {last.loss:.4f}")
         self.training_steps.emit(events)
 
+    @Slot(object)
     def _on_epoch(self, event: EpochEvent) -> None:
         self.plots.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy)
         self.show_status(f"Epoch {event.epoch}/{event.total_epochs}: test accuracy {event.test_accuracy:.2%}")
         self.training_epoch.emit(event)
 
+    @Slot(object)
     def _on_snapshot(self, snapshot: ModelSnapshot) -> None:
         self.snapshot = snapshot
         self.set_predictor(Predictor.from_state(snapshot.architecture, snapshot.model_kwargs, snapshot.state,
                                                 snapshot.normalization, snapshot.class_names, snapshot.label))
 
+    @Slot(str)
     def _on_training_notice(self, message: str) -> None:
         """Shown in the status line, and kept on the device label (later statuses replace the line)."""
         self.show_status(f"Note: {message}")
         self._update_device_label(note=message)
 
+    @Slot(str)
     def _on_autosaved(self, path: str) -> None:
         self.show_status(f"Autosaved {path}")
 
+    @Slot(object)
     def _on_finished(self, event: FinishedEvent) -> None:
         verb = "Stopped" if event.stopped else "Finished"
         accuracy = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
@@ -409,10 +409,12 @@ class MainWindow(QMainWindow):
         self.training_panel.progress.setFormat(f"{verb.lower()}: {event.epochs_done} epochs{accuracy}")
         self.training_finished.emit(event)
 
+    @Slot(str)
     def _on_training_failed(self, message: str) -> None:
         self.show_error("Training failed", message)
         self.training_finished.emit(None)
 
+    @Slot()
     def _on_training_done(self) -> None:
         finish(self.training_thread)
         self.training_thread = None

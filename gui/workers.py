@@ -1,7 +1,11 @@
 """Workers: the only place in the app that starts threads.
 
-Connect worker signals to methods of QObjects living in the GUI thread, never to lambdas: a lambda has
-no thread affinity, so Qt would call it directly in the worker thread.
+Worker signals are connected by :func:`start`, only to ``@Slot`` methods of QObjects living in the GUI
+thread, so that Qt queues each call to that thread. A lambda has no thread affinity, so Qt would call it
+directly in the worker thread; and a method without ``@Slot`` is added to its class's meta-object only
+when connected, which PySide6 advises against ("We recommend marking all methods used by signal
+connections with a @QtCore.Slot() decorator"): a plain function put in its place (a test's wrapper,
+say) was called in the worker thread here.
 
 Each worker is a ``QObject`` moved to its own ``QThread``. It calls the engine and reports back with
 signals carrying plain data (numbers, numpy arrays, frozen dataclasses, CPU copies of weights), which
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QMetaMethod, QObject, Qt, QThread, Signal, Slot
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,19 @@ class Worker(QObject):
         raise NotImplementedError
 
 
-def start(worker: Worker, parent: QObject) -> QThread:
-    """Run ``worker`` in a new thread that quits and cleans itself up when the worker is done."""
+def start(worker: Worker, parent: QObject, **slots: Callable[..., Any]) -> QThread:
+    """Connect ``worker``'s signals to ``slots`` (by signal name), then run it in a new thread that quits
+    and cleans itself up when the worker is done.
+
+    Each slot must be a ``@Slot`` method of a QObject (see the module docstring); anything else is a
+    TypeError, before any thread starts.
+    """
+    for name, slot in slots.items():
+        if not is_declared_slot(slot):
+            raise TypeError(f"{type(worker).__name__}.{name} must be connected to a @Slot method of a QObject, "
+                            f"not {slot!r}")
+    for name, slot in slots.items():
+        getattr(worker, name).connect(slot)
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
@@ -101,6 +116,17 @@ def start(worker: Worker, parent: QObject) -> QThread:
     thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
+
+
+def is_declared_slot(method: Any) -> bool:
+    """Whether ``method`` is bound to a QObject whose class declares it as a slot (``@Slot``)."""
+    receiver = getattr(method, "__self__", None)
+    if not isinstance(receiver, QObject):
+        return False
+    meta = receiver.metaObject()
+    name = getattr(method, "__name__", "").encode()
+    return any(meta.method(i).methodType() == QMetaMethod.MethodType.Slot and meta.method(i).name().data() == name
+               for i in range(meta.methodCount()))
 
 
 BACKGROUND_NICENESS = 10

@@ -1,0 +1,56 @@
+"""Starting workers: signals reach only declared slots, which Qt runs on the receiver's (GUI) thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from PySide6.QtCore import QObject, Slot
+
+from gui.workers import Worker, finish, is_declared_slot, start
+
+
+class _Echo(Worker):
+    def work(self) -> None:
+        self.failed.emit(threading.current_thread().name)
+
+
+class _Receiver(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    @Slot(str)
+    def on_failed(self, sender_thread: str) -> None:
+        self.calls.append((sender_thread, threading.current_thread().name))
+
+    @Slot()
+    def on_done(self) -> None:
+        self.calls.append(("done", threading.current_thread().name))
+
+    def undecorated(self, message: str) -> None:
+        self.calls.append((message, threading.current_thread().name))
+
+
+def test_worker_signals_run_their_slots_on_the_gui_thread(qtbot) -> None:
+    receiver = _Receiver()
+    worker = _Echo()
+    thread = start(worker, receiver, failed=receiver.on_failed, done=receiver.on_done)
+    qtbot.waitUntil(lambda: len(receiver.calls) == 2, timeout=5000)
+    finish(thread)
+    (sender, ran_in), done = receiver.calls
+    assert sender != threading.main_thread().name  # emitted in the worker's thread...
+    assert ran_in == threading.main_thread().name  # ...and run in the GUI thread
+    assert done == ("done", threading.main_thread().name)
+
+
+@pytest.mark.parametrize("slot", [lambda message: None, print, "undecorated"])
+def test_anything_but_a_declared_slot_is_refused_before_a_thread_starts(qtbot, slot) -> None:
+    receiver = _Receiver()
+    slot = getattr(receiver, slot) if isinstance(slot, str) else slot
+    assert not is_declared_slot(slot)
+    worker = _Echo()
+    with pytest.raises(TypeError, match=r"_Echo\.failed must be connected to a @Slot method"):
+        start(worker, receiver, failed=slot)
+    assert worker.native_thread_id is None  # it never ran
+
