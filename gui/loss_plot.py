@@ -74,7 +74,7 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = pg.PlotWidget()
+        self.loss_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom")})
         self.loss_plot.setObjectName("lossPlot")
         _style(self.loss_plot, "loss", "step")
         self.loss_plot.setLogMode(y=True)
@@ -112,6 +112,7 @@ class TrainingPlots(QWidget):
         self._timer.setInterval(1000 // REDRAW_HZ)
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
+        self._frame_accuracy()
 
     # -- data in --------------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -159,6 +160,14 @@ class TrainingPlots(QWidget):
             self._epochs_dirty = False
             self.test_loss_curve.setData(self.epoch_steps, np.maximum(self.test_losses, 1e-6))
             self.accuracy_curve.setData(self.epoch_numbers, self.accuracies)
+            self._frame_accuracy()
+
+    def _frame_accuracy(self) -> None:
+        """0-100 % while there is nothing to show (pyqtgraph's empty 0-1 read as "0.8 %"); then follow the data."""
+        if self.accuracies:
+            self.accuracy_plot.enableAutoRange(axis="y")
+        else:
+            self.accuracy_plot.setYRange(0, 100, padding=0)
 
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""

@@ -144,6 +144,19 @@ def test_epoch_axis_ticks_only_whole_epochs(window) -> None:
         assert ticks and all(float(v).is_integer() and low <= v <= high for v in ticks), (low, high, ticks)
 
 
+def test_accuracy_plot_shows_0_to_100_percent_until_it_has_points_then_follows_them(window, qtbot) -> None:
+    plots = window.plots
+    view = plots.accuracy_plot.getViewBox()
+    assert view.viewRange()[1] == [0, 100]  # not pyqtgraph's empty 0-1, which read as "0.8 %"
+    plots.add_epoch(1, 10, 0.20, 0.955)
+    plots.add_epoch(2, 20, 0.10, 0.987)
+    plots.flush()
+    qtbot.waitUntil(lambda: 90 < view.viewRange()[1][0] < 95.5 and 98.7 < view.viewRange()[1][1] < 100)
+    plots.clear()
+    plots.flush()
+    assert view.viewRange()[1] == [0, 100]
+
+
 def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
     _configure(window, epochs=200, batch=8)
     steps = _collect_steps(window)
