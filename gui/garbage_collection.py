@@ -67,7 +67,7 @@ class GuiThreadGarbageCollector(QObject):
             self._timer.stop()
 
     def freeze(self) -> None:
-        """Exempt every object alive now from all later collections (until ``stop()``), and collect again.
+        """Exempt every object alive now from all later collections (until ``stop()``); end a ``hold()``.
 
         Garbage alive at this moment is kept as well; right after start-up there is little of it.
         """
