@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
         Collections are held meanwhile, and the objects it creates (and the rest of start-up's) are then
         frozen out of later collections: see gui.garbage_collection.
         """
-        if not self.isVisible() or self.warm_up_thread is not None:  # closed before the loop got here
+        if not self.isVisible():  # closed before the timer fired
             return
         self.garbage_collector.hold()
         self.warm_up_worker = worker = WarmUpWorker()  # referenced until done, or Python would delete it
