@@ -50,7 +50,7 @@ class GrowingBuffer:
 
 
 class WholeNumberAxis(pg.AxisItem):
-    """An axis for counts (epochs): ticks only at whole numbers, never "1.5"."""
+    """An axis for counts (epochs, steps): ticks only at whole numbers, never "1.5"."""
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803 (Qt names)
         levels = [(spacing, [v for v in values if float(v).is_integer()])
