@@ -76,9 +76,15 @@ class GraphedStep:
 
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
-        # thread_local: the GUI may touch CUDA from other threads (evaluation) while this one captures
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self.static_loss = self.step(self.static_x, self.static_y)
+        stream = torch.cuda.current_stream()
+        try:
+            # thread_local: the GUI may touch CUDA from other threads (evaluation) while this one captures
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self.static_loss = self.step(self.static_x, self.static_y)
+        finally:
+            # When ending a failed capture raises, torch.cuda.graph leaves its capture stream current
+            # for this thread; the eager steps that follow belong on the stream they used before.
+            torch.cuda.set_stream(stream)
         self.graph = graph  # capture only records the step: the replay that follows runs it
 
 

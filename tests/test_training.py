@@ -194,6 +194,119 @@ def test_graphed_step_replays_exactly_what_eager_steps_do() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_graphed_step_after_a_real_capture_failure_trains_eagerly_on_the_callers_stream() -> None:
+    """A step that reads its loss back to the host cannot be captured (a capturing stream cannot be
+    synchronised). The real CUDA error is reported once, every step still trains, on the stream the
+    caller was using, and the losses are those of a run that never tried to capture."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    from engine.cuda_graphs import GraphedStep, make_step
+
+    def train(graphs: bool):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4)).cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        inner = make_step(model, optimizer, F.cross_entropy, keep_grads=True)
+
+        def syncing_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            loss = inner(x, y)
+            loss.item()
+            return loss
+
+        reasons: list[str] = []
+        step = GraphedStep(syncing_step, torch.Size((16, 20)), torch.device("cuda"), on_fallback=reasons.append)
+        generator = torch.Generator().manual_seed(1)
+        losses = []
+        for _ in range(8):
+            x, y = torch.randn(16, 20, generator=generator), torch.randint(0, 4, (16,), generator=generator)
+            step_x, step_y = x.cuda(), y.cuda()
+            losses.append(float(step(step_x, step_y) if graphs else syncing_step(step_x, step_y)))
+            assert torch.cuda.current_stream() == torch.cuda.default_stream()
+        return losses, step, reasons
+
+    losses, step, reasons = train(graphs=True)
+    eager_losses, _, _ = train(graphs=False)
+    assert not step.captured and step.failure and reasons == [step.failure]
+    torch.testing.assert_close(losses, eager_losses, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_capture_goes_on_while_another_thread_runs_cuda_work() -> None:
+    """The app evaluates or predicts on the GPU from other threads while training may be capturing.
+    The capture is thread-local: another thread's kernels and read-backs during it neither break the
+    capture nor fail themselves."""
+    from torch import nn
+    from torch.nn import functional as F
+
+    from engine.cuda_graphs import GraphedStep, make_step
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4)).cuda()
+    inner = make_step(model, torch.optim.SGD(model.parameters(), lr=0.05), F.cross_entropy, keep_grads=True)
+    capturing, other_done = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if torch.cuda.is_current_stream_capturing():
+            capturing.set()
+            other_done.wait(20)  # hold the capture open until the other thread has done its work
+        return inner(x, y)
+
+    def other_thread() -> None:
+        try:
+            capturing.wait(20)
+            seen["capturing"] = capturing.is_set()
+            values = torch.arange(1000.0).cuda()  # a copy in, a kernel and a read-back, as evaluation does
+            seen["sum"] = float((values * 2).sum())
+        except Exception as exc:  # reported by the assertions below
+            seen["error"] = repr(exc)
+        finally:
+            other_done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    graphed = GraphedStep(step, torch.Size((16, 20)), torch.device("cuda"))
+    for _ in range(GraphedStep.WARMUP + 3):
+        graphed(torch.randn(16, 20).cuda(), torch.randint(0, 4, (16,)).cuda())
+    thread.join(20)
+    assert seen == {"capturing": True, "sum": 999000.0}
+    assert graphed.captured and graphed.failure is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_real_capture_failure_in_the_trainer_is_noticed_once_and_the_run_completes(tiny_dataset, monkeypatch) -> None:
+    """The Trainer's fallback with a real CUDA capture error, not a faked one (see the CPU test below)."""
+    import math
+
+    import engine.training
+
+    real_make_step = engine.training.make_step
+
+    def syncing_make_step(*args, **kwargs):
+        inner = real_make_step(*args, **kwargs)
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            loss = inner(x, y)
+            loss.item()  # a host read-back: not allowed while capturing
+            return loss
+
+        return step
+
+    monkeypatch.setattr(engine.training, "make_step", syncing_make_step)
+    config = TrainConfig(model="lenet", epochs=2, batch_size=48, optimizer="sgd", lr=0.01, schedule="step",
+                         augment=False, device="cuda", log_every=2)
+    trainer = Trainer(config, tiny_dataset)
+    events = []
+    result = trainer.run(events.append)
+    notices = [e for e in events if isinstance(e, NoticeEvent)]
+    assert len(notices) == 1 and "CUDA graph capture failed" in notices[0].message
+    assert trainer.graphed_step.failure and not trainer.graphed_step.captured
+    assert result.epochs_done == 2 and not result.stopped and result.test_accuracy is not None
+    assert all(math.isfinite(loss) for loss in trainer.history.losses)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("config", [
     TrainConfig(model="digitnet", epochs=2, batch_size=48, lr=1e-3, augment=True, device="cuda", log_every=2),
     TrainConfig(model="lenet", epochs=2, batch_size=48, optimizer="sgd", lr=0.01, schedule="step", augment=False,

@@ -3,7 +3,8 @@
 #   tools/cuda_check.sh [MNIST_FOLDER] [OUT_FOLDER]
 # 1. the engine tests that touch a device, the CUDA-only ones included (the rest run on any CI machine);
 # 2. a real training run on cuda (3 epochs = 471 steps) saved as a checkpoint, then evaluated on the CPU;
-# 3. the training benchmark on cuda, and on this machine's CPU for scale; where a CUDA step's time goes.
+# 3. which graph capture modes let another thread use the GPU during a capture;
+# 4. the training benchmark on cuda, and on this machine's CPU for scale; where a CUDA step's time goes.
 # Each step runs even when an earlier one fails; the exit status says whether any failed.
 set -u
 data=${1:-../shared/datasets/mnist}
@@ -25,6 +26,7 @@ step "$python" main.py devices
 step "$python" main.py train --data "$data" --device cuda --epochs 3 --out "$out/cuda.pt" --json
 step "$python" main.py evaluate --checkpoint "$out/cuda.pt" --data "$data" --device cpu --json
 step "$python" main.py train --resume "$out/cuda.pt" --epochs 1 --data "$data" --device cpu --out "$out/resumed-on-cpu.pt" --json
+step "$python" tools/cuda_capture_modes.py
 step "$python" benchmarks/bench_training.py --data "$data" --device cuda
 step "$python" benchmarks/bench_training.py --data "$data" --device cpu --quick
 step "$python" tools/cuda_step_profile.py --data "$data"
