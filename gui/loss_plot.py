@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 # worker waits too: with the default model training on 2 cores, 20 redraws a second cost 15 % of its
 # samples/s against 10, for no visible gain on a curve that moves this slowly (benchmarks/bench_gui.py).
 REDRAW_HZ = 10
+EMPTY_STEPS = 100  # the x range of an empty loss plot, so that its axis has ticks
+EMPTY_EPOCHS = 5
 SMOOTHING = 0.8  # exponential moving average factor for the smoothed loss (bias-corrected, as TensorBoard)
 
 
@@ -112,7 +114,8 @@ class TrainingPlots(QWidget):
         self._timer.setInterval(1000 // REDRAW_HZ)
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
-        self._frame_accuracy()
+        self._loss_framed_empty = self._accuracy_framed_empty = False
+        self._frame()
 
     # -- data in --------------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -160,14 +163,25 @@ class TrainingPlots(QWidget):
             self._epochs_dirty = False
             self.test_loss_curve.setData(self.epoch_steps, np.maximum(self.test_losses, 1e-6))
             self.accuracy_curve.setData(self.epoch_numbers, self.accuracies)
-            self._frame_accuracy()
+        self._frame()
 
-    def _frame_accuracy(self) -> None:
-        """0-100 % while there is nothing to show (pyqtgraph's empty 0-1 read as "0.8 %"); then follow the data."""
-        if self.accuracies:
-            self.accuracy_plot.enableAutoRange(axis="y")
-        else:
-            self.accuracy_plot.setYRange(0, 100, padding=0)
+    def _frame(self) -> None:
+        """An empty plot gets a fixed frame, steps 0-100, epochs 1-5 and 0-100 %: pyqtgraph's empty range,
+        0-1, shows no ticks on a whole-number axis and read as "0.8 %" on the accuracy axis. A plot with
+        data follows it again. Only a change between the two touches the ranges, so a user's panning stays."""
+        loss_empty, accuracy_empty = not len(self.steps), not self.accuracies
+        if loss_empty != self._loss_framed_empty:
+            self._loss_framed_empty = loss_empty
+            if loss_empty:
+                self.loss_plot.setXRange(0, EMPTY_STEPS, padding=0)
+            else:
+                self.loss_plot.enableAutoRange(axis="x")
+        if accuracy_empty != self._accuracy_framed_empty:
+            self._accuracy_framed_empty = accuracy_empty
+            if accuracy_empty:
+                self.accuracy_plot.setRange(xRange=(1, EMPTY_EPOCHS), yRange=(0, 100), padding=0)
+            else:
+                self.accuracy_plot.enableAutoRange()
 
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""

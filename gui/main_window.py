@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine import checkpoint as ckpt
+from engine.data import cache_dir, locate
 from engine.devices import list_devices
 from engine.errors import UserError
 from engine.inference import Predictor, load_bundled
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._load_bundled_model()
         self._update_device_label()
+        self._describe_dataset_choice()
 
     # ------------------------------------------------------------------------------------------ start-up
     def showEvent(self, event: QShowEvent) -> None:
@@ -257,10 +259,21 @@ class MainWindow(QMainWindow):
                                     done=self._on_dataset_done)
         self.show_status(f"Loading {name}...")
 
+    @Slot()
     def _describe_dataset_choice(self) -> None:
-        dataset = self.datasets.get(self.training_panel.dataset_choice())
-        self.training_panel.dataset_status.setText(
-            _describe(dataset) if dataset is not None else "Loaded (or downloaded) when training starts")
+        """Say before Train is pressed where the chosen data set will come from, so that a download (or
+        a data set that is missing) is no surprise. Only looks for files: loading waits for Train."""
+        name, folder = self.training_panel.dataset_choice()
+        dataset = self.datasets.get((name, folder))
+        if dataset is not None:
+            text = _describe(dataset)
+        elif folder is not None:
+            text = f"Loaded from {folder} when training starts"
+        else:
+            found = locate(name)
+            text = (f"Found in {found}\nloaded when training starts" if found is not None else
+                    f"Not on this computer yet: downloaded into {cache_dir() / name} when training starts")
+        self.training_panel.dataset_status.setText(text)
 
     @Slot(int, int)
     def _on_download_progress(self, done: int, total: int) -> None:

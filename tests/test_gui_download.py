@@ -60,3 +60,16 @@ def test_offline_message_names_the_folder(window, qtbot, monkeypatch):
     assert "no network connection" in window.errors[-1]
     assert str(data.cache_dir() / "mnist") in window.errors[-1]
     qtbot.waitUntil(lambda: window.training_panel.train_button.isEnabled(), timeout=5000)
+
+
+def test_data_set_line_says_before_training_where_the_data_will_come_from(window, monkeypatch, tiny_data: Path):
+    panel = window.training_panel
+    status = panel.dataset_status
+    assert status.text() == f"Found in {tiny_data}\nloaded when training starts"
+    monkeypatch.delenv("DIGIT_STUDIO_DATA")
+    panel.dataset_combo.setCurrentIndex(panel.dataset_combo.findData("fashion-mnist"))
+    assert status.text() == (f"Not on this computer yet: downloaded into {data.cache_dir() / 'fashion-mnist'} "
+                             "when training starts")
+    panel.add_folder(str(tiny_data))
+    assert status.text() == f"Loaded from {tiny_data} when training starts"
+    assert window.datasets == {}  # describing a choice loads nothing

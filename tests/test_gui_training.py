@@ -144,17 +144,31 @@ def test_epoch_axis_ticks_only_whole_epochs(window) -> None:
         assert ticks and all(float(v).is_integer() and low <= v <= high for v in ticks), (low, high, ticks)
 
 
-def test_accuracy_plot_shows_0_to_100_percent_until_it_has_points_then_follows_them(window, qtbot) -> None:
+def test_empty_plots_have_a_frame_with_ticks_then_follow_their_data(window, qtbot) -> None:
+    """pyqtgraph's empty range, 0-1, showed no ticks on the step and epoch axes and read as "0.8 %"."""
+    from gui.loss_plot import EMPTY_EPOCHS, EMPTY_STEPS
+
     plots = window.plots
-    view = plots.accuracy_plot.getViewBox()
-    assert view.viewRange()[1] == [0, 100]  # not pyqtgraph's empty 0-1, which read as "0.8 %"
-    plots.add_epoch(1, 10, 0.20, 0.955)
-    plots.add_epoch(2, 20, 0.10, 0.987)
+    loss_view, accuracy_view = plots.loss_plot.getViewBox(), plots.accuracy_plot.getViewBox()
+
+    def framed_empty() -> bool:
+        return (loss_view.viewRange()[0] == [0, EMPTY_STEPS]
+                and accuracy_view.viewRange() == [[1, EMPTY_EPOCHS], [0, 100]])
+
+    assert framed_empty()
+    for plot, (low, high) in [(plots.loss_plot, (0, EMPTY_STEPS)), (plots.accuracy_plot, (1, EMPTY_EPOCHS))]:
+        ticks = [v for _, values in plot.getAxis("bottom").tickValues(low, high, 500) for v in values]
+        assert len(ticks) >= 3, ticks
+    plots.add_losses(list(range(1, 301)), [1.0 / step for step in range(1, 301)])
+    plots.add_epoch(1, 150, 0.20, 0.955)
+    plots.add_epoch(2, 300, 0.10, 0.987)
     plots.flush()
-    qtbot.waitUntil(lambda: 90 < view.viewRange()[1][0] < 95.5 and 98.7 < view.viewRange()[1][1] < 100)
+    qtbot.waitUntil(lambda: 290 <= loss_view.viewRange()[0][1] < 320)
+    qtbot.waitUntil(lambda: 90 < accuracy_view.viewRange()[1][0] < 95.5 and 98.7 < accuracy_view.viewRange()[1][1] < 100)
+    assert 1.9 <= accuracy_view.viewRange()[0][1] < 2.5
     plots.clear()
     plots.flush()
-    assert view.viewRange()[1] == [0, 100]
+    assert framed_empty()
 
 
 def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
