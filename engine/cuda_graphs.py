@@ -19,11 +19,13 @@ user learns why training is slower than it should be.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 StepFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+T = TypeVar("T")
 
 
 class GraphedStep:
@@ -67,12 +69,7 @@ class GraphedStep:
         return self.static_loss
 
     def _warm_up(self) -> torch.Tensor:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            loss = self.step(self.static_x, self.static_y)
-        torch.cuda.current_stream().wait_stream(side)
-        return loss
+        return on_side_stream(lambda: self.step(self.static_x, self.static_y))
 
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
@@ -86,6 +83,17 @@ class GraphedStep:
             # for this thread; the eager steps that follow belong on the stream they used before.
             torch.cuda.set_stream(stream)
         self.graph = graph  # capture only records the step: the replay that follows runs it
+
+
+def on_side_stream(work: Callable[[], T]) -> T:
+    """``work()`` on a fresh side stream, ordered after the current stream's work and before what follows
+    on it: where PyTorch's documentation asks for the eager warm-up steps that precede a capture."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        result = work()
+    torch.cuda.current_stream().wait_stream(side)
+    return result
 
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,

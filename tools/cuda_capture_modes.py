@@ -15,6 +15,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MODES = ("global", "thread_local", "relaxed")
 
@@ -23,6 +26,8 @@ def attempt(mode: str) -> None:
     import torch
     from torch import nn
     from torch.nn import functional as F
+
+    from engine.cuda_graphs import on_side_stream
 
     model = nn.Linear(20, 4).cuda()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -33,12 +38,7 @@ def attempt(mode: str) -> None:
         F.cross_entropy(model(x), y).backward()
         optimizer.step()
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(side)
+    on_side_stream(lambda: [step() for _ in range(3)])
 
     capturing, other_done = threading.Event(), threading.Event()
     other: dict[str, str] = {}

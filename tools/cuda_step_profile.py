@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.cuda_graphs import on_side_stream  # noqa: E402
 from engine.data import load_folder  # noqa: E402
 from engine.models import build_model  # noqa: E402
 from engine.training import TrainConfig, Trainer  # noqa: E402
@@ -61,12 +62,7 @@ def time_ms(fn, steps: int = 300) -> float:
 
 
 def graphed(step):
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            step()
-    torch.cuda.current_stream().wait_stream(stream)
+    on_side_stream(lambda: [step() for _ in range(3)])
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()
