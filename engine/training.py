@@ -285,15 +285,17 @@ def warm_up() -> None:
 
 @contextlib.contextmanager
 def cpu_threads_for(trainer: Trainer) -> Iterator[None]:
-    """No more intra-op threads than samples in a batch, while a CPU run lasts.
+    """At most one intra-op thread per two samples of a batch, while a CPU run lasts.
 
-    PyTorch uses every core by default; for batches smaller than that, an OpenMP region over all of
-    them costs more than it saves: LeNet at batch 8 trained 2x faster with 8 threads than with 16 on a
-    16-core machine, and no slower with 1 to 8 (benchmarks/bench_threads.py). A caller's own lower
-    setting (the GUI leaves a core free) is kept. OpenMP thread counts are per calling thread.
+    PyTorch uses every core by default; for small batches an OpenMP region over all of them costs more
+    than it saves. On a 16-core machine (benchmarks/bench_threads.py, median of 3 interleaved rounds)
+    LeNet at the tutorial's batch 8 trained at 5,558 samples/s with 4 threads, 4,778 with 8 and 2,683
+    with 16; from batch 16 up more threads were faster or within 4 %, and on 2 cores 2 threads were never
+    slower than 1, even at batch 4. A caller's own lower setting (the GUI leaves a core free) is kept.
+    OpenMP thread counts are per calling thread.
     """
     before = torch.get_num_threads()
-    wanted = min(before, trainer.config.batch_size)
+    wanted = max(1, min(before, trainer.config.batch_size // 2))
     if trainer.device.type != "cpu" or wanted == before:
         yield
         return

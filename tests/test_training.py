@@ -364,15 +364,16 @@ def test_failed_graph_capture_is_reported_once_and_training_goes_on_eagerly(tiny
         assert torch.equal(trainer.model.state_dict()[key], value), key
 
 
-def test_cpu_training_uses_no_more_threads_than_a_batch_has_samples(tiny_dataset) -> None:
+@pytest.mark.parametrize(("threads", "batch_size", "used"), [(2, 1, 1), (2, 2, 1), (2, 4, 2), (16, 8, 4), (16, 64, 16)])
+def test_cpu_training_uses_at_most_one_thread_per_two_samples(tiny_dataset, threads, batch_size, used) -> None:
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     try:
         seen = []
-        Trainer(replace(FAST, epochs=1, batch_size=1, log_every=100), tiny_dataset).run(
+        Trainer(replace(FAST, epochs=1, batch_size=batch_size, log_every=100), tiny_dataset).run(
             lambda event: seen.append(torch.get_num_threads()))
-        assert seen and set(seen[:-1]) == {1}  # the last event, FinishedEvent, comes after the run
-        assert torch.get_num_threads() == 2
+        assert seen and set(seen[:-1]) == {used}  # the last event, FinishedEvent, comes after the run
+        assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
 
