@@ -267,8 +267,11 @@ def locate(name: str) -> Path | None:
         candidates += [root / spec_key, root]
     candidates.append(cache_dir() / spec_key)
     for folder in candidates:
-        if folder.is_dir() and has_split_files(folder):
-            return folder
+        try:
+            if folder.is_dir() and has_split_files(folder):
+                return folder
+        except OSError:  # unreadable (permissions, a dead network mount): the data cannot come from here
+            continue
     return None
 
 

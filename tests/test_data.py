@@ -114,3 +114,30 @@ def test_to_float_normalises() -> None:
     images = torch.full((2, 28, 28), 255, dtype=torch.uint8)
     x = data.to_float(images, data.Normalization(0.5, 0.25))
     assert x.shape == (2, 1, 28, 28) and torch.allclose(x, torch.full_like(x, 2.0))
+
+
+def test_locate_looks_in_the_environment_folder_then_the_cache(tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tiny_data.parent))  # a folder holding mnist/
+    assert data.locate("mnist") == tiny_data
+    monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tiny_data))  # the files themselves
+    assert data.locate("mnist") == tiny_data
+    monkeypatch.delenv("DIGIT_STUDIO_DATA")
+    assert data.locate("mnist") is None
+    shutil.copytree(tiny_data, data.cache_dir() / "mnist")
+    assert data.locate("mnist") == data.cache_dir() / "mnist"
+
+
+def test_locate_passes_over_a_folder_it_cannot_read(tiny_data: Path, monkeypatch) -> None:
+    """The app describes the data set at start-up: an unreadable $DIGIT_STUDIO_DATA must not stop it."""
+    real = data.has_split_files
+
+    def has_split_files(folder: Path) -> bool:
+        if folder == tiny_data:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real(folder)
+
+    monkeypatch.setattr(data, "has_split_files", has_split_files)
+    monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tiny_data))
+    assert data.locate("mnist") is None
+    shutil.copytree(tiny_data, data.cache_dir() / "mnist")
+    assert data.locate("mnist") == data.cache_dir() / "mnist"
