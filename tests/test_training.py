@@ -193,6 +193,18 @@ def test_graphed_step_replays_exactly_what_eager_steps_do() -> None:
         torch.testing.assert_close(graphed_weights[key], value, rtol=1e-5, atol=1e-6)
 
 
+def reading_the_loss_back(step):
+    """``step`` followed by a host read-back of its loss, which CUDA refuses while a stream is capturing:
+    a real capture failure, not a faked one."""
+
+    def syncing_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = step(x, y)
+        loss.item()
+        return loss
+
+    return syncing_step
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_graphed_step_after_a_real_capture_failure_trains_eagerly_on_the_callers_stream() -> None:
     """A step that reads its loss back to the host cannot be captured (a capturing stream cannot be
@@ -207,13 +219,7 @@ def test_graphed_step_after_a_real_capture_failure_trains_eagerly_on_the_callers
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4)).cuda()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        inner = make_step(model, optimizer, F.cross_entropy, keep_grads=True)
-
-        def syncing_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            loss = inner(x, y)
-            loss.item()
-            return loss
-
+        syncing_step = reading_the_loss_back(make_step(model, optimizer, F.cross_entropy, keep_grads=True))
         reasons: list[str] = []
         step = GraphedStep(syncing_step, torch.Size((16, 20)), torch.device("cuda"), on_fallback=reasons.append)
         generator = torch.Generator().manual_seed(1)
@@ -282,18 +288,8 @@ def test_real_capture_failure_in_the_trainer_is_noticed_once_and_the_run_complet
     import engine.training
 
     real_make_step = engine.training.make_step
-
-    def syncing_make_step(*args, **kwargs):
-        inner = real_make_step(*args, **kwargs)
-
-        def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            loss = inner(x, y)
-            loss.item()  # a host read-back: not allowed while capturing
-            return loss
-
-        return step
-
-    monkeypatch.setattr(engine.training, "make_step", syncing_make_step)
+    monkeypatch.setattr(engine.training, "make_step",
+                        lambda *args, **kwargs: reading_the_loss_back(real_make_step(*args, **kwargs)))
     config = TrainConfig(model="lenet", epochs=2, batch_size=48, optimizer="sgd", lr=0.01, schedule="step",
                          augment=False, device="cuda", log_every=2)
     trainer = Trainer(config, tiny_dataset)
