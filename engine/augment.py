@@ -7,8 +7,9 @@ without any per-sample Python.
 
 Randomness comes from an explicit ``torch.Generator`` on the CPU so a run is reproducible from its
 seed, on any device, and a resumed run draws exactly what an uninterrupted one would have. Only the few
-random numbers per sample are drawn there; the sampling grid and the warp are computed on the images'
-device, so a GPU run copies a few hundred bytes per batch instead of building the grid on the CPU.
+random numbers per sample are drawn there (:func:`draw_augmentation`); the sampling grid and the warp
+are computed on the images' device (:func:`apply_augmentation`), so a GPU run copies a few hundred bytes
+per batch instead of building the grid on the CPU.
 """
 
 from __future__ import annotations
@@ -37,23 +38,41 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return torch.rand(n, generator=generator) * (high - low) + low
 
 
-def augment_batch(
-    images: torch.Tensor,
-    generator: torch.Generator,
-    settings: AugmentSettings = DEFAULT_AUGMENT,
-) -> torch.Tensor:
-    """Augment float images in [0, 1] of shape (N, 1, 28, 28); returns a new tensor on the same device."""
-    n, _, h, w = images.shape
-    device = images.device
+# the random numbers of one sample, in the order they are drawn and laid out: rotation, scale, shear,
+# shift (x, y), the elastic field's coarse 2x4x4 grid, stroke-width change
+_PARTS = (1, 1, 1, 2, 2 * 4 * 4, 1)
+NUMBERS_PER_SAMPLE = sum(_PARTS)
+
+
+def draw_augmentation(n: int, width: int, generator: torch.Generator,
+                      settings: AugmentSettings = DEFAULT_AUGMENT) -> torch.Tensor:
+    """The random numbers that augment ``n`` images ``width`` pixels wide: one flat float CPU tensor.
+
+    Drawing is apart from :func:`apply_augmentation` so that a GPU run can send them in one copy and
+    replay the whole warp from a CUDA graph, whose inputs must be tensors at fixed addresses.
+    """
     # Every draw in one fixed order from the CPU generator (the order is part of reproducibility).
     angle = _uniform(n, -1, 1, generator) * math.radians(settings.max_rotation_deg)
     scale = _uniform(n, *settings.scale_range, generator)
     shear = _uniform(n, -settings.max_shear, settings.max_shear, generator)
-    shift = _uniform(2 * n, -1, 1, generator).view(n, 2) * (2 * settings.max_shift_px / w)
-    coarse = torch.randn(n, 2, 4, 4, generator=generator) * (2 * settings.elastic_strength_px / w)
-    stroke = _uniform(n, *settings.stroke_range, generator).view(n, 1, 1, 1)
-    if device.type != "cpu":
-        angle, scale, shear, shift, coarse, stroke = _to_device((angle, scale, shear, shift, coarse, stroke), device)
+    shift = _uniform(2 * n, -1, 1, generator) * (2 * settings.max_shift_px / width)
+    coarse = torch.randn(2 * 4 * 4 * n, generator=generator) * (2 * settings.elastic_strength_px / width)
+    stroke = _uniform(n, *settings.stroke_range, generator)
+    return torch.cat([angle, scale, shear, shift, coarse, stroke])
+
+
+def apply_augmentation(images: torch.Tensor, numbers: torch.Tensor,
+                       settings: AugmentSettings = DEFAULT_AUGMENT) -> torch.Tensor:
+    """Warp float images in [0, 1] of shape (N, 1, H, W) by numbers from :func:`draw_augmentation`.
+
+    Returns a new tensor on the images' device, computed there with a fixed sequence of tensor
+    operations and no read-back, so it can be captured in a CUDA graph. ``numbers`` may be on the CPU
+    (pinned, for an asynchronous copy) or already on the device.
+    """
+    n, _, h, w = images.shape
+    numbers = numbers.to(images.device, non_blocking=True)
+    angle, scale, shear, shift, coarse, stroke = numbers.split([part * n for part in _PARTS])
+    shift, coarse, stroke = shift.view(n, 2), coarse.view(n, 2, 4, 4), stroke.view(n, 1, 1, 1)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # affine_grid maps output to input coordinates, so the inverse scale makes digits grow when scale > 1.
     theta = torch.stack([
@@ -69,13 +88,16 @@ def augment_batch(
     return torch.lerp(warped, target, stroke.abs())
 
 
-def _to_device(tensors: tuple[torch.Tensor, ...], device: torch.device) -> tuple[torch.Tensor, ...]:
-    """One pinned host buffer and one asynchronous copy for all of a batch's random numbers."""
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    if device.type == "cuda":
-        flat = flat.pin_memory()
-    flat = flat.to(device, non_blocking=True)
-    return tuple(part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
+def augment_batch(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    settings: AugmentSettings = DEFAULT_AUGMENT,
+) -> torch.Tensor:
+    """Augment float images in [0, 1] of shape (N, 1, H, W); returns a new tensor on the same device."""
+    numbers = draw_augmentation(images.shape[0], images.shape[-1], generator, settings)
+    if images.device.type == "cuda":
+        numbers = numbers.pin_memory()
+    return apply_augmentation(images, numbers, settings)
 
 
 def _morph3(x: torch.Tensor, op) -> torch.Tensor:

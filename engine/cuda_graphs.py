@@ -6,8 +6,9 @@ LeNet at batch 128 took 1.7 ms per eager step on an H200 and 0.3 ms replayed fro
 fixed input buffers, and replays them with one launch.
 
 What that needs from the rest of the training loop, and gets:
-- Fixed addresses: batches are copied into ``static_x``/``static_y``; gradients are zeroed, never
-  set to None; the learning rate is a tensor on the device that the loop fills before each step.
+- Fixed addresses: a step's inputs (the raw batch, its labels, its augmentation's random numbers) are
+  copied into ``static_inputs``; gradients are zeroed, never set to None; the learning rate is a tensor
+  on the device that the loop fills before each step.
 - Fixed shapes: a batch of another size (an epoch's last, short batch) runs eagerly on the same
   model, optimiser and gradient tensors.
 - Optimiser state that exists before capture: the first ``WARMUP`` steps run eagerly on a side
@@ -18,27 +19,30 @@ user learns why training is slower than it should be.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
 from torch import nn
 
-StepFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+StepFunction = Callable[..., torch.Tensor]  # (*input tensors) -> loss
 T = TypeVar("T")
 
 
 class GraphedStep:
-    """``step(x, y) -> loss``: the eager ``step`` until captured, then the graph's replay."""
+    """``step(*inputs) -> loss``: the eager ``step`` until captured, then the graph's replay.
+
+    ``inputs`` gives the shape and dtype of each input the graph is for; calls with inputs of other
+    shapes run eagerly. Inputs may be on the device or in pinned host memory (copied asynchronously).
+    """
 
     WARMUP = 3
 
-    def __init__(self, step: StepFunction, batch_shape: torch.Size, device: torch.device,
+    def __init__(self, step: StepFunction, inputs: Sequence[tuple[Sequence[int], torch.dtype]], device: torch.device,
                  on_fallback: Callable[[str], None] | None = None) -> None:
         self.step = step
         self.on_fallback = on_fallback
-        self.static_x = torch.zeros(batch_shape, device=device)
-        self.static_y = torch.zeros(batch_shape[0], dtype=torch.long, device=device)
+        self.static_inputs = tuple(torch.zeros(tuple(shape), dtype=dtype, device=device) for shape, dtype in inputs)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_loss: torch.Tensor | None = None
         self.warm_steps = 0
@@ -48,11 +52,11 @@ class GraphedStep:
     def captured(self) -> bool:
         return self.graph is not None
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if x.shape != self.static_x.shape or self.failure is not None:
-            return self.step(x, y)
-        self.static_x.copy_(x)
-        self.static_y.copy_(y)
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.failure is not None or any(i.shape != s.shape for i, s in zip(inputs, self.static_inputs, strict=True)):
+            return self.step(*inputs)
+        for static, value in zip(self.static_inputs, inputs):
+            static.copy_(value, non_blocking=True)
         if self.graph is None:
             if self.warm_steps < self.WARMUP:
                 self.warm_steps += 1
@@ -64,12 +68,12 @@ class GraphedStep:
                 self.failure = f"{type(exc).__name__}: {exc}"
                 if self.on_fallback is not None:
                     self.on_fallback(self.failure)
-                return self.step(x, y)
+                return self.step(*inputs)
         self.graph.replay()
         return self.static_loss
 
     def _warm_up(self) -> torch.Tensor:
-        return on_side_stream(lambda: self.step(self.static_x, self.static_y))
+        return on_side_stream(lambda: self.step(*self.static_inputs))
 
     def _capture(self) -> None:
         graph = torch.cuda.CUDAGraph()
@@ -77,7 +81,7 @@ class GraphedStep:
         try:
             # thread_local: the GUI may touch CUDA from other threads (evaluation) while this one captures
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self.static_loss = self.step(self.static_x, self.static_y)
+                self.static_loss = self.step(*self.static_inputs)
         finally:
             # When ending a failed capture raises, torch.cuda.graph leaves its capture stream current
             # for this thread; the eager steps that follow belong on the stream they used before.

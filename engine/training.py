@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.augment import augment_batch
+from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation
 from engine.cuda_graphs import GraphedStep, make_step
 from engine.data import Dataset, Normalization, to_float
 from engine.devices import resolve_device
@@ -382,6 +382,33 @@ class Trainer:
         return _to_cpu(self.model.state_dict())
 
     # -- loop -------------------------------------------------------------------------------------------
+    def _make_batch_step(self) -> Callable[..., torch.Tensor]:
+        """``step(images, labels[, augmentation numbers]) -> loss`` for one batch of raw uint8 images.
+
+        Conversion to float, augmentation and normalisation belong to the step, so on CUDA the graph
+        replays them with the rest: a launch each would otherwise cost more than the arithmetic.
+        """
+        optimizer_step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs)
+        mean, std = self.normalization.mean, self.normalization.std
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+        def step(images: torch.Tensor, labels: torch.Tensor, *augmentation: torch.Tensor) -> torch.Tensor:
+            x = to_float(images)
+            if augmentation:
+                x = apply_augmentation(x, *augmentation)
+            x = x.sub_(mean).div_(std).contiguous(memory_format=memory_format)
+            return optimizer_step(x, labels)
+
+        return step
+
+    def _batch_step_inputs(self, batch_size: int) -> list[tuple[tuple[int, ...], torch.dtype]]:
+        """Shape and dtype of each input of a full batch's step, for the CUDA graph's fixed buffers."""
+        train = self.dataset.train
+        inputs = [((batch_size, *train.images.shape[1:]), train.images.dtype), ((batch_size,), train.labels.dtype)]
+        if self.config.augment:
+            inputs.append(((batch_size * NUMBERS_PER_SAMPLE,), torch.float32))
+        return inputs
+
     def run(
         self,
         on_event: EventCallback | None = None,
@@ -408,18 +435,17 @@ class Trainer:
              on_epoch_end: Callable[[Trainer], None] | None) -> FinishedEvent:
         config, device = self.config, self.device
         pin = device.type == "cuda"
-        step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs)
+        step = self._make_batch_step()
         if self.cuda_graphs:
             def on_fallback(reason: str) -> None:
                 emit(NoticeEvent(f"CUDA graph capture failed, so training goes on without graphs (slower per "
                                  f"step, same results): {reason}"))
 
-            step = GraphedStep(step, torch.Size((config.batch_size, 1, *self.dataset.train.images.shape[1:])), device,
-                               on_fallback=on_fallback)
+            step = GraphedStep(step, self._batch_step_inputs(config.batch_size), device, on_fallback=on_fallback)
             self.graphed_step = step
         images = self.dataset.train.images.to(device, non_blocking=pin)
         labels = self.dataset.train.labels.to(device, non_blocking=pin)
-        n = len(self.dataset.train)
+        n, width = len(self.dataset.train), images.shape[-1]
         train_seconds = 0.0
         samples = 0
         final_loss = float("nan")
@@ -444,24 +470,21 @@ class Trainer:
                     stopped = True
                     break
                 batch_slice = slice(batch * config.batch_size, (batch + 1) * config.batch_size)
-                x = to_float(epoch_images[batch_slice])
+                inputs = [epoch_images[batch_slice], epoch_labels[batch_slice]]
                 if config.augment:
-                    x = augment_batch(x, generator)
-                x = x.sub_(self.normalization.mean).div_(self.normalization.std)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = epoch_labels[batch_slice]
+                    numbers = draw_augmentation(len(inputs[1]), width, generator)
+                    inputs.append(numbers.pin_memory() if pin else numbers)
                 lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
                 for group in self.optimizer.param_groups:
                     if isinstance(group["lr"], torch.Tensor):
                         group["lr"].fill_(lr)
                     else:
                         group["lr"] = lr
-                loss = step(x, y)
+                loss = step(*inputs)
                 self.global_step += 1
                 pending += loss
                 pending_count += 1
-                samples += len(y)
+                samples += len(inputs[1])
                 if pending_count == config.log_every or batch == self.steps_per_epoch - 1:
                     value = float(pending) / pending_count
                     if not math.isfinite(value):

@@ -21,6 +21,7 @@ from engine.training import (
 )
 
 FAST = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=1, augment=False)
+FEATURES_AND_LABELS = [((16, 20), torch.float32), ((16,), torch.long)]  # the GraphedStep inputs of the CUDA tests
 
 
 def test_training_reports_events_and_learns(tiny_dataset) -> None:
@@ -161,7 +162,8 @@ def test_augmentation_on_cuda_draws_what_the_cpu_draws() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_graphed_step_replays_exactly_what_eager_steps_do() -> None:
     """Linear layers and batch norm only (cuBLAS is reproducible where some cuDNN kernels are not), a
-    learning rate that changes every step, and a short batch between replays: graph == eager."""
+    learning rate that changes every step, an input that comes from pinned host memory as augmentation's
+    random numbers do, and a short batch between replays: graph == eager."""
     from torch import nn
     from torch.nn import functional as F
 
@@ -173,16 +175,21 @@ def test_graphed_step_replays_exactly_what_eager_steps_do() -> None:
         model = nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4)).cuda()
         optimizer = make_optimizer(TrainConfig(optimizer="adamw"), model, fused=True, capturable=True)
         optimizer.param_groups[0]["lr"] = torch.tensor(0.01, device="cuda")
-        step = make_step(model, optimizer, F.cross_entropy, keep_grads=True)
+        optimizer_step = make_step(model, optimizer, F.cross_entropy, keep_grads=True)
+
+        def step(x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+            return optimizer_step(x + noise.to(x.device, non_blocking=True).view_as(x), y)
+
         if graphs:
-            step = GraphedStep(step, torch.Size((16, 20)), torch.device("cuda"))
+            step = GraphedStep(step, [*FEATURES_AND_LABELS, ((16 * 20,), torch.float32)], torch.device("cuda"))
         generator = torch.Generator().manual_seed(1)
         losses = []
         for i in range(12):
             n = 5 if i == 8 else 16
             x, y = torch.randn(n, 20, generator=generator), torch.randint(0, 4, (n,), generator=generator)
+            noise = torch.randn(n * 20, generator=generator).pin_memory()
             optimizer.param_groups[0]["lr"].fill_(0.01 * (i + 1))
-            losses.append(float(step(x.cuda(), y.cuda())))
+            losses.append(float(step(x.cuda(), y.cuda(), noise)))
         return losses, model.state_dict(), step
 
     graphed_losses, graphed_weights, step = train(graphs=True)
@@ -221,7 +228,7 @@ def test_graphed_step_after_a_real_capture_failure_trains_eagerly_on_the_callers
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         syncing_step = reading_the_loss_back(make_step(model, optimizer, F.cross_entropy, keep_grads=True))
         reasons: list[str] = []
-        step = GraphedStep(syncing_step, torch.Size((16, 20)), torch.device("cuda"), on_fallback=reasons.append)
+        step = GraphedStep(syncing_step, FEATURES_AND_LABELS, torch.device("cuda"), on_fallback=reasons.append)
         generator = torch.Generator().manual_seed(1)
         losses = []
         for _ in range(8):
@@ -272,7 +279,7 @@ def test_capture_goes_on_while_another_thread_runs_cuda_work() -> None:
 
     thread = threading.Thread(target=other_thread)
     thread.start()
-    graphed = GraphedStep(step, torch.Size((16, 20)), torch.device("cuda"))
+    graphed = GraphedStep(step, FEATURES_AND_LABELS, torch.device("cuda"))
     for _ in range(GraphedStep.WARMUP + 3):
         graphed(torch.randn(16, 20).cuda(), torch.randint(0, 4, (16,)).cuda())
     thread.join(20)
@@ -319,7 +326,7 @@ def test_cuda_training_with_graphs_follows_eager_training(tiny_dataset, config: 
 
     import engine.training
 
-    monkeypatch.setattr(engine.training, "GraphedStep", lambda step, shape, device, **_: step)
+    monkeypatch.setattr(engine.training, "GraphedStep", lambda step, *_, **__: step)
     eager = Trainer(config, tiny_dataset)
     eager_result = eager.run()
     torch.testing.assert_close(torch.tensor(graphed.history.losses), torch.tensor(eager.history.losses),
@@ -337,7 +344,7 @@ def test_failed_graph_capture_is_reported_once_and_training_goes_on_eagerly(tiny
 
     class CaptureFails(GraphedStep):
         def _warm_up(self) -> torch.Tensor:
-            return self.step(self.static_x, self.static_y)
+            return self.step(*self.static_inputs)
 
         def _capture(self) -> None:
             raise RuntimeError("operation not permitted when stream is capturing")
