@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from engine.devices import copy_to
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -70,7 +72,7 @@ def apply_augmentation(images: torch.Tensor, numbers: torch.Tensor,
     (pinned, for an asynchronous copy) or already on the device.
     """
     n, _, h, w = images.shape
-    numbers = numbers.to(images.device, non_blocking=True)
+    numbers = copy_to(numbers, images.device)
     angle, scale, shear, shift, coarse, stroke = numbers.split([part * n for part in _PARTS])
     shift, coarse, stroke = shift.view(n, 2), coarse.view(n, 2, 4, 4), stroke.view(n, 1, 1, 1)
     cos, sin = torch.cos(angle), torch.sin(angle)

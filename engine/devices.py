@@ -67,3 +67,14 @@ def resolve_device(name: str) -> torch.device:
     if wanted not in available:
         raise DeviceError(f"device '{name}' is not available on this computer (available: {', '.join(available)})")
     return torch.device(wanted)
+
+
+def copy_to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``: asynchronously to a CUDA device, synchronously elsewhere.
+
+    CUDA orders a non-blocking copy from the host before the work that follows it on the stream, and
+    stages pageable memory before returning, so the source may be freed at once. MPS may read a
+    non-blocking copy's source after it has been released and silently deliver garbage
+    (pytorch/pytorch#139550 and #189690, both open), so every other device copies synchronously.
+    """
+    return tensor.to(device, non_blocking=device.type == "cuda")

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.data import Normalization, Split, to_float
+from engine.devices import copy_to
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ def evaluate(
         for start in range(0, total, batch_size):
             if cancelled is not None and cancelled():
                 raise InterruptedError("evaluation cancelled")
-            images = split.images[start : start + batch_size].to(device, non_blocking=True)
-            labels = split.labels[start : start + batch_size].to(device, non_blocking=True)
+            images = copy_to(split.images[start : start + batch_size], device)
+            labels = copy_to(split.labels[start : start + batch_size], device)
             logits = model(to_float(images, normalization)).float()
             loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
             probabilities[start : start + len(labels)] = torch.softmax(logits, 1).cpu().numpy()

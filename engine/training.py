@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation
 from engine.cuda_graphs import GraphedStep, make_step
 from engine.data import Dataset, Normalization, to_float
-from engine.devices import resolve_device
+from engine.devices import copy_to, resolve_device
 from engine.errors import ConfigError, TrainingError
 from engine.evaluation import evaluate
 from engine.models import DEFAULT_MODEL, build_model, model_arguments, model_spec
@@ -443,8 +443,8 @@ class Trainer:
 
             step = GraphedStep(step, self._batch_step_inputs(config.batch_size), device, on_fallback=on_fallback)
             self.graphed_step = step
-        images = self.dataset.train.images.to(device, non_blocking=pin)
-        labels = self.dataset.train.labels.to(device, non_blocking=pin)
+        images = copy_to(self.dataset.train.images, device)
+        labels = copy_to(self.dataset.train.labels, device)
         n, width = len(self.dataset.train), images.shape[-1]
         train_seconds = 0.0
         samples = 0
@@ -454,7 +454,7 @@ class Trainer:
         while self.epochs_done < config.epochs and not stopped:
             epoch = self.epochs_done
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-            order = torch.randperm(n, generator=generator).to(device, non_blocking=pin)
+            order = copy_to(torch.randperm(n, generator=generator), device)
             self.model.train()
             epoch_start = time.perf_counter()
             # one gather per epoch, so each batch is a slice: the same batches, two indexing ops fewer per step

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.devices import copy_to
+
+
+class RecordsCopies(torch.Tensor):
+    """A tensor that notes how it is asked to move instead of moving, so any device can be named."""
+
+    non_blocking: list[bool] = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.to:
+            cls.non_blocking.append(bool((kwargs or {}).get("non_blocking", False)))
+            return args[0]
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+@pytest.mark.parametrize(("device", "asynchronous"), [("cuda", True), ("cuda:1", True), ("mps", False), ("cpu", False)])
+def test_copies_are_asynchronous_only_to_cuda(device: str, asynchronous: bool) -> None:
+    """MPS can deliver garbage from a non-blocking copy whose source is freed early (see copy_to)."""
+    RecordsCopies.non_blocking = []
+    copy_to(torch.zeros(3).as_subclass(RecordsCopies), torch.device(device))
+    assert RecordsCopies.non_blocking == [asynchronous]
+
+
+def test_copy_to_the_same_device_keeps_the_tensor() -> None:
+    tensor = torch.arange(4)
+    assert copy_to(tensor, torch.device("cpu")) is tensor
