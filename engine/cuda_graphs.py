@@ -2,8 +2,9 @@
 
 The models here are so small that a GPU training step is bound by kernel launches, not arithmetic:
 LeNet at batch 128 took 1.7 ms per eager step on an H200 and 0.3 ms replayed from a graph
-(tools/cuda_step_profile.py). A graph records forward, loss, backward and optimiser step once, with
-fixed input buffers, and replays them with one launch.
+(tools/cuda_step_profile.py). A graph records a whole step once (in the Trainer: the batch's conversion,
+augmentation and normalisation, forward, loss, backward and optimiser step), with fixed input buffers,
+and replays it with one launch.
 
 What that needs from the rest of the training loop, and gets:
 - Fixed addresses: a step's inputs (the raw batch, its labels, its augmentation's random numbers) are
