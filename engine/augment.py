@@ -95,10 +95,11 @@ def augment_batch(
     generator: torch.Generator,
     settings: AugmentSettings = DEFAULT_AUGMENT,
 ) -> torch.Tensor:
-    """Augment float images in [0, 1] of shape (N, 1, H, W); returns a new tensor on the same device."""
+    """Augment float images in [0, 1] of shape (N, 1, H, W); returns a new tensor on the same device.
+
+    Draws and applies in one call. The Trainer calls the two apart, to pin the numbers for the copy
+    into its CUDA graph's input buffer."""
     numbers = draw_augmentation(images.shape[0], images.shape[-1], generator, settings)
-    if images.device.type == "cuda":
-        numbers = numbers.pin_memory()
     return apply_augmentation(images, numbers, settings)
 
 
