@@ -113,6 +113,10 @@ class Normalization:
     mean: float
     std: float
 
+    def apply_(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise float pixels in [0, 1] in place, and return them."""
+        return x.sub_(self.mean).div_(self.std)
+
     def to_dict(self) -> dict[str, float]:
         return {"mean": self.mean, "std": self.std}
 
@@ -306,7 +310,7 @@ def to_float(images: torch.Tensor, normalization: Normalization | None = None) -
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], normalised when ``normalization`` is given."""
     x = images.unsqueeze(1).float().div_(255.0)
     if normalization is not None:
-        x = x.sub_(normalization.mean).div_(normalization.std)
+        x = normalization.apply_(x)
     return x
 
 

@@ -389,14 +389,14 @@ class Trainer:
         replays them with the rest: a launch each would otherwise cost more than the arithmetic.
         """
         optimizer_step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs)
-        mean, std = self.normalization.mean, self.normalization.std
+        normalization = self.normalization
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
         def step(images: torch.Tensor, labels: torch.Tensor, *augmentation: torch.Tensor) -> torch.Tensor:
             x = to_float(images)
             if augmentation:
                 x = apply_augmentation(x, *augmentation)
-            x = x.sub_(mean).div_(std).contiguous(memory_format=memory_format)
+            x = normalization.apply_(x).contiguous(memory_format=memory_format)
             return optimizer_step(x, labels)
 
         return step
