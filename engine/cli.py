@@ -163,6 +163,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
+    from engine.devices import resolve_device
     from engine.training import EpochEvent, NoticeEvent, StepEvent, TrainConfig, Trainer, TrainingControl
 
     overrides = {
@@ -183,6 +184,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ignored = sorted(set(overrides) - {"device", "log_every", "detect_anomaly"})
         if ignored:
             raise UserError(f"--resume continues the checkpoint's own settings; drop {', '.join('--' + k.replace('_', '-') for k in ignored)}")
+        if args.device is not None:
+            resolve_device(args.device)  # an unusable device is reported before any data is downloaded
         dataset = _load_data(args, previous.dataset_name)
         trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=args.device)
         trainer.config = replace(trainer.config, **{k: v for k, v in overrides.items() if k != "device"})
@@ -191,6 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.epochs is not None:
             config = replace(config, epochs=args.epochs)
         config.validate()
+        resolve_device(config.device)  # an unusable device is reported before any data is downloaded
         dataset = _load_data(args)
         trainer = Trainer(config, dataset)
     command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None

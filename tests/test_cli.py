@@ -87,6 +87,12 @@ def test_bad_flags(tiny_data: Path, args: list[str], needle: str) -> None:
     assert_one_line_error(run("train", "--data", str(tiny_data), *args), needle)
 
 
+def test_unusable_device_is_reported_before_the_data_is_looked_for(tmp_path: Path) -> None:
+    """Without this order a user with no network would be told about the download, not the device."""
+    missing = tmp_path / "no-data-here"
+    assert_one_line_error(run("train", "--data", str(missing), "--device", "tpu", "--quiet"), "device 'tpu'")
+
+
 def test_out_folder_must_exist(tiny_data: Path) -> None:
     assert_one_line_error(run("train", "--data", str(tiny_data), "--out", "/no/such/dir/x.pt", *FAST), "/no/such/dir")
 
