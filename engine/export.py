@@ -83,4 +83,5 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:
         output_names=["logits"],
         dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
         external_data=False,  # one self-contained file (the weights are small)
+        verbose=False,  # the exporter otherwise narrates its stages on stdout, which scripts read
     )

@@ -211,6 +211,7 @@ def test_export_onnx_is_one_file_with_the_same_logits(tiny_dataset, trained: Pat
     out = tmp_path / "model.onnx"
     result = run("export", "--checkpoint", str(trained), "--format", "onnx", "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"wrote {out}"  # no exporter chatter on stdout
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # weights inside, no temporary left
     session = ort.InferenceSession(str(out))
     loaded = checkpoint.load(trained)
