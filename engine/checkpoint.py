@@ -321,8 +321,10 @@ def resume_trainer(
     """
     from dataclasses import replace
 
+    from engine.data import check_classes
     from engine.training import Trainer
 
+    check_classes(dataset, checkpoint.class_names, checkpoint.display_name)
     config = checkpoint.config
     if device is not None:
         config = replace(config, device=device)

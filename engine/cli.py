@@ -269,12 +269,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.data import check_classes
     from engine.devices import resolve_device
     from engine.evaluation import evaluate
 
     checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
     device = resolve_device(args.device)
     dataset = _load_data(args, checkpoint.dataset_name)
+    check_classes(dataset, checkpoint.class_names, str(checkpoint.path))
     model = checkpoint.model.to(device)
     result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))
     if args.json:

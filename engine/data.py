@@ -14,7 +14,7 @@ import gzip
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,6 +232,30 @@ def load_folder(folder: Path | str, name: str | None = None) -> Dataset:
     spec = DATASETS.get(key)
     class_names = spec.class_names if spec else _DIGITS
     return Dataset(key, folder, class_names, train, test, compute_normalization(train))
+
+
+def describe_classes(class_names: Sequence[str]) -> str:
+    """``the Fashion-MNIST (clothing) classes`` for a known set's names, else the names themselves."""
+    names = tuple(class_names)
+    for spec in DATASETS.values():
+        if spec.class_names == names:
+            return f"the {spec.title} classes"
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"{len(names)} classes ({shown})"
+
+
+def check_classes(dataset: Dataset, class_names: Sequence[str], model: str) -> None:
+    """Refuse to evaluate or go on training ``model`` on a data set whose classes are not its own.
+
+    A Fashion-MNIST model evaluated on MNIST digits, or trained further on them, runs without any error
+    and gives meaningless numbers (or silently retrains the model for other classes): a DataError
+    naming both sides is what a user can act on.
+    """
+    if tuple(class_names) == dataset.class_names:
+        return
+    raise DataError(f"{model} recognises {describe_classes(class_names)}, but the data set {dataset.name} "
+                    f"({dataset.folder}) holds {describe_classes(dataset.class_names)}: choose the data set "
+                    f"the model was trained on")
 
 
 def guess_name(folder: Path) -> str:

@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.data import check_classes
+from engine.errors import UserError
 from engine.evaluation import EvaluationResult, write_csv
 from gui.workers import EvaluationWorker, finish, start
 
@@ -158,6 +160,12 @@ class EvaluationView(QWidget):
                                    on_fail=self._finish)
 
     def _start(self, model: Any, predictor: Any, source: str, dataset: Any) -> None:
+        try:
+            check_classes(dataset, predictor.class_names, f"The model in use ({source})")
+        except UserError as exc:
+            self.window.show_error("Evaluate", str(exc))
+            self._finish()
+            return
         self.split = dataset.test
         self.class_names = predictor.class_names
         self.model_source = source

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine import checkpoint as ckpt
-from engine.data import cache_dir, locate
+from engine.data import DATASETS, cache_dir, locate
 from engine.devices import list_devices
 from engine.errors import UserError
 from engine.inference import Predictor, load_bundled
@@ -476,8 +476,22 @@ class MainWindow(QMainWindow):
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
         self.training_panel.set_resumable(True, f"{loaded.display_name}: {loaded.epochs_done} epochs done")
-        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {loaded.epochs_done} epochs)")
+        switched = self._select_dataset_of(loaded)
+        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {loaded.epochs_done} epochs)"
+                         + (f"; data set switched to {switched}, which it was trained on" if switched else ""))
         return True
+
+    def _select_dataset_of(self, loaded: ckpt.Checkpoint) -> str | None:
+        """Choose the data set a checkpoint was trained on, so that Evaluate and Continue use it.
+
+        Only when another known data set is chosen: a folder the user opened stays chosen (its files may
+        be the same set), and a running training keeps its data. Returns the title chosen, if any.
+        """
+        name, folder = self.training_panel.dataset_choice()
+        spec = DATASETS.get(loaded.dataset_name)
+        if self.is_training or folder is not None or spec is None or name == spec.key:
+            return None
+        return spec.title if self.training_panel.select_dataset(spec.key) else None
 
     def _has_model_to_save(self) -> bool:
         return (self.trainer is not None and self.trainer.epochs_done > 0) or self.checkpoint is not None

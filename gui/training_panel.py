@@ -191,6 +191,14 @@ class TrainingPanel(QWidget):
             return "mnist", data[1]
         return data, None
 
+    def select_dataset(self, name: str) -> bool:
+        """Choose the known data set ``name``; False if there is none of that name."""
+        index = self.dataset_combo.findData(name)
+        if index < 0:
+            return False
+        self.dataset_combo.setCurrentIndex(index)
+        return True
+
     def add_folder(self, folder: str) -> None:
         index = self.dataset_combo.findData((FOLDER_ITEM, folder))
         if index < 0:

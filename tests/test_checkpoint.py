@@ -287,3 +287,13 @@ def test_resume_appends_history(trained: Path, tiny_dataset) -> None:
     trainer.run(events.append)
     assert [e["epoch"] for e in trainer.history.epochs] == [1, 2, 3]
     assert min(e.step for e in events if isinstance(e, StepEvent)) == 22
+
+
+def test_resume_on_a_data_set_of_other_classes_is_refused(trained: Path, tmp_path: Path) -> None:
+    from engine.data import load_folder
+    from engine.errors import DataError
+    from tests.helpers import write_dataset
+
+    clothes = load_folder(write_dataset(tmp_path / "fashion-mnist"))
+    with pytest.raises(DataError, match="model.pt recognises the MNIST .* holds the Fashion-MNIST"):
+        ckpt.resume_trainer(ckpt.load(trained), clothes, more_epochs=1)

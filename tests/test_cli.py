@@ -222,6 +222,16 @@ def test_export_onnx_is_one_file_with_the_same_logits(tiny_dataset, trained: Pat
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_evaluate_on_a_data_set_of_other_classes_is_refused(trained: Path, tmp_path: Path) -> None:
+    from tests.helpers import write_dataset
+
+    clothes = write_dataset(tmp_path / "fashion-mnist")
+    result = run("evaluate", "--checkpoint", str(trained), "--data", str(clothes))
+    assert_one_line_error(result, "recognises the MNIST (handwritten digits) classes", "Fashion-MNIST")
+    resumed = run("train", "--resume", str(trained), "--epochs", "1", "--data", str(clothes), "--quiet")
+    assert_one_line_error(resumed, "choose the data set the model was trained on")
+
+
 def test_export_into_a_missing_folder(trained: Path) -> None:
     assert_one_line_error(run("export", "--checkpoint", str(trained), "--out", "/no/such/dir/m.pt"), "/no/such/dir")
 

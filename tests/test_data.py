@@ -141,3 +141,17 @@ def test_locate_passes_over_a_folder_it_cannot_read(tiny_data: Path, monkeypatch
     assert data.locate("mnist") is None
     shutil.copytree(tiny_data, data.cache_dir() / "mnist")
     assert data.locate("mnist") == data.cache_dir() / "mnist"
+
+
+def test_a_model_of_other_classes_is_refused_naming_both(tiny_data: Path, tmp_path: Path) -> None:
+    """Evaluating a Fashion-MNIST model on digits would run and report nonsense; it is a DataError instead."""
+    digits = data.load_folder(tiny_data)
+    clothes = data.load_folder(write_dataset(tmp_path / "fashion-mnist"))
+    data.check_classes(digits, tuple(str(i) for i in range(10)), "digits.pt")  # the same classes pass
+    with pytest.raises(DataError) as raised:
+        data.check_classes(digits, clothes.class_names, "clothes.pt")
+    message = str(raised.value)
+    assert "clothes.pt recognises the Fashion-MNIST (clothing) classes" in message
+    assert "the data set mnist" in message and "MNIST (handwritten digits) classes" in message
+    assert "choose the data set the model was trained on" in message
+    assert data.describe_classes(("a", "b", "c", "d", "e", "f")) == "6 classes (a, b, c, d, e, ...)"

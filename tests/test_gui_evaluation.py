@@ -100,3 +100,40 @@ def test_dataset_browser_pages_and_filters(window, qtbot, tiny_dataset) -> None:
     assert browser.grid.count() == int((tiny_dataset.train.labels == 4).sum())
     browser.split_combo.setCurrentIndex(browser.split_combo.findData("test"))
     assert browser.grid.count() == int((tiny_dataset.test.labels == 4).sum())
+
+
+def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbot, tmp_path, monkeypatch) -> None:
+    """Opening a Fashion-MNIST checkpoint chooses Fashion-MNIST; evaluating or continuing it on MNIST
+    digits is refused with a message instead of reporting meaningless numbers."""
+    from engine import checkpoint as ckpt
+    from engine.data import load_folder
+    from engine.training import TrainConfig, Trainer
+    from tests.helpers import write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(data / "mnist")
+    trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"),
+                      load_folder(write_dataset(data / "fashion-mnist", seed=3)))
+    trainer.run()
+    path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "clothes.pt")
+    monkeypatch.setenv("DIGIT_STUDIO_DATA", str(data))
+    panel = window.training_panel
+    assert panel.dataset_choice() == ("mnist", None)
+
+    assert window.open_checkpoint(path)
+    assert panel.dataset_choice() == ("fashion-mnist", None)
+    assert "data set switched to Fashion-MNIST" in window.status_label.text()
+
+    panel.select_dataset("mnist")
+    view = window.evaluation
+    qtbot.mouseClick(view.evaluate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=30000)
+    assert "recognises the Fashion-MNIST (clothing) classes" in window.errors[-1]
+    assert view.thread is None and view.evaluate_button.isEnabled() and view.result is None
+
+    panel.resume_check.setChecked(True)
+    with qtbot.waitSignal(window.training_finished, timeout=30000) as finished:
+        qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    assert finished.args[0] is None and "choose the data set the model was trained on" in window.errors[-1]
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    assert window.recognition.predictor.source == "clothes.pt"  # the opened model stays in use
