@@ -307,6 +307,42 @@ def cpu_threads_for(trainer: Trainer) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+_native_convolution_users = 0
+_native_convolution_lock = threading.Lock()
+_onednn_before: bool | None = None
+
+
+@contextlib.contextmanager
+def native_cpu_convolutions(enabled: bool = True) -> Iterator[None]:
+    """PyTorch's own CPU convolutions (im2col and a matrix product) instead of oneDNN's, while it lasts.
+
+    oneDNN's convolutions cost more per call; at tiny batches that outweighs their faster arithmetic.
+    LeNet at the tutorial's batch 8 trained 1.1-1.3x faster with PyTorch's own (in the Trainer, five
+    runs of five to six interleaved rounds on this project's 2-core machine) and 1.3-1.5x at batch 4,
+    about as fast at 12 and 16, and 0.5-0.85x from 32 up; the default model is slower with them at any
+    batch size (0.65x at 8). So each model's registry entry says up to which batch size it is used.
+    The switch (``torch.backends.mkldnn.enabled``) is process-wide, as PyTorch offers no choice per
+    thread or per call: other threads' convolutions meanwhile take the same kernels, with the same
+    results up to rounding. Overlapping users are counted, so the last one out restores the setting.
+    """
+    global _native_convolution_users, _onednn_before
+    if not enabled:
+        yield
+        return
+    with _native_convolution_lock:
+        if _native_convolution_users == 0:
+            _onednn_before = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = False
+        _native_convolution_users += 1
+    try:
+        yield
+    finally:
+        with _native_convolution_lock:
+            _native_convolution_users -= 1
+            if _native_convolution_users == 0:
+                torch.backends.mkldnn.enabled = _onednn_before
+
+
 # ------------------------------------------------------------------------------------------------ trainer
 
 class Trainer:
@@ -337,9 +373,13 @@ class Trainer:
         self.model = build_model(config.model, **self.model_kwargs)
         if model_state is not None:
             self.model.load_state_dict(model_state, strict=True)
-        # Channels-last convolutions are 1.2-1.7x faster for these models on a CPU (benchmarks/); the
-        # CUDA path keeps PyTorch's default layout, which was not measured to differ.
-        self.channels_last = self.device.type == "cpu"
+        # PyTorch's own CPU convolutions beat oneDNN's for some models at tiny batches (see
+        # native_cpu_convolutions); they are used while batches train, with the default layout they
+        # are fastest in. Otherwise channels-last convolutions are 1.2-1.7x faster for these models on
+        # a CPU (benchmarks/); the CUDA path keeps PyTorch's default layout, not measured to differ.
+        self.native_convolutions = (self.device.type == "cpu" and
+                                    config.batch_size <= model_spec(config.model).native_cpu_convolutions_up_to)
+        self.channels_last = self.device.type == "cpu" and not self.native_convolutions
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         # On CUDA each full batch's step is replayed from a graph (engine.cuda_graphs): 3x faster per
         # step for these launch-bound models on an H200. Anomaly detection needs the eager autograd engine.
@@ -464,44 +504,45 @@ class Trainer:
             pending_count = 0
             epoch_loss_sum = 0.0
             epoch_batches = 0
-            for batch in range(self.steps_per_epoch):
-                paused_s += control.wait_while_paused()
-                if control.stopped:
-                    stopped = True
-                    break
-                batch_slice = slice(batch * config.batch_size, (batch + 1) * config.batch_size)
-                inputs = [epoch_images[batch_slice], epoch_labels[batch_slice]]
-                if config.augment:
-                    numbers = draw_augmentation(len(inputs[1]), width, generator)
-                    inputs.append(numbers.pin_memory() if pin else numbers)
-                lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
-                for group in self.optimizer.param_groups:
-                    if isinstance(group["lr"], torch.Tensor):
-                        group["lr"].fill_(lr)
-                    else:
-                        group["lr"] = lr
-                loss = step(*inputs)
-                self.global_step += 1
-                pending += loss
-                pending_count += 1
-                samples += len(inputs[1])
-                if pending_count == config.log_every or batch == self.steps_per_epoch - 1:
-                    value = float(pending) / pending_count
-                    if not math.isfinite(value):
-                        raise TrainingError(
-                            f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
-                            f"try a lower learning rate (now {config.lr:g})"
-                        )
-                    epoch_loss_sum += value * pending_count
-                    epoch_batches += pending_count
-                    final_loss = value
-                    self.history.steps.append(self.global_step)
-                    self.history.losses.append(value)
-                    elapsed = train_seconds + time.perf_counter() - epoch_start - paused_s
-                    emit(StepEvent(epoch, batch + 1, self.steps_per_epoch, self.global_step, value, lr,
-                                   samples / max(elapsed, 1e-9)))
-                    pending = torch.zeros((), device=device)
-                    pending_count = 0
+            with native_cpu_convolutions(self.native_convolutions):  # not for the test pass below
+                for batch in range(self.steps_per_epoch):
+                    paused_s += control.wait_while_paused()
+                    if control.stopped:
+                        stopped = True
+                        break
+                    batch_slice = slice(batch * config.batch_size, (batch + 1) * config.batch_size)
+                    inputs = [epoch_images[batch_slice], epoch_labels[batch_slice]]
+                    if config.augment:
+                        numbers = draw_augmentation(len(inputs[1]), width, generator)
+                        inputs.append(numbers.pin_memory() if pin else numbers)
+                    lr = learning_rate(config, self.global_step, self.total_steps, self.steps_per_epoch)
+                    for group in self.optimizer.param_groups:
+                        if isinstance(group["lr"], torch.Tensor):
+                            group["lr"].fill_(lr)
+                        else:
+                            group["lr"] = lr
+                    loss = step(*inputs)
+                    self.global_step += 1
+                    pending += loss
+                    pending_count += 1
+                    samples += len(inputs[1])
+                    if pending_count == config.log_every or batch == self.steps_per_epoch - 1:
+                        value = float(pending) / pending_count
+                        if not math.isfinite(value):
+                            raise TrainingError(
+                                f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
+                                f"try a lower learning rate (now {config.lr:g})"
+                            )
+                        epoch_loss_sum += value * pending_count
+                        epoch_batches += pending_count
+                        final_loss = value
+                        self.history.steps.append(self.global_step)
+                        self.history.losses.append(value)
+                        elapsed = train_seconds + time.perf_counter() - epoch_start - paused_s
+                        emit(StepEvent(epoch, batch + 1, self.steps_per_epoch, self.global_step, value, lr,
+                                       samples / max(elapsed, 1e-9)))
+                        pending = torch.zeros((), device=device)
+                        pending_count = 0
             train_seconds += time.perf_counter() - epoch_start - paused_s
             if stopped:
                 break
