@@ -93,6 +93,10 @@ class TrainingPlots(QWidget):
         _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
         self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
                                                       symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
+        # Steps, epochs and percentages have bounds: a lone point (a run's first epoch) otherwise got
+        # pyqtgraph's +-50 around it, up to 147 % and back to epoch -1. Zooming and panning stay inside.
+        self.loss_plot.setLimits(xMin=0)
+        self.accuracy_plot.setLimits(xMin=0, yMin=0, yMax=100)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

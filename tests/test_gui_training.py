@@ -163,12 +163,28 @@ def test_empty_plots_have_a_frame_with_ticks_then_follow_their_data(window, qtbo
     plots.add_epoch(1, 150, 0.20, 0.955)
     plots.add_epoch(2, 300, 0.10, 0.987)
     plots.flush()
-    qtbot.waitUntil(lambda: 290 <= loss_view.viewRange()[0][1] < 320)
+    qtbot.waitUntil(lambda: 290 <= loss_view.viewRange()[0][1] < 335)  # padding kept right of step 0
     qtbot.waitUntil(lambda: 90 < accuracy_view.viewRange()[1][0] < 95.5 and 98.7 < accuracy_view.viewRange()[1][1] < 100)
     assert 1.9 <= accuracy_view.viewRange()[0][1] < 2.5
     plots.clear()
     plots.flush()
     assert framed_empty()
+
+
+def test_a_first_epoch_alone_stays_within_the_axes_bounds(window, qtbot) -> None:
+    """A run's first test accuracy is a lone point; pyqtgraph framed it 47-147 %, from epoch -1."""
+    plots = window.plots
+    plots.add_losses([1, 2, 3], [2.0, 1.0, 0.5])
+    plots.add_epoch(1, 3, 0.3, 0.9703)
+    plots.flush()
+    from gui.loss_plot import EMPTY_EPOCHS, EMPTY_STEPS
+
+    accuracy_view, loss_view = plots.accuracy_plot.getViewBox(), plots.loss_plot.getViewBox()
+    qtbot.waitUntil(lambda: accuracy_view.viewRange()[0][1] != EMPTY_EPOCHS)  # follows the data now
+    qtbot.waitUntil(lambda: loss_view.viewRange()[0][1] != EMPTY_STEPS)
+    (epoch_low, _), (low, high) = accuracy_view.viewRange()
+    assert epoch_low >= 0 and 0 <= low < 97.03 < high <= 100
+    assert loss_view.viewRange()[0][0] >= 0
 
 
 def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
