@@ -50,6 +50,11 @@ def digit_icon(image: np.ndarray, size: int = THUMB) -> QIcon:
                                                   Qt.TransformationMode.FastTransformation))
 
 
+def _abbreviate(name: str, width: int = 4) -> str:
+    """A class name that fits a narrow column: ``Trouser`` -> ``Tro.`` (the full name is in a tooltip)."""
+    return name if len(name) <= width else name[:width - 1] + "."
+
+
 def make_gallery(name: str) -> QListWidget:
     gallery = QListWidget(objectName=name)
     gallery.setViewMode(QListView.ViewMode.IconMode)
@@ -90,13 +95,15 @@ class EvaluationView(QWidget):
         for button in (self.export_csv_button, self.export_png_button):
             button.setEnabled(False)
 
+        # Horizontal bars, one row per class in the matrix's order, so that class names of any length
+        # (Fashion-MNIST's "Ankle boot") stay readable on the left axis.
         self.per_class_plot = pg.PlotWidget(objectName="perClassPlot")
         self.per_class_plot.setBackground("w")
-        self.per_class_plot.setLabel("left", "accuracy (%)")
-        self.per_class_plot.setLabel("bottom", "class")
+        self.per_class_plot.setLabel("bottom", "accuracy (%)")
         self.per_class_plot.setMouseEnabled(x=False, y=False)
-        self.per_class_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(10)]])
-        self.per_class_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7, brush="#4c7fd1")
+        self.per_class_plot.invertY(True)
+        self.per_class_plot.setYRange(-0.5, 9.5, padding=0.02)
+        self.per_class_bars = pg.BarGraphItem(x0=0, y=np.arange(10), width=np.zeros(10), height=0.7, brush="#4c7fd1")
         self.per_class_plot.addItem(self.per_class_bars)
 
         self.matrix = QTableWidget(10, 10, objectName="confusionMatrix")
@@ -201,9 +208,11 @@ class EvaluationView(QWidget):
     # -- showing --------------------------------------------------------------------------------------------
     def _set_headers(self) -> None:
         names = list(self.class_names)
-        self.matrix.setHorizontalHeaderLabels(names)
+        self.matrix.setHorizontalHeaderLabels([_abbreviate(name) for name in names])  # ten narrow columns
         self.matrix.setVerticalHeaderLabels(names)
-        self.per_class_plot.getAxis("bottom").setTicks([[(i, n[:3]) for i, n in enumerate(names)]])
+        for column, name in enumerate(names):
+            self.matrix.horizontalHeaderItem(column).setToolTip(f"predicted {name}")
+        self.per_class_plot.getAxis("left").setTicks([[(i, name) for i, name in enumerate(names)]])
 
     @Slot(object)
     def show_result(self, result: EvaluationResult, split: Any = None, class_names: tuple[str, ...] | None = None,
@@ -233,9 +242,9 @@ class EvaluationView(QWidget):
                 item.setToolTip(f"true {self.class_names[row]}, predicted {self.class_names[col]}: {count}")
                 self.matrix.setItem(row, col, item)
         per_class = np.nan_to_num(result.per_class_accuracy) * 100
-        self.per_class_bars.setOpts(height=per_class)
+        self.per_class_bars.setOpts(x0=0, width=per_class)
         low = max(0.0, float(per_class.min()) - 5) if len(per_class) else 0
-        self.per_class_plot.setYRange(low, 100, padding=0.02)
+        self.per_class_plot.setXRange(low, 100, padding=0.02)
         wrong = int((result.predictions != result.labels).sum())
         self.summary.setText(
             f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
