@@ -169,7 +169,8 @@ class MainWindow(QMainWindow):
                                            self.save_checkpoint_as, "saveAsCheckpointAction")
         file_menu.addSeparator()
         self._action(file_menu, "Open &image...", None, self.open_image_dialog, "openImageAction")
-        self._action(file_menu, "Open data &folder...", None, self.open_data_folder_dialog, "openDataFolderAction")
+        self.open_data_folder_action = self._action(file_menu, "Open data &folder...", None,
+                                                    self.open_data_folder_dialog, "openDataFolderAction")
         self._action(file_menu, "&Export model...", None, self.export_dialog, "exportAction")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close, "quitAction")
@@ -340,10 +341,19 @@ class MainWindow(QMainWindow):
             self.show_error("Training settings", str(exc))
             return
         resume = self.training_panel.resume_check.isChecked() and self.checkpoint is not None
-        self.training_panel.set_running(True)
+        self._set_running(True)
         self.training_panel.progress.setFormat("loading data...")
         self.ensure_dataset(lambda dataset: self._start_worker(dataset, config, resume),
-                            on_fail=lambda: self.training_panel.set_running(False))
+                            on_fail=lambda: self._set_running(False))
+
+    def _set_running(self, running: bool) -> None:
+        """Lock what would change a run's data or model under it, from Train until the run has ended: the
+        training panel's settings, and opening a checkpoint or a data folder (a checkpoint opened mid-run
+        replaced the live curves with its own history and lost the run's batch size for the ETA)."""
+        self.training_panel.set_running(running)
+        self.open_action.setEnabled(not running)
+        self.open_data_folder_action.setEnabled(not running)
+        self._refresh_recent_menu()
 
     def _start_worker(self, dataset: Any, config: Any, resume: bool) -> None:
         checkpoint = self.checkpoint if resume else None
@@ -432,7 +442,7 @@ class MainWindow(QMainWindow):
         finish(self.training_thread)
         self.training_thread = None
         self.training_worker = None
-        self.training_panel.set_running(False)
+        self._set_running(False)
         self.speed_label.setText("")
 
     def set_paused(self, paused: bool) -> None:
@@ -462,6 +472,9 @@ class MainWindow(QMainWindow):
 
     def open_checkpoint(self, path: str | Path) -> bool:
         """Load a checkpoint; on any problem show it and keep the current model."""
+        if not self.open_action.isEnabled():  # a run is on (the menu is locked; this catches other callers)
+            self.show_status(f"Not opened {Path(path).name}: stop the training first")
+            return False
         try:
             loaded = ckpt.load(path)
         except UserError as exc:
@@ -578,7 +591,7 @@ class MainWindow(QMainWindow):
         for path in recent:
             action = self.recent_menu.addAction(path)
             action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
-        self.recent_menu.setEnabled(bool(recent))
+        self.recent_menu.setEnabled(bool(recent) and self.open_action.isEnabled())
 
     # ------------------------------------------------------------------------------------------ images
     def open_image_dialog(self) -> None:

@@ -216,6 +216,30 @@ def test_stop_ends_within_a_second(window, qtbot) -> None:
     qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
 
 
+def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, qtbot, tmp_path, tiny_dataset):
+    """A checkpoint opened mid-run replaced the live curves with its history and the ETA's batch size."""
+    from engine.training import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"), tiny_dataset)
+    trainer.run()
+    path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "other.pt")
+    window._remember_recent(str(path))
+    locks = [window.open_action, window.open_data_folder_action, window.recent_menu]
+    assert all(item.isEnabled() for item in locks)
+    _configure(window, epochs=200, batch=8)
+    steps = _collect_steps(window)
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    assert not any(item.isEnabled() for item in locks)  # from Train on, while the data loads too
+    qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
+    assert not window.open_checkpoint(path) and "stop the training first" in window.status_label.text()
+    assert window.checkpoint is None and window.trainer is not None
+    with qtbot.waitSignal(window.training_finished, timeout=5000):
+        qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
+    assert all(item.isEnabled() for item in locks)
+    assert window.open_checkpoint(path)
+
+
 def test_closing_mid_training_stops_cleanly_and_keeps_the_autosave(window, qtbot, monkeypatch) -> None:
     _configure(window, epochs=200, batch=32)
     epochs = []
