@@ -498,11 +498,11 @@ class MainWindow(QMainWindow):
         """Choose the data set a checkpoint was trained on, so that Evaluate and Continue use it.
 
         Only when another known data set is chosen: a folder the user opened stays chosen (its files may
-        be the same set), and a running training keeps its data. Returns the title chosen, if any.
+        be the same set). No run is on: a run locks opening checkpoints. Returns the title chosen, if any.
         """
         name, folder = self.training_panel.dataset_choice()
         spec = DATASETS.get(loaded.dataset_name)
-        if self.is_training or folder is not None or spec is None or name == spec.key:
+        if folder is not None or spec is None or name == spec.key:
             return None
         return spec.title if self.training_panel.select_dataset(spec.key) else None
 
