@@ -33,6 +33,7 @@ class DatasetBrowser(QWidget):
         self.prev_button = QPushButton("◀ Previous", objectName="browserPrevButton")
         self.next_button = QPushButton("Next ▶", objectName="browserNextButton")
         self.page_label = QLabel("No data set loaded", objectName="browserPageLabel")
+        self.page_label.setWordWrap(True)  # wraps rather than widening the tab for a long data set name
         self.grid = make_gallery("datasetGrid")
         self.grid.itemClicked.connect(self._send_to_canvas)
         self.split_combo.currentIndexChanged.connect(lambda _: self._filter())
@@ -40,12 +41,18 @@ class DatasetBrowser(QWidget):
         self.prev_button.clicked.connect(lambda: self.show_page(self.page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self.page + 1))
 
-        controls = QHBoxLayout()
-        for widget in (self.load_button, self.split_combo, self.label_combo, self.prev_button, self.next_button):
-            controls.addWidget(widget)
-        controls.addWidget(self.page_label, 1)
+        # two rows, so that the tab fits beside the other panels on a laptop screen (see main_window)
+        choose = QHBoxLayout()
+        for widget in (self.load_button, self.split_combo, self.label_combo):
+            choose.addWidget(widget)
+        choose.addStretch(1)
+        pages = QHBoxLayout()
+        pages.addWidget(self.prev_button)
+        pages.addWidget(self.next_button)
+        pages.addWidget(self.page_label, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(controls)
+        layout.addLayout(choose)
+        layout.addLayout(pages)
         layout.addWidget(self.grid, 1)
         window.dataset_loaded.connect(self.set_dataset)
 

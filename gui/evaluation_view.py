@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -67,6 +67,48 @@ def make_gallery(name: str) -> QListWidget:
     return gallery
 
 
+class CountMatrix(QTableWidget):
+    """The confusion matrix: stretched cells whose counts keep every digit in a narrow window.
+
+    MNIST has over 1,000 test images of some classes, and a 4-digit count in a 30-pixel cell (a 1280-pixel
+    wide laptop screen) was shown elided, as "1...". The cells' font shrinks instead, to a floor of
+    ``MIN_POINT_SIZE``, and grows back to the table's own size when there is room.
+    """
+
+    MIN_POINT_SIZE = 6.5
+    CELL_PADDING = 8  # pixels the cell's frame and margins take from the text's width
+
+    def __init__(self, rows: int, columns: int, **kwargs: Any) -> None:
+        super().__init__(rows, columns, **kwargs)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.cell_point_size = self.font().pointSizeF()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.fit_counts()
+
+    def fit_counts(self) -> None:
+        """Give every item the largest font, up to the table's own, in which the widest count fits a cell."""
+        items = [self.item(r, c) for r in range(self.rowCount()) for c in range(self.columnCount())]
+        items = [item for item in items if item is not None]
+        if not items:
+            return
+        widest = max((item.text() for item in items), key=len)
+        room = self.viewport().width() / max(self.columnCount(), 1) - self.CELL_PADDING
+        font = self.font()
+        size = font.pointSizeF()
+        while size > self.MIN_POINT_SIZE:
+            font.setPointSizeF(size)
+            if QFontMetrics(font).horizontalAdvance(widest) <= room:
+                break
+            size -= 0.5
+        font.setPointSizeF(max(size, self.MIN_POINT_SIZE))
+        self.cell_point_size = font.pointSizeF()
+        for item in items:
+            item.setFont(font)
+
+
 class EvaluationView(QWidget):
     evaluated = Signal(object)  # EvaluationResult
     cell_selected = Signal(int, int)
@@ -106,11 +148,9 @@ class EvaluationView(QWidget):
         self.per_class_bars = pg.BarGraphItem(x0=0, y=np.arange(10), width=np.zeros(10), height=0.7, brush="#4c7fd1")
         self.per_class_plot.addItem(self.per_class_bars)
 
-        self.matrix = QTableWidget(10, 10, objectName="confusionMatrix")
+        self.matrix = CountMatrix(10, 10, objectName="confusionMatrix")
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.matrix.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.matrix.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.matrix.setToolTip("Rows: true class; columns: predicted class. Click a cell to see its images.")
         self.matrix.cellClicked.connect(self.select_cell)
         self._set_headers()
@@ -241,6 +281,7 @@ class EvaluationView(QWidget):
                     item.setBackground(QBrush(QColor.fromRgbF(1.0, 1 - 0.75 * heat, 1 - 0.8 * heat)))
                 item.setToolTip(f"true {self.class_names[row]}, predicted {self.class_names[col]}: {count}")
                 self.matrix.setItem(row, col, item)
+        self.matrix.fit_counts()
         per_class = np.nan_to_num(result.per_class_accuracy) * 100
         self.per_class_bars.setOpts(x0=0, width=per_class)
         low = max(0.0, float(per_class.min()) - 5) if len(per_class) else 0

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -42,6 +42,9 @@ from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, WarmUpWork
 APP_NAME = "Digit Studio"
 MAX_RECENT = 8
 WARM_UP_DELAY_MS = 300  # after the window is shown: its first layout and paint come first
+DEFAULT_SIZE = QSize(1440, 860)
+# room on the screen's available area for the window manager's frame and title bar
+FRAME_ALLOWANCE = QSize(16, 48)
 NOTHING_TO_SAVE = "Nothing to save yet: train a model (one epoch at least) or open one."
 
 
@@ -613,7 +616,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 860)
+            self.resize(fitted_size(DEFAULT_SIZE, self.minimumSizeHint(), self.screen().availableGeometry().size()))
         self.training_panel.restore_settings(self.settings)
 
     def save_settings(self) -> None:
@@ -640,6 +643,14 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
+
+
+def fitted_size(preferred: QSize, minimum: QSize, available: QSize) -> QSize:
+    """The first-launch window size: ``preferred``, shrunk to fit a smaller screen's ``available`` area
+    with its frame (a 1366x768 laptop, say), but never below the window's ``minimum``. A saved size is
+    restored instead, and Qt then moves a window that would be off screen."""
+    room = available - FRAME_ALLOWANCE
+    return preferred.boundedTo(room).expandedTo(minimum)
 
 
 def about_text(device: str, model: str) -> str:

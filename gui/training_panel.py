@@ -46,7 +46,7 @@ class TrainingPanel(QWidget):
         self._can_resume = False
 
         # data set ------------------------------------------------------------------------------------------
-        self.dataset_combo = QComboBox(objectName="datasetCombo")
+        self.dataset_combo = _shrinkable_combo("datasetCombo")
         for key, spec in DATASETS.items():
             self.dataset_combo.addItem(spec.title, key)
         self.dataset_combo.currentIndexChanged.connect(lambda _: self.dataset_changed.emit())
@@ -73,7 +73,7 @@ class TrainingPanel(QWidget):
         data_layout.addWidget(self.dataset_status)
 
         # model and hyper-parameters ------------------------------------------------------------------------
-        self.model_combo = QComboBox(objectName="modelCombo")
+        self.model_combo = _shrinkable_combo("modelCombo")
         for name, spec in MODELS.items():
             self.model_combo.addItem(f"{name} ({parameter_count(build_model(name)):,} parameters)", name)
             self.model_combo.setItemData(self.model_combo.count() - 1, spec.description, 3)  # tooltip role
@@ -91,7 +91,7 @@ class TrainingPanel(QWidget):
         self.augment_check.setToolTip("Random rotation, scale, shift, elastic distortion and stroke width, "
                                       "so the model copes with digits drawn on the canvas")
         self.seed_spin = _int_spin("seedSpin", 0, 2**31 - 1)
-        self.device_combo = QComboBox(objectName="deviceCombo")
+        self.device_combo = _shrinkable_combo("deviceCombo")
         for device in devices:
             self.device_combo.addItem(f"{device.name} - {device.description}", device.name)
         model_box = QGroupBox("Model and training")
@@ -254,6 +254,15 @@ class TrainingPanel(QWidget):
         index = self.device_combo.findData(device)
         if index >= 0:
             self.device_combo.setCurrentIndex(index)
+
+
+def _shrinkable_combo(name: str) -> QComboBox:
+    """A combo box that may be narrower than its longest item (a data folder's path, a GPU's name): the
+    item is elided in the box and shown whole in the list, so the panel fits a laptop screen."""
+    combo = QComboBox(objectName=name)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+    return combo
 
 
 def _int_spin(name: str, low: int, high: int) -> QSpinBox:
