@@ -263,8 +263,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     elif result.test_accuracy is not None:
-        print(f"test accuracy {result.test_accuracy:.2%} after {trainer.epochs_done} epochs "
-              f"({result.samples_per_second:.0f} samples/s on {trainer.device})")
+        epochs = f"{trainer.epochs_done} epoch{'s' if trainer.epochs_done != 1 else ''}"
+        saved = f"; saved in {out}" if summary["checkpoint"] else ""
+        print(f"test accuracy {result.test_accuracy:.2%} after {epochs} "
+              f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}")
     return 130 if result.stopped else 0
 
 

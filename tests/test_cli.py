@@ -246,3 +246,13 @@ def test_train_prints_notices_even_when_quiet(tiny_data: Path, monkeypatch, caps
     captured = capsys.readouterr()
     assert f"{cli.PROG}: note: CUDA graph capture failed" in captured.err
     assert json.loads(captured.out.strip().splitlines()[-1])["epochs"] == 1
+
+
+def test_train_summary_line_says_where_the_checkpoint_is(tiny_data: Path, tmp_path: Path, capsys) -> None:
+    from engine import cli
+
+    out = tmp_path / "run.pt"
+    assert cli.main(["train", "--data", str(tiny_data), "--epochs", "1", "--out", str(out), *FAST]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("test accuracy ") and " after 1 epoch (" in line and line.endswith(f"; saved in {out}")
+    assert out.is_file()
