@@ -62,6 +62,36 @@ class WholeNumberAxis(pg.AxisItem):
         return [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
 
 
+class LogAxis(pg.AxisItem):
+    """A log-scale axis whose labels never overlap.
+
+    pyqtgraph labels every 2-9 multiple of a decade, and near the top of a decade those are only a few
+    pixels apart in a short plot (1, 0.9, 0.8 ran into each other in a 1280x720 window). Every tick and
+    grid line stays; a label is kept only ``MIN_LABEL_GAP`` pixels or more from the labels kept before
+    it, taken in the order 1, 5, 2, 3, then the rest.
+    """
+
+    MIN_LABEL_GAP = 15  # pixels between label centres: a label's height and a little air
+    PRIORITY = (1, 5, 2, 3, 4, 6, 7, 8, 9)
+
+    def logTickStrings(self, values: list[float], scale: float, spacing: float) -> list[str | None]:  # noqa: N802
+        strings: list[str | None] = list(super().logTickStrings(values, scale, spacing))
+        low, high = self.range
+        length = self.geometry().height() if self.orientation in ("left", "right") else self.geometry().width()
+        pixels_per_decade = length / max(abs(high - low), 1e-9)
+        mantissas = [round(10 ** (v - math.floor(v + 1e-9))) for v in values]
+        kept: list[float] = []
+        for mantissa in self.PRIORITY:
+            for j, value in enumerate(values):
+                if mantissas[j] != mantissa:
+                    continue
+                if all(abs(value - other) * pixels_per_decade >= self.MIN_LABEL_GAP for other in kept):
+                    kept.append(value)
+                else:
+                    strings[j] = None
+        return strings
+
+
 def _style(plot: pg.PlotWidget, left: str, bottom: str, legend_offset: tuple[int, int] = (-10, 10)) -> None:
     plot.setBackground("w")
     plot.showGrid(x=True, y=True, alpha=0.25)
@@ -76,7 +106,7 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom")})
+        self.loss_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": LogAxis("left")})
         self.loss_plot.setObjectName("lossPlot")
         _style(self.loss_plot, "loss", "step")
         self.loss_plot.setLogMode(y=True)

@@ -187,6 +187,38 @@ def test_a_first_epoch_alone_stays_within_the_axes_bounds(window, qtbot) -> None
     assert loss_view.viewRange()[0][0] >= 0
 
 
+@pytest.mark.parametrize("height", [260, 700])
+def test_loss_axis_labels_never_overlap_and_show_each_decade(qtbot, height: int) -> None:
+    """In a 1280x720 window pyqtgraph's labels 1, 0.9, 0.8 ... ran into each other on the log axis."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from gui.loss_plot import TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(500, height)
+    plots.show()
+    qtbot.waitExposed(plots)
+    steps = list(range(1, 801))
+    plots.add_losses(steps, [2.2 * (0.025 / 2.2) ** (step / 800) for step in steps])  # 2.2 down to 0.025
+    plots.flush()
+    qtbot.wait(50)
+    axis = plots.loss_plot.getAxis("left")
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    labels = sorted(((rect.top(), rect.bottom(), text) for rect, _, text in texts), key=lambda spec: spec[0])
+    shown = {text for _, _, text in labels}
+    assert {"1", "0.1"} <= shown, shown
+    for (_, bottom, text), (top, _, below) in zip(labels, labels[1:]):
+        assert bottom <= top, (text, below)
+    if height > 500:  # a tall plot labels the 2-9 multiples it has room for
+        assert len(shown) >= 10, shown
+
+
 def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
     _configure(window, epochs=200, batch=8)
     steps = _collect_steps(window)
