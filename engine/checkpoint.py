@@ -32,6 +32,7 @@ import io
 import pickle
 import pickletools
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,9 +196,30 @@ def _read(path: Path) -> Any:
                 "(an unsafe pickle that could run code); it was not loaded"
             ) from None
         if is_zip:
+            program = _exported_program_kind(path)
+            if program is not None:
+                raise CheckpointError(
+                    f"{path}: a {program} exported for other programs to run, not a checkpoint; open the "
+                    "checkpoint it was exported from"
+                ) from None
             raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
         detail = " (unreadable pickle data)" if unpickling else ""
         raise CheckpointError(f"{path}: not a checkpoint file{detail}") from None
+
+
+def _exported_program_kind(path: Path) -> str | None:
+    """"TorchScript program" or "torch.export program" for the archives File > Export writes, by their
+    member names (a TorchScript export may well be called ``.pt``, like a checkpoint); None otherwise."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    if any(name.endswith("/constants.pkl") or "/code/" in name for name in names):
+        return "TorchScript program"
+    if any(name.endswith("/archive_format") or name.endswith("/models/model.json") for name in names):
+        return "torch.export program"
+    return None
 
 
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}

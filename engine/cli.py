@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a checkpoint as a torch.export program (.pt2), TorchScript or ONNX")
     export.add_argument("--checkpoint", metavar="CKPT", required=True)
     export.add_argument("--format", choices=["pt2", "torchscript", "onnx"], default=None,
-                        help="default: from the --out suffix (.pt2, .pt, .onnx), else pt2")
+                        help="default: from the --out suffix (.pt2, .pt, .onnx), else pt2 (PyTorch's recommended "
+                             "format; TorchScript is deprecated upstream)")
     export.add_argument("--out", metavar="FILE", required=True)
 
     devices = sub.add_parser("devices", help="list the compute devices")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import warnings
 from pathlib import Path
 
 import torch
@@ -54,7 +55,10 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
         if fmt == "pt2":
             _export_program(module, example, tmp)
         elif fmt == "torchscript":
-            with torch.no_grad():
+            # PyTorch warns, twice and with its own source paths, that tracing is deprecated: the format
+            # is offered for existing TorchScript users, and its deprecation is said in the help instead
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.trace")
                 torch.jit.trace(module, example).save(tmp)
         else:
             _export_onnx(module, example, tmp)

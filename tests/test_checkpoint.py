@@ -136,6 +136,18 @@ def test_truncated_file(trained: Path, tmp_path: Path) -> None:
         ckpt.load(path)
 
 
+@pytest.mark.parametrize(("fmt", "name", "kind"), [("torchscript", "model.pt", "TorchScript program"),
+                                                   ("pt2", "model.pt2", "torch.export program")])
+def test_an_exported_program_is_named_as_such(trained: Path, tmp_path: Path, fmt: str, name: str, kind: str) -> None:
+    """An export opened as a checkpoint had been called "corrupt or truncated"."""
+    from engine.export import export
+
+    path = export(ckpt.load(trained), fmt, tmp_path / name)
+    with pytest.raises(CheckpointError, match=rf"{name}: a {kind} exported for other programs to run, not a "
+                                              "checkpoint; open the checkpoint it was exported from"):
+        ckpt.load(path)
+
+
 def test_zero_byte_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.pt"
     path.write_bytes(b"")

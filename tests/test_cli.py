@@ -172,6 +172,7 @@ def test_export_torchscript_matches_checkpoint(tiny_dataset, trained: Path, tmp_
     out = tmp_path / "model.ts"
     result = run("export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and result.stdout == f"wrote {out}\n"  # no deprecation warnings from PyTorch
     exported = torch.jit.load(str(out))
     loaded = checkpoint.load(trained)
     images = tiny_dataset.test.images[:16]
