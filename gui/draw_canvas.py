@@ -49,7 +49,8 @@ class DrawCanvas(QWidget):
         self.setSizePolicy(policy)
         self.setAcceptDrops(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
-        self.setToolTip("Draw a digit with the mouse or a pen. Drop an image file here to classify it.")
+        self.setToolTip("Draw a digit with the mouse or a pen. Drop an image file here to classify it, or a "
+                        "checkpoint (.pt) to open it.")
         self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width fraction, points)
         self.pen_fraction = DEFAULT_PEN
         self.background: QImage | None = None  # an opened or dropped image, shown instead of strokes

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
+from PySide6.QtCore import QByteArray, QMimeData, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -45,6 +45,7 @@ WARM_UP_DELAY_MS = 300  # after the window is shown: its first layout and paint 
 DEFAULT_SIZE = QSize(1440, 860)
 # room on the screen's available area for the window manager's frame and title bar
 FRAME_ALLOWANCE = QSize(16, 48)
+CHECKPOINT_SUFFIXES = (".pt", ".pth")  # what a dropped file must be called to be opened as a checkpoint
 NOTHING_TO_SAVE = "Nothing to save yet: train a model (one epoch at least) or open one."
 
 
@@ -201,6 +202,9 @@ class MainWindow(QMainWindow):
         panel.device_combo.currentIndexChanged.connect(lambda _: self._update_device_label())
         self.recognition.open_image_requested.connect(self.open_image_dialog)
         self.recognition.message.connect(self.show_status)
+        # A checkpoint file dropped anywhere opens: Qt offers a drag to the innermost widget that takes
+        # drops, then to its parents while refused, and the canvas, plots and lists refuse checkpoints.
+        self.setAcceptDrops(True)
 
     # ------------------------------------------------------------------------------------------ messages
     @Slot(str)
@@ -596,6 +600,18 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
         self.recent_menu.setEnabled(bool(recent) and self.open_action.isEnabled())
 
+    # ------------------------------------------------------------------------------------------ drops
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_checkpoint(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = dropped_checkpoint(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            # once the drop has returned: a message box inside it would hold up the drag's source on some systems
+            QTimer.singleShot(0, self, lambda: self.open_checkpoint(path))
+
     # ------------------------------------------------------------------------------------------ images
     def open_image_dialog(self) -> None:
         start_dir = str(self.settings.value("paths/images", str(Path.home())))
@@ -643,6 +659,14 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
+
+
+def dropped_checkpoint(mime: QMimeData) -> str | None:
+    """The first local file with a checkpoint's suffix among dropped data, if any."""
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in CHECKPOINT_SUFFIXES:
+            return url.toLocalFile()
+    return None
 
 
 def fitted_size(preferred: QSize, minimum: QSize, available: QSize) -> QSize:

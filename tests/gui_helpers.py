@@ -1,9 +1,12 @@
-"""Helpers for GUI tests: real mouse strokes on a widget."""
+"""Helpers for GUI tests: real mouse strokes on a widget, files dropped on it."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+import warnings
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -23,3 +26,33 @@ def drag(widget: QWidget, points: list[tuple[float, float]]) -> None:
                             Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(widget, event)
     QTest.mouseRelease(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixels[-1])
+
+
+def drop_file(window: QWidget, over: QWidget, path: Path | str) -> bool:
+    """Drag a file over the centre of ``over`` and drop it; returns whether the drop was taken.
+
+    The events go where Qt sends them: to the innermost widget under the point that takes drops
+    (``QWidgetWindow``), then to its parents that take drops while it is refused (``QApplication.notify``).
+    """
+    centre = over.mapTo(window, QPoint(over.width() // 2, over.height() // 2))
+    target = window.childAt(centre) or window
+    while target is not window and not target.acceptDrops():
+        target = target.parentWidget()
+    if not target.acceptDrops():
+        return False
+    local = target.mapFrom(window, centre)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    mime.setText(str(path))  # file managers offer the path as text too, which text fields take
+    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    with warnings.catch_warnings():  # the QPoint constructor, deprecated in Qt 6.12, is the one older Qt has
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(local, Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    enter.ignore()
+    QApplication.sendEvent(target, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(QPointF(local), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    drop.ignore()
+    QApplication.sendEvent(target, drop)
+    return drop.isAccepted()

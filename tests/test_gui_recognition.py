@@ -120,6 +120,17 @@ def test_opening_an_image_file_predicts_it(panel, tmp_path) -> None:
     assert not panel.open_image(str(broken)) and "broken.png" in messages[-1]
 
 
+def test_an_image_dropped_on_the_canvas_is_classified_and_one_elsewhere_is_refused(window, panel, tmp_path) -> None:
+    from tests.gui_helpers import drop_file
+
+    path = tmp_path / "seven.png"
+    Image.fromarray(render(SHAPES[7][0])).save(path)
+    assert not drop_file(window, window.plots.loss_plot, path)  # images go to the canvas only
+    assert panel.canvas.is_empty()
+    assert drop_file(window, panel.canvas, path)
+    assert panel.last_prediction.label == 7 and not panel.canvas.is_empty()
+
+
 def test_saliency_overlay_colours_the_input_view(panel) -> None:
     drag(panel.canvas, ZERO)
     plain = panel.model_input_view.pixmap().toImage()
