@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_options(evaluate)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--csv", metavar="FILE",
+                          help="also write per-class accuracy and the confusion matrix as CSV (as the app's Export CSV)")
 
     predict = sub.add_parser("predict", help="recognise digits in image files")
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, BMP) or folders of them")
@@ -274,7 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.data import check_classes
     from engine.devices import resolve_device
-    from engine.evaluation import evaluate
+    from engine.evaluation import evaluate, text_report, write_csv
 
     checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
     device = resolve_device(args.device)
@@ -282,13 +284,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_classes(dataset, checkpoint.class_names, str(checkpoint.path))
     model = checkpoint.model.to(device)
     result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))
+    if args.csv:
+        try:
+            write_csv(result, checkpoint.class_names, args.csv)
+        except OSError as exc:
+            raise UserError(f"cannot write {args.csv}: {exc.strerror or exc}") from exc
     if args.json:
         _print_json({"checkpoint": str(checkpoint.path), "data": str(dataset.folder), **result.to_dict()})
         return 0
     print(f"{checkpoint.path} on {dataset.folder} ({result.count} test images)")
-    print(f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f}")
-    for name, acc in zip(checkpoint.class_names, result.per_class_accuracy):
-        print(f"  {name:>12}: {acc:.2%}")
+    print(text_report(result, checkpoint.class_names))
+    if args.csv:
+        print(f"wrote {args.csv}")
     return 0
 
 

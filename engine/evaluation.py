@@ -6,7 +6,7 @@ The CLI's ``evaluate`` and the GUI's Evaluate view both call :func:`evaluate`, s
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,14 @@ class EvaluationResult:
         hits = np.flatnonzero((self.labels == true_label) & (self.predictions == predicted))
         return hits[np.argsort(-self.probabilities[hits, predicted], kind="stable")]
 
+    def most_confused(self, limit: int = 5) -> list[tuple[int, int, int]]:
+        """The commonest mistakes as (true label, predicted label, count), most frequent first; ties in
+        the matrix's order. Only pairs that occur."""
+        off_diagonal = self.confusion_matrix - np.diag(np.diag(self.confusion_matrix))
+        order = np.argsort(-off_diagonal, axis=None, kind="stable")[:limit]
+        cells = [np.unravel_index(int(i), off_diagonal.shape) for i in order]
+        return [(int(r), int(c), int(off_diagonal[r, c])) for r, c in cells if off_diagonal[r, c] > 0]
+
     def to_dict(self) -> dict:
         return {
             "accuracy": self.accuracy,
@@ -56,6 +64,36 @@ class EvaluationResult:
             "count": self.count,
             "misclassified": int((self.predictions != self.labels).sum()),
         }
+
+
+def abbreviate(name: str, width: int = 4) -> str:
+    """A class name that fits a narrow column: ``Trouser`` -> ``Tro.``."""
+    return name if len(name) <= width else name[:width - 1] + "."
+
+
+def text_report(result: EvaluationResult, class_names: Sequence[str], examples: int = 5) -> str:
+    """Per-class accuracy, the confusion matrix and the commonest mistakes with their test image
+    indices, as plain text for a terminal (the command line's ``evaluate``)."""
+    names = [str(n) for n in class_names]
+    label_width = max(len(n) for n in names)
+    lines = [f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
+             f"({int((result.predictions != result.labels).sum())} of {result.count} wrong)", "", "per class:"]
+    for name, accuracy, count in zip(names, result.per_class_accuracy, result.confusion_matrix.sum(1)):
+        shown = "no test images" if np.isnan(accuracy) else f"{accuracy:.2%} of {int(count)}"
+        lines.append(f"  {name:>{label_width}}  {shown}")
+    cell = max(len(str(int(result.confusion_matrix.max()))), 4) + 1
+    lines += ["", "confusion matrix (rows: true class, columns: predicted):",
+              " " * (label_width + 2) + "".join(f"{abbreviate(n, cell - 1):>{cell}}" for n in names)]
+    for name, row in zip(names, result.confusion_matrix):
+        lines.append(f"  {name:>{label_width}}" + "".join(f"{int(v):>{cell}}" for v in row))
+    confused = result.most_confused()
+    if confused:
+        lines += ["", "commonest mistakes (test image indices, the most confident first):"]
+        for true_label, predicted, count in confused:
+            indices = result.pair_indices(true_label, predicted)
+            shown = ", ".join(f"#{int(i)}" for i in indices[:examples]) + (", ..." if count > examples else "")
+            lines.append(f"  {names[true_label]} read as {names[predicted]}: {count} ({shown})")
+    return "\n".join(lines)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

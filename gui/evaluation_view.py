@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from engine.data import check_classes
 from engine.errors import UserError
-from engine.evaluation import EvaluationResult, write_csv
+from engine.evaluation import EvaluationResult, abbreviate, write_csv
 from gui.workers import EvaluationWorker, finish, start
 
 THUMB = 56
@@ -48,11 +48,6 @@ def digit_icon(image: np.ndarray, size: int = THUMB) -> QIcon:
                     QImage.Format.Format_Grayscale8).copy()
     return QIcon(QPixmap.fromImage(qimage).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
                                                   Qt.TransformationMode.FastTransformation))
-
-
-def _abbreviate(name: str, width: int = 4) -> str:
-    """A class name that fits a narrow column: ``Trouser`` -> ``Tro.`` (the full name is in a tooltip)."""
-    return name if len(name) <= width else name[:width - 1] + "."
 
 
 def make_gallery(name: str) -> QListWidget:
@@ -248,7 +243,7 @@ class EvaluationView(QWidget):
     # -- showing --------------------------------------------------------------------------------------------
     def _set_headers(self) -> None:
         names = list(self.class_names)
-        self.matrix.setHorizontalHeaderLabels([_abbreviate(name) for name in names])  # ten narrow columns
+        self.matrix.setHorizontalHeaderLabels([abbreviate(name) for name in names])  # full names: tooltips
         self.matrix.setVerticalHeaderLabels(names)
         for column, name in enumerate(names):
             self.matrix.horizontalHeaderItem(column).setToolTip(f"predicted {name}")
@@ -292,9 +287,9 @@ class EvaluationView(QWidget):
             f"({wrong} mistakes, loss {result.loss:.4f}). Model: {self.model_source}.")
         for button in (self.export_csv_button, self.export_png_button):
             button.setEnabled(True)
-        if off_diagonal.max() > 0:
-            row, col = np.unravel_index(int(off_diagonal.argmax()), off_diagonal.shape)
-            self.select_cell(int(row), int(col))
+        worst_cells = result.most_confused(1)
+        if worst_cells:
+            self.select_cell(*worst_cells[0][:2])
         else:
             self.gallery.clear()
         self.evaluated.emit(result)

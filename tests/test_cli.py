@@ -107,6 +107,22 @@ def test_evaluate_json(tiny_data: Path, trained: Path) -> None:
     assert report["accuracy"] == pytest.approx(np.trace(matrix) / 100)
 
 
+def test_evaluate_report_shows_the_confusion_matrix_and_writes_the_csv(tiny_data: Path, trained: Path,
+                                                                        tmp_path: Path) -> None:
+    from engine.evaluation import read_csv
+
+    table = tmp_path / "eval.csv"
+    result = run("evaluate", "--checkpoint", str(trained), "--data", str(tiny_data), "--device", "cpu",
+                 "--csv", str(table))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index("confusion matrix (rows: true class, columns: predicted):")
+    shown = np.array([[int(v) for v in line.split()[1:]] for line in lines[start + 2 : start + 12]])
+    names, accuracy, matrix = read_csv(table)
+    assert names == [str(i) for i in range(10)] and np.array_equal(shown, matrix) and matrix.sum() == 100
+    assert lines[-1] == f"wrote {table}"
+
+
 @pytest.mark.parametrize("kind", ["malicious", "truncated", "random", "wrong-shape"])
 def test_evaluate_refuses_bad_checkpoints(tiny_data: Path, trained: Path, tmp_path: Path, kind: str) -> None:
     path = tmp_path / f"{kind}.pt"
