@@ -89,16 +89,13 @@ class CountMatrix(QTableWidget):
         items = [item for item in items if item is not None]
         if not items:
             return
+        font = self.font()
+        if font.pointSizeF() <= 0:  # a font sized in pixels: left as it is
+            return
         widest = max((item.text() for item in items), key=len)
         room = self.viewport().width() / max(self.columnCount(), 1) - self.CELL_PADDING
-        font = self.font()
-        size = font.pointSizeF()
-        while size > self.MIN_POINT_SIZE:
-            font.setPointSizeF(size)
-            if QFontMetrics(font).horizontalAdvance(widest) <= room:
-                break
-            size -= 0.5
-        font.setPointSizeF(max(size, self.MIN_POINT_SIZE))
+        while font.pointSizeF() - 0.5 >= self.MIN_POINT_SIZE and QFontMetrics(font).horizontalAdvance(widest) > room:
+            font.setPointSizeF(font.pointSizeF() - 0.5)
         self.cell_point_size = font.pointSizeF()
         for item in items:
             item.setFont(font)
