@@ -49,6 +49,8 @@ class TrainingPanel(QWidget):
         self.dataset_combo = _shrinkable_combo("datasetCombo")
         for key, spec in DATASETS.items():
             self.dataset_combo.addItem(spec.title, key)
+        self.dataset_combo.setToolTip("The images to train and evaluate on; a known data set that is not on this "
+                                      "computer is downloaded when needed")
         self.dataset_combo.currentIndexChanged.connect(lambda _: self.dataset_changed.emit())
         self.open_folder_button = QPushButton("Open folder...", objectName="openDataButton")
         self.open_folder_button.setToolTip("Use IDX files (train-images-idx3-ubyte[.gz] ...) from a folder")
@@ -94,6 +96,27 @@ class TrainingPanel(QWidget):
         self.device_combo = _shrinkable_combo("deviceCombo")
         for device in devices:
             self.device_combo.addItem(f"{device.name} - {device.description}", device.name)
+        tips = {
+            self.model_combo: "The network to train; choosing one loads the settings it trains well with",
+            self.epochs_spin: "Passes over the training images (with Continue ticked: how many more)",
+            self.batch_spin: "Images per optimiser step: larger batches train more images a second, but each "
+                             "image counts for less, so they may need more epochs",
+            self.lr_spin: "The optimiser's step size; with the onecycle schedule, its peak",
+            self.optimizer_combo: "sgd: stochastic gradient descent with momentum; adam: adaptive steps per "
+                                  "weight; adamw: adam with the weight decay kept apart from the gradients",
+            self.momentum_spin: "sgd's momentum, or adam's beta1: how much of the past gradients each step "
+                                "keeps",
+            self.weight_decay_spin: "Pulls the weights towards zero a little at every step, against "
+                                    "overfitting (0: none)",
+            self.schedule_combo: "How the learning rate moves during the run: none (constant); step (x0.7 "
+                                 "each epoch); cosine (down to 0); onecycle (up over the first quarter, "
+                                 "then down)",
+            self.seed_spin: "Seeds the first weights, the shuffling and the augmentation: the same seed and "
+                            "settings repeat a run",
+            self.device_combo: "Where the training runs: only the devices this computer has are listed",
+        }
+        for widget, tip in tips.items():
+            widget.setToolTip(tip)
         model_box = QGroupBox("Model and training")
         form = QFormLayout(model_box)
         form.addRow("Model", self.model_combo)
@@ -116,7 +139,6 @@ class TrainingPanel(QWidget):
         self.pause_button.setCheckable(True)
         self.stop_button = QPushButton("Stop", objectName="stopButton")
         self.resume_check = QCheckBox("Continue from the loaded checkpoint", objectName="resumeCheck")
-        self.resume_check.setEnabled(False)
         self.resume_check.toggled.connect(
             lambda on: self.epochs_label.setText("More epochs" if on else "Epochs"))
         self.train_button.clicked.connect(self.train_requested)
@@ -142,6 +164,7 @@ class TrainingPanel(QWidget):
         layout.addStretch(1)
         self.set_defaults(defaults)
         self.set_running(False)
+        self.set_resumable(False)
 
     # -- values ---------------------------------------------------------------------------------------------
     def set_defaults(self, config: TrainConfig) -> None:
@@ -226,7 +249,7 @@ class TrainingPanel(QWidget):
         self._can_resume = resumable
         self.resume_check.setEnabled(resumable and self.train_button.isEnabled())
         self.resume_check.setChecked(False)
-        self.resume_check.setToolTip(description)
+        self.resume_check.setToolTip(description or "Open a checkpoint (File > Open) to continue its training")
 
     def _on_pause_toggled(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")

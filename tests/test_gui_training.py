@@ -43,6 +43,14 @@ def test_every_interactive_widget_has_its_object_name(window) -> None:
     assert window.findChild(object, "learningRateSpin") is not None
 
 
+def test_every_training_setting_explains_itself_in_a_tooltip(window) -> None:
+    from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox
+
+    inputs = [w for cls in (QComboBox, QAbstractSpinBox, QCheckBox) for w in window.training_panel.findChildren(cls)]
+    assert len(inputs) >= 12
+    assert [w.objectName() for w in inputs if not w.toolTip()] == []
+
+
 def test_device_combo_lists_exactly_what_the_engine_finds(window) -> None:
     combo = _widget(window, QComboBox, "deviceCombo")
     assert [combo.itemData(i) for i in range(combo.count())] == [d.name for d in list_devices()]
