@@ -62,6 +62,9 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     errors: list[str] = []
     monkeypatch.setattr(win, "show_error", lambda title, message: errors.append(message))
     win.errors = errors
+    # A modal question would wait for a click forever here; closing mid-run (pytest-qt closes the window
+    # before this fixture's teardown) answers Yes. Tests of the question patch it themselves.
+    monkeypatch.setattr(win, "confirm", lambda title, question: True)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)

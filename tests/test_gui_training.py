@@ -243,6 +243,7 @@ def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
     qtbot.waitUntil(lambda: len(steps) > frozen, timeout=10000)
     with qtbot.waitSignal(window.training_finished, timeout=5000):
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=2000)  # its thread's end follows the signal
 
 
 def test_stop_ends_within_a_second(window, qtbot) -> None:
