@@ -55,11 +55,7 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
         if fmt == "pt2":
             _export_program(module, example, tmp)
         elif fmt == "torchscript":
-            # PyTorch warns, twice and with its own source paths, that tracing is deprecated: the format
-            # is offered for existing TorchScript users, and its deprecation is said in the help instead
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.trace")
-                torch.jit.trace(module, example).save(tmp)
+            _export_torchscript(module, example, tmp)
         else:
             _export_onnx(module, example, tmp)
 
@@ -73,6 +69,17 @@ def _export_program(module: nn.Module, example: torch.Tensor, path: str) -> None
     program = torch.export.export(module, (example,), dynamic_shapes={"images": {0: torch.export.Dim("batch")}})
     buffer = io.BytesIO()  # torch.export.save wants a buffer or a name ending in .pt2, not atomic_write's temp name
     torch.export.save(program, buffer)
+    Path(path).write_bytes(buffer.getvalue())
+
+
+def _export_torchscript(module: nn.Module, example: torch.Tensor, path: str) -> None:
+    # PyTorch warns, with its own source paths, that tracing and saving are deprecated: the format is
+    # offered for existing TorchScript users, and its deprecation is said in the help instead. Saved to a
+    # buffer, as the archive's inner folder is otherwise named after atomic_write's temporary file.
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit\.")
+        torch.jit.save(torch.jit.trace(module, example), buffer)
     Path(path).write_bytes(buffer.getvalue())
 
 

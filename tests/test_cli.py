@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,7 @@ def test_export_torchscript_matches_checkpoint(tiny_dataset, trained: Path, tmp_
     result = run("export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and result.stdout == f"wrote {out}\n"  # no deprecation warnings from PyTorch
+    assert {name.split("/")[0] for name in zipfile.ZipFile(out).namelist()} == {"archive"}  # not the temp file's
     exported = torch.jit.load(str(out))
     loaded = checkpoint.load(trained)
     images = tiny_dataset.test.images[:16]
