@@ -1,10 +1,10 @@
 """The Qt bindings the project installs keep Python's own bookkeeping right.
 
 PySide6 6.12.0 dropped a reference to None each time a Qt call returned nothing (a widget's parent, an
-empty table cell, ...). pyqtgraph makes such calls all the time: while the app trained, None's count fell
-by 100-200 a second, which before Python 3.12 (where None is not immortal) ends in "Fatal Python error:
-deallocating None"; this test suite died so at exit. pyproject.toml leaves that release out; this test
-fails if an installed release has the bug.
+empty table cell, ...). pyqtgraph makes such calls all the time: before Python 3.12, where None is not
+immortal, the app died with "Fatal Python error: deallocating None" in under a minute of training LeNet,
+and this test suite at exit. pyproject.toml leaves that release out; this test fails if an installed
+release has the bug.
 """
 
 from __future__ import annotations
