@@ -36,6 +36,10 @@ class EvaluationResult:
         return int(self.labels.shape[0])
 
     @property
+    def mistakes(self) -> int:
+        return int((self.predictions != self.labels).sum())
+
+    @property
     def misclassified(self) -> np.ndarray:
         """Indices of wrongly predicted samples, most confident mistakes first."""
         wrong = np.flatnonzero(self.predictions != self.labels)
@@ -62,7 +66,7 @@ class EvaluationResult:
             "per_class_accuracy": [None if np.isnan(a) else float(a) for a in self.per_class_accuracy],
             "confusion_matrix": self.confusion_matrix.tolist(),
             "count": self.count,
-            "misclassified": int((self.predictions != self.labels).sum()),
+            "misclassified": self.mistakes,
         }
 
 
@@ -77,7 +81,7 @@ def text_report(result: EvaluationResult, class_names: Sequence[str], examples: 
     names = [str(n) for n in class_names]
     label_width = max(len(n) for n in names)
     lines = [f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
-             f"({int((result.predictions != result.labels).sum())} of {result.count} wrong)", "", "per class:"]
+             f"({result.mistakes} of {result.count} wrong)", "", "per class:"]
     for name, accuracy, count in zip(names, result.per_class_accuracy, result.confusion_matrix.sum(1)):
         shown = "no test images" if np.isnan(accuracy) else f"{accuracy:.2%} of {int(count)}"
         lines.append(f"  {name:>{label_width}}  {shown}")

@@ -278,10 +278,9 @@ class EvaluationView(QWidget):
         self.per_class_bars.setOpts(x0=0, width=per_class)
         low = max(0.0, float(per_class.min()) - 5) if len(per_class) else 0
         self.per_class_plot.setXRange(low, 100, padding=0.02)
-        wrong = int((result.predictions != result.labels).sum())
         self.summary.setText(
             f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
-            f"({wrong} mistakes, loss {result.loss:.4f}). Model: {self.model_source}.")
+            f"({result.mistakes} mistakes, loss {result.loss:.4f}). Model: {self.model_source}.")
         for button in (self.export_csv_button, self.export_png_button):
             button.setEnabled(True)
         worst_cells = result.most_confused(1)
