@@ -650,6 +650,9 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_training(wait=True)
+        # What waits for a data set being loaded (a Train or Evaluate press) must not start once the
+        # window is gone: the app would quit with that worker's thread still running, and abort.
+        self._after_dataset.clear()
         self.cancel_download()
         if self.dataset_thread is not None:
             self.dataset_thread.wait()

@@ -294,6 +294,23 @@ def test_closing_mid_training_stops_cleanly_and_keeps_the_autosave(window, qtbot
     assert saved.epochs_done >= 1 and saved.architecture == "lenet"
 
 
+@pytest.mark.parametrize("button", ["train", "evaluate"])
+def test_closing_while_the_data_set_loads_starts_nothing_afterwards(window, qtbot, button) -> None:
+    """What waited for the data set ran once it arrived, after the window had closed: a run or an
+    evaluation then started in a closed window, and the app aborted at exit ("QThread: Destroyed while
+    thread is still running")."""
+    assert not window.datasets  # the first press loads the data set on a worker
+    started: list[str] = []
+    window.training_steps.connect(lambda _: started.append("training"))
+    window.training_finished.connect(lambda _: started.append("training"))
+    window.evaluation.evaluated.connect(lambda _: started.append("evaluation"))
+    {"train": window.training_panel.train_button, "evaluate": window.evaluation.evaluate_button}[button].click()
+    assert window.dataset_thread is not None
+    window.close()
+    qtbot.wait(500)  # the worker's signals, queued while the window closed, are delivered now
+    assert started == [] and window.training_thread is None and window.evaluation.thread is None
+
+
 def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
     _configure(window, epochs=200, batch=8)
     steps = _collect_steps(window)
