@@ -37,7 +37,7 @@ from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
 from gui.training_panel import TrainingPanel
-from gui.workers import DatasetWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
+from gui.workers import DatasetWorker, ExportWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
 
 APP_NAME = "Digit Studio"
 MAX_RECENT = 8
@@ -88,6 +88,8 @@ class MainWindow(QMainWindow):
         self.dataset_thread: QThread | None = None
         self.warm_up_worker: WarmUpWorker | None = None
         self.warm_up_thread: QThread | None = None
+        self.export_worker: ExportWorker | None = None
+        self.export_thread: QThread | None = None
         self._warm_up_scheduled = False
         self.last_error: str | None = None
         self.last_saved: Path | None = None
@@ -560,8 +562,11 @@ class MainWindow(QMainWindow):
                       "ONNX (*.onnx)": "onnx"}
 
     def export_dialog(self) -> None:
-        from engine.export import SUFFIXES, export, format_for_path
+        from engine.export import SUFFIXES, format_for_path
 
+        if self.export_thread is not None:
+            self.show_status("An export is still being written; try again when it is done")
+            return
         if not self._has_model_to_save():
             self.show_error("Export", "Nothing to export yet: train a model or open a checkpoint.")
             return
@@ -574,12 +579,23 @@ class MainWindow(QMainWindow):
         fmt = format_for_path(path, default=self.EXPORT_FILTERS.get(chosen, "pt2"))
         if not Path(path).suffix:
             path += SUFFIXES[fmt]
-        try:
-            export(ckpt.from_payload(self._current_payload()), fmt, path)
-        except UserError as exc:
-            self.show_error("Export failed", str(exc))
-            return
+        self.show_status(f"Exporting {fmt} model to {path}...")
+        self.export_worker = worker = ExportWorker(ckpt.from_payload(self._current_payload()), fmt, path)
+        self.export_thread = start(worker, self, exported=self._on_exported, failed=self._on_export_failed,
+                                   done=self._on_export_done)
+
+    @Slot(str, str)
+    def _on_exported(self, fmt: str, path: str) -> None:
         self.show_status(f"Exported {fmt} model to {path}")
+
+    @Slot(str)
+    def _on_export_failed(self, message: str) -> None:
+        self.show_error("Export failed", message)
+
+    @Slot()
+    def _on_export_done(self) -> None:
+        finish(self.export_thread)
+        self.export_thread = self.export_worker = None
 
     def _remember_recent(self, path: str) -> None:
         recent = [p for p in self._recent() if p != path]
@@ -658,6 +674,8 @@ class MainWindow(QMainWindow):
             self.dataset_thread.wait()
         finish(self.warm_up_thread)  # it cannot be cancelled, but it takes a second at most
         self.warm_up_thread = None
+        finish(self.export_thread)  # nor can an export, which takes a second or two at most
+        self.export_thread = None
         self.evaluation.shutdown()
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again

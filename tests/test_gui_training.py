@@ -325,23 +325,47 @@ def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
     ("digits", "PyTorch program, torch.export (*.pt2)", "digits.pt2"),  # no suffix: the filter adds its own
     ("digits.pt2", "TorchScript (*.pt)", "digits.pt2"),  # a typed suffix wins over the filter
 ])
-def test_export_writes_a_program_that_answers_like_the_model(window, tmp_path, monkeypatch, name, filter_name,
-                                                             written) -> None:
+def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_path, monkeypatch, name,
+                                                             filter_name, written) -> None:
+    import threading
+
     import torch
     from PySide6.QtWidgets import QFileDialog
 
     from engine.inference import BUNDLED_MODEL
 
     assert window.open_checkpoint(BUNDLED_MODEL)
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(tmp_path / name), filter_name))
+    out = tmp_path / "exports"  # apart from the settings file the window writes in tmp_path
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(out / name), filter_name))
     window.export_dialog()
-    assert [p.name for p in tmp_path.iterdir()] == [written]
-    program = torch.export.load(str(tmp_path / written)).module()
+    worker = window.export_worker  # the export runs on a worker: torch.export takes a second or so
+    assert worker is not None and "Exporting pt2" in window.status_label.text()
+    qtbot.waitUntil(lambda: window.export_thread is None, timeout=30000)
+    assert worker.native_thread_id != threading.get_native_id()
+    assert [p.name for p in out.iterdir()] == [written]
+    program = torch.export.load(str(out / written)).module()
     images = torch.rand(3, 1, 28, 28)
     model, norm = window.checkpoint.model, window.checkpoint.normalization
     with torch.no_grad():
         torch.testing.assert_close(program(images), model((images - norm.mean) / norm.std), rtol=1e-4, atol=1e-4)
     assert "Exported pt2" in window.status_label.text()
+
+
+def test_an_export_that_fails_says_why_and_a_second_waits_for_the_first(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from engine.inference import BUNDLED_MODEL
+
+    assert window.open_checkpoint(BUNDLED_MODEL)
+    target = tmp_path / "gone" / "digits.pt2"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), ""))
+    window.export_dialog()
+    thread = window.export_thread
+    window.export_dialog()  # refused while the first is under way
+    assert window.export_thread is thread and "still being written" in window.status_label.text()
+    qtbot.waitUntil(lambda: window.export_thread is None, timeout=30000)
+    assert window.errors and "folder" in window.errors[-1] and str(target.parent) in window.errors[-1]
 
 
 @pytest.mark.parametrize("where", ["canvas", "loss plot", "epochs field", "bars", "panel"])
