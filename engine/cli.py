@@ -278,24 +278,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.devices import resolve_device
     from engine.evaluation import evaluate, text_report, write_csv
 
+    table = Path(args.csv).expanduser() if args.csv else None
+    if table is not None and not table.parent.is_dir():  # said before the evaluation, not after it
+        raise UserError(f"cannot write {table}: folder {table.parent} does not exist")
     checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
     device = resolve_device(args.device)
     dataset = _load_data(args, checkpoint.dataset_name)
     check_classes(dataset, checkpoint.class_names, str(checkpoint.path))
     model = checkpoint.model.to(device)
     result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))
-    if args.csv:
+    if table is not None:
         try:
-            write_csv(result, checkpoint.class_names, args.csv)
+            write_csv(result, checkpoint.class_names, table)
         except OSError as exc:
-            raise UserError(f"cannot write {args.csv}: {exc.strerror or exc}") from exc
+            raise UserError(f"cannot write {table}: {exc.strerror or exc}") from exc
     if args.json:
         _print_json({"checkpoint": str(checkpoint.path), "data": str(dataset.folder), **result.to_dict()})
         return 0
     print(f"{checkpoint.path} on {dataset.folder} ({result.count} test images)")
     print(text_report(result, checkpoint.class_names))
-    if args.csv:
-        print(f"wrote {args.csv}")
+    if table is not None:
+        print(f"wrote {table}")
     return 0
 
 

@@ -251,6 +251,12 @@ def test_evaluate_on_a_data_set_of_other_classes_is_refused(trained: Path, tmp_p
     assert_one_line_error(resumed, "choose the data set the model was trained on")
 
 
+def test_evaluate_csv_into_a_missing_folder_is_refused_before_evaluating(trained: Path, tmp_path: Path) -> None:
+    result = run("evaluate", "--checkpoint", str(trained), "--data", str(tmp_path / "no-data"),
+                 "--csv", str(tmp_path / "gone" / "eval.csv"))
+    assert_one_line_error(result, "cannot write", "gone", "does not exist")  # not the missing data folder
+
+
 def test_export_into_a_missing_folder(trained: Path) -> None:
     assert_one_line_error(run("export", "--checkpoint", str(trained), "--out", "/no/such/dir/m.pt"), "/no/such/dir")
 
