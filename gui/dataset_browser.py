@@ -36,6 +36,7 @@ class DatasetBrowser(QWidget):
         self.page_label.setWordWrap(True)  # wraps rather than widening the tab for a long data set name
         self.grid = make_gallery("datasetGrid")
         self.grid.itemClicked.connect(self._send_to_canvas)
+        self.grid.itemActivated.connect(self._send_to_canvas)  # Enter on the current image: keyboard users too
         self.split_combo.currentIndexChanged.connect(lambda _: self._filter())
         self.label_combo.currentIndexChanged.connect(lambda _: self._filter())
         self.prev_button.clicked.connect(lambda: self.show_page(self.page - 1))

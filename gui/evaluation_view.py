@@ -145,11 +145,13 @@ class EvaluationView(QWidget):
         self.matrix.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.matrix.setToolTip("Rows: true class; columns: predicted class. Click a cell to see its images.")
         self.matrix.cellClicked.connect(self.select_cell)
+        self.matrix.cellActivated.connect(self.select_cell)  # Enter on the current cell: keyboard users too
         self._set_headers()
 
         self.gallery_label = QLabel("Click a cell of the confusion matrix", objectName="galleryLabel")
         self.gallery = make_gallery("misclassifiedGallery")
         self.gallery.itemClicked.connect(self._send_to_canvas)
+        self.gallery.itemActivated.connect(self._send_to_canvas)
 
         top = QHBoxLayout()
         top.addWidget(self.evaluate_button)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from torch import nn
 
 from engine.evaluation import evaluate, read_csv
@@ -73,6 +74,25 @@ def test_confusion_matrix_shows_the_engine_counts_and_cells_fill_the_gallery(win
     assert not window.recognition.canvas.is_empty() and window.recognition.last_prediction is not None
 
 
+def test_the_matrix_and_the_gallery_work_from_the_keyboard(window, qtbot, scripted) -> None:
+    predictor, _, answers = scripted
+    window.set_predictor(predictor)
+    view = window.evaluation
+    with qtbot.waitSignal(view.evaluated, timeout=30000) as done:
+        view.evaluate()
+    labels = done.args[0].labels
+    view.matrix.setFocus()
+    view.matrix.setCurrentCell(7, 0)
+    QTest.keyClick(view.matrix, Qt.Key.Key_Right)  # to the 7 -> 1 cell
+    QTest.keyClick(view.matrix, Qt.Key.Key_Return)
+    assert sorted(view.gallery_indices()) == sorted(np.flatnonzero((labels == 7) & (answers == 1)).tolist())
+    window.recognition.canvas.clear()
+    view.gallery.setFocus()
+    view.gallery.setCurrentRow(1)
+    QTest.keyClick(view.gallery, Qt.Key.Key_Return)
+    assert not window.recognition.canvas.is_empty()
+
+
 def test_csv_export_round_trips(window, qtbot, scripted, tmp_path) -> None:
     predictor, expected, _ = scripted
     window.set_predictor(predictor)
@@ -98,6 +118,11 @@ def test_dataset_browser_pages_and_filters(window, qtbot, tiny_dataset) -> None:
     browser.label_combo.setCurrentIndex(browser.label_combo.findData(4))
     assert set(browser.shown_labels()) == {4}
     assert browser.grid.count() == int((tiny_dataset.train.labels == 4).sum())
+    window.recognition.canvas.clear()
+    browser.grid.setFocus()
+    browser.grid.setCurrentRow(0)
+    QTest.keyClick(browser.grid, Qt.Key.Key_Return)  # Enter sends the current image to the canvas
+    assert not window.recognition.canvas.is_empty()
     browser.split_combo.setCurrentIndex(browser.split_combo.findData("test"))
     assert browser.grid.count() == int((tiny_dataset.test.labels == 4).sum())
 
