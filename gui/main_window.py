@@ -7,7 +7,6 @@ own: training, checkpoints, evaluation and preprocessing are all engine calls.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from engine.devices import list_devices
 from engine.errors import UserError
 from engine.inference import Predictor, load_bundled
 from engine.training import EpochEvent, FinishedEvent, Trainer
+from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
 from gui.dataset_browser import DatasetBrowser
 from gui.evaluation_view import EvaluationView
 from gui.garbage_collection import GuiThreadGarbageCollector
@@ -47,12 +47,6 @@ DEFAULT_SIZE = QSize(1440, 860)
 FRAME_ALLOWANCE = QSize(16, 48)
 CHECKPOINT_SUFFIXES = (".pt", ".pth")  # what a dropped file must be called to be opened as a checkpoint
 NOTHING_TO_SAVE = "Nothing to save yet: train a model (one epoch at least) or open one."
-
-
-def autosave_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("digit-studio", appauthor=False)) / "autosave"
 
 
 class MainWindow(QMainWindow):
@@ -375,8 +369,9 @@ class MainWindow(QMainWindow):
 
         folder = autosave_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.autosave_path = folder / f"{config.model}-{dataset.name}-{stamp}.pt"
+        in_use = [self.checkpoint.path] if self.checkpoint is not None and self.checkpoint.path else []
+        prune(folder, keep=MAX_KEPT - 1, protect=[*in_use, *map(Path, self._recent())])  # room for this run's
+        self.autosave_path = new_autosave_path(folder, config.model, dataset.name)
         self.training_worker = worker = TrainingWorker(make_trainer, self.autosave_path)
         self.training_thread = start(
             worker, self, started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,

@@ -1,8 +1,9 @@
 """Small data sets the tests write themselves (a few hundred 28x28 images in real IDX files), and a way to
-make training report a notice."""
+make training report a notice, and stand-in autosave files."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,14 @@ def report_notice_before_training(monkeypatch, message: str) -> None:
         return original(self, on_event, control, on_epoch_end)
 
     monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)
+
+
+def write_autosaves(folder: Path, count: int) -> list[Path]:
+    """``count`` stand-in autosave files, oldest first, a minute apart by modification time."""
+    paths = []
+    for i in range(count):
+        path = folder / f"lenet-mnist-{i:03d}.pt"
+        path.write_bytes(b"x")
+        os.utime(path, (1_700_000_000 + 60 * i, 1_700_000_000 + 60 * i))
+        paths.append(path)
+    return paths

@@ -74,6 +74,23 @@ def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
     assert Path(window.autosave_path).exists()
 
 
+def test_a_run_keeps_the_autosave_folder_to_the_newest_files_and_the_recent_ones(window, qtbot) -> None:
+    from gui.autosave import MAX_KEPT, autosave_dir
+    from tests.helpers import write_autosaves
+
+    folder = autosave_dir()
+    folder.mkdir(parents=True)
+    old = write_autosaves(folder, MAX_KEPT + 5)
+    window._remember_recent(str(old[0]))  # on the Open recent list: kept however old
+    _configure(window, epochs=1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    left = set(folder.glob("*.pt"))
+    assert Path(window.autosave_path) in left and old[0] in left
+    assert left == {Path(window.autosave_path), old[0], *old[-(MAX_KEPT - 1):]}
+
+
 def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(window, qtbot, monkeypatch) -> None:
 
     message = "CUDA graph capture failed, so training goes on without graphs: RuntimeError: boom"
