@@ -150,6 +150,14 @@ def _load_data(args: argparse.Namespace, default_name: str = "mnist") -> Any:
             bar.close()
 
 
+def _output_path(text: str) -> Path:
+    """A file the command will write, checked before any work: its folder must exist."""
+    path = Path(text).expanduser()
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    return path
+
+
 def _load_checkpoint_or_bundled(path: str | None) -> Any:
     from engine import checkpoint
     from engine.inference import BUNDLED_MODEL
@@ -179,9 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    out = Path(args.out).expanduser() if args.out else None
-    if out is not None and not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    out = _output_path(args.out) if args.out else None
     if args.resume:
         previous = ckpt.load(args.resume)
         ignored = sorted(set(overrides) - {"device", "log_every", "detect_anomaly"})
@@ -278,9 +284,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.devices import resolve_device
     from engine.evaluation import evaluate, text_report, write_csv
 
-    table = Path(args.csv).expanduser() if args.csv else None
-    if table is not None and not table.parent.is_dir():  # said before the evaluation, not after it
-        raise UserError(f"cannot write {table}: folder {table.parent} does not exist")
+    table = _output_path(args.csv) if args.csv else None  # said before the evaluation, not after it
     checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
     device = resolve_device(args.device)
     dataset = _load_data(args, checkpoint.dataset_name)

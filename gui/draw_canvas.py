@@ -8,10 +8,11 @@ tablets and touch screens that the widget does not handle itself).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -131,11 +132,11 @@ class DrawCanvas(QWidget):
         self.stroke_finished.emit()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if _image_path(event) is not None:
+        if dropped_file(event.mimeData(), IMAGE_SUFFIXES) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        path = _image_path(event)
+        path = dropped_file(event.mimeData(), IMAGE_SUFFIXES)
         if path is not None:
             event.acceptProposedAction()
             self.image_dropped.emit(path)
@@ -193,11 +194,9 @@ def array_to_qimage(array: np.ndarray) -> QImage:
     return QImage(array.data, width, height, width, QImage.Format.Format_Grayscale8).copy()
 
 
-def _image_path(event: QDragEnterEvent | QDropEvent) -> str | None:
-    mime = event.mimeData()
-    if not mime.hasUrls():
-        return None
-    for url in mime.urls():
-        if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES:
+def dropped_file(mime: QMimeData, suffixes: Collection[str]) -> str | None:
+    """The first local file among dropped data whose suffix is one of ``suffixes``, if any."""
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in suffixes:
             return url.toLocalFile()
     return None

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QMimeData, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -32,6 +32,7 @@ from engine.inference import Predictor, load_bundled
 from engine.training import EpochEvent, FinishedEvent, Trainer
 from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
 from gui.dataset_browser import DatasetBrowser
+from gui.draw_canvas import dropped_file
 from gui.evaluation_view import EvaluationView
 from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
@@ -613,11 +614,11 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------ drops
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if dropped_checkpoint(event.mimeData()) is not None:
+        if dropped_file(event.mimeData(), CHECKPOINT_SUFFIXES) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        path = dropped_checkpoint(event.mimeData())
+        path = dropped_file(event.mimeData(), CHECKPOINT_SUFFIXES)
         if path is not None:
             event.acceptProposedAction()
             # once the drop has returned: a message box inside it would hold up the drag's source on some systems
@@ -675,14 +676,6 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
-
-
-def dropped_checkpoint(mime: QMimeData) -> str | None:
-    """The first local file with a checkpoint's suffix among dropped data, if any."""
-    for url in mime.urls() if mime.hasUrls() else []:
-        if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in CHECKPOINT_SUFFIXES:
-            return url.toLocalFile()
-    return None
 
 
 def fitted_size(preferred: QSize, minimum: QSize, available: QSize) -> QSize:
