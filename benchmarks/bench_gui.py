@@ -85,7 +85,8 @@ def main() -> None:
     from tests.gui_helpers import drag
 
     app = QApplication(sys.argv)
-    window = MainWindow(settings=QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat))
+    settings_dir = tempfile.TemporaryDirectory()  # removed at exit: a fresh user's settings, not this user's
+    window = MainWindow(settings=QSettings(str(Path(settings_dir.name) / "s.ini"), QSettings.Format.IniFormat))
     window.resize(1400, 900)
     window.show()
     app.processEvents()
@@ -110,6 +111,7 @@ def main() -> None:
     stroke_ms = []
     for _ in range(40):
         canvas.clear()
+        app.processEvents()
         start = time.perf_counter()
         drag(canvas, [(0.5, 0.15 + 0.07 * k) for k in range(11)])
         app.processEvents()  # the repaint of the bars
@@ -119,8 +121,10 @@ def main() -> None:
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
 
-    for _ in range(40):
+    for _ in range(40):  # the second stroke of a two-stroke digit, on a canvas cleared each time
+        canvas.clear()
         drag(canvas, [(0.3, 0.3), (0.6, 0.6)])
+        app.processEvents()
         QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 100))
         start = time.perf_counter()
         QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 200))

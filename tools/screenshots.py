@@ -35,7 +35,8 @@ def main() -> None:
     from tests.gui_helpers import drag
 
     app = QApplication(sys.argv)  # noqa: F841 (kept alive for the whole run)
-    settings = QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat)
+    settings_dir = tempfile.TemporaryDirectory()  # removed at exit: a fresh user's settings, not this user's
+    settings = QSettings(str(Path(settings_dir.name) / "s.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
     window.show()
