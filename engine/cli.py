@@ -175,7 +175,7 @@ def _print_json(value: Any) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
     from engine.devices import resolve_device
-    from engine.training import EpochEvent, NoticeEvent, StepEvent, TrainConfig, Trainer, TrainingControl
+    from engine.training import EpochEvent, NoticeEvent, StepEvent, TrainConfig, Trainer, TrainingControl, epochs_text
 
     overrides = {
         key: value
@@ -272,9 +272,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     elif result.test_accuracy is not None:
-        epochs = f"{trainer.epochs_done} epoch{'s' if trainer.epochs_done != 1 else ''}"
         saved = f"; saved in {out}" if summary["checkpoint"] else ""
-        print(f"test accuracy {result.test_accuracy:.2%} after {epochs} "
+        print(f"test accuracy {result.test_accuracy:.2%} after {epochs_text(trainer.epochs_done)} "
               f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}")
     return 130 if result.stopped else 0
 

@@ -195,6 +195,11 @@ class History:
 
 # ------------------------------------------------------------------------------------------------ schedule
 
+def epochs_text(count: int) -> str:
+    """``1 epoch``, ``3 epochs``: how the command line and the window count a run's epochs."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
     """The learning rate for optimiser step ``step`` (0-based) of a run planned to last ``total_steps``."""
     base = config.lr

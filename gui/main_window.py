@@ -29,7 +29,7 @@ from engine.data import DATASETS, cache_dir, locate
 from engine.devices import list_devices
 from engine.errors import UserError
 from engine.inference import Predictor, load_bundled
-from engine.training import EpochEvent, FinishedEvent, Trainer
+from engine.training import EpochEvent, FinishedEvent, Trainer, epochs_text
 from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
 from gui.dataset_browser import DatasetBrowser
 from gui.draw_canvas import dropped_file
@@ -87,7 +87,9 @@ class MainWindow(QMainWindow):
         self.export_thread: QThread | None = None
         self._warm_up_scheduled = False
         self.last_error: str | None = None
-        self.last_saved: Path | None = None
+        # The file the model on hand was opened from or last saved to: Save writes there. A new run has
+        # none (Save asks for a name), so that it never overwrites another model's file.
+        self.model_file: Path | None = None
         self._after_dataset: list[Any] = []
         self._steps_per_epoch = 1
         self._total_epochs = 1
@@ -361,6 +363,9 @@ class MainWindow(QMainWindow):
 
     def _start_worker(self, dataset: Any, config: Any, resume: bool) -> None:
         checkpoint = self.checkpoint if resume else None
+        if checkpoint is None:  # a new model: Save must not write over the file of the one before
+            self.model_file = None
+            self.setWindowModified(False)
         extra_epochs = config.epochs
 
         def make_trainer() -> Trainer:
@@ -383,6 +388,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_training_started(self, info: dict) -> None:
         self.trainer = self.training_worker.trainer if self.training_worker else None
+        self._set_model_file(self.model_file, modified=self.isWindowModified())
         self._steps_per_epoch = info["steps_per_epoch"]
         self._total_epochs = info["config"].epochs
         self.plots.load_history(info["history"], self._steps_per_epoch)
@@ -411,6 +417,7 @@ class MainWindow(QMainWindow):
     def _on_epoch(self, event: EpochEvent) -> None:
         self.plots.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy)
         self.show_status(f"Epoch {event.epoch}/{event.total_epochs}: test accuracy {event.test_accuracy:.2%}")
+        self.setWindowModified(True)
         self.training_epoch.emit(event)
 
     @Slot(object)
@@ -433,8 +440,8 @@ class MainWindow(QMainWindow):
     def _on_finished(self, event: FinishedEvent) -> None:
         verb = "Stopped" if event.stopped else "Finished"
         accuracy = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
-        self.show_status(f"{verb} after {event.epochs_done} epochs{accuracy}")
-        self.training_panel.progress.setFormat(f"{verb.lower()}: {event.epochs_done} epochs{accuracy}")
+        self.show_status(f"{verb} after {epochs_text(event.epochs_done)}{accuracy}")
+        self.training_panel.progress.setFormat(f"{verb.lower()}: {epochs_text(event.epochs_done)}{accuracy}")
         self.training_finished.emit(event)
 
     @Slot(str)
@@ -488,14 +495,15 @@ class MainWindow(QMainWindow):
         self.checkpoint = loaded
         self.snapshot = None
         self.trainer = None
+        self._set_model_file(Path(path))
         self.settings.setValue("paths/checkpoints", str(Path(path).parent))
         self._remember_recent(str(Path(path).resolve()))
         self.set_predictor(Predictor.from_checkpoint(loaded))
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
-        self.training_panel.set_resumable(True, f"{loaded.display_name}: {loaded.epochs_done} epochs done")
+        self.training_panel.set_resumable(True, f"{loaded.display_name}: {epochs_text(loaded.epochs_done)} done")
         switched = self._select_dataset_of(loaded)
-        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {loaded.epochs_done} epochs)"
+        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
                          + (f"; data set switched to {switched}, which it was trained on" if switched else ""))
         return True
 
@@ -511,6 +519,13 @@ class MainWindow(QMainWindow):
             return None
         return spec.title if self.training_panel.select_dataset(spec.key) else None
 
+    def _set_model_file(self, path: Path | None, modified: bool = False) -> None:
+        """The model's file, shown in the title; ``modified``: it has trained since it was opened or saved."""
+        self.model_file = path
+        name = path.name if path is not None else ("unsaved model" if self.trainer is not None else "")
+        self.setWindowTitle(f"{name}[*] - {APP_NAME}" if name else APP_NAME)
+        self.setWindowModified(modified)
+
     def _has_model_to_save(self) -> bool:
         return (self.trainer is not None and self.trainer.epochs_done > 0) or self.checkpoint is not None
 
@@ -522,11 +537,10 @@ class MainWindow(QMainWindow):
         return ckpt.checkpoint_payload(self.checkpoint)
 
     def save_checkpoint(self) -> None:
-        target = self.last_saved or (self.checkpoint.path if self.checkpoint and self.trainer is None else None)
-        if target is None:
+        if self.model_file is None:
             self.save_checkpoint_as()
         else:
-            self.save_to(target)
+            self.save_to(self.model_file)
 
     def save_checkpoint_as(self) -> None:
         if not self._has_model_to_save():
@@ -548,7 +562,7 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error("Cannot save checkpoint", str(exc))
             return False
-        self.last_saved = saved
+        self._set_model_file(saved)
         self.settings.setValue("paths/checkpoints", str(saved.parent))
         self._remember_recent(str(saved.resolve()))
         self.show_status(f"Saved {saved}")

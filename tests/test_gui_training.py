@@ -446,6 +446,54 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     window.plots.flush()
     assert len(window.plots.losses) == 4 and window.plots.epoch_numbers == [1, 2]
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    # the continued run is the opened file's model, changed: Save writes it back there
+    assert window.windowTitle().startswith("one.pt") and window.isWindowModified()
+    window.save_action.trigger()
+    assert ckpt.load(path).epochs_done == 2 and not window.isWindowModified()
+
+
+def _train_one_epoch(window, qtbot) -> None:
+    _configure(window, epochs=1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
+def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from engine.inference import BUNDLED_MODEL
+
+    asked: list[str] = []
+
+    def save_dialog(parent, caption, start, filters):
+        asked.append(caption)
+        return str(tmp_path / f"asked{len(asked)}.pt"), filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
+    _train_one_epoch(window, qtbot)
+    assert window.training_panel.progress.format().startswith("finished: 1 epoch, test accuracy")
+    assert window.windowTitle().startswith("unsaved model") and window.isWindowModified()
+    window.save_action.trigger()  # a new run has no file yet: Save asks
+    first = tmp_path / "asked1.pt"
+    assert asked == ["Save checkpoint"] and first.is_file()
+    assert window.windowTitle().startswith("asked1.pt") and not window.isWindowModified()
+    first_bytes = first.read_bytes()
+
+    other = tmp_path / "other.pt"
+    other.write_bytes(BUNDLED_MODEL.read_bytes())
+    assert window.open_checkpoint(other)
+    assert window.windowTitle().startswith("other.pt")
+    window.save_action.trigger()  # the opened model goes back to its own file, not to the last one saved
+    assert len(asked) == 1 and first.read_bytes() == first_bytes
+    assert ckpt.load(other).architecture == "digitnet"
+
+    other_bytes = other.read_bytes()
+    _train_one_epoch(window, qtbot)  # a new model: Save asks again, leaving both files alone
+    window.save_action.trigger()
+    assert len(asked) == 2 and (tmp_path / "asked2.pt").is_file()
+    assert first.read_bytes() == first_bytes and other.read_bytes() == other_bytes
+    assert ckpt.load(tmp_path / "asked2.pt").architecture == "lenet"
 
 
 def test_settings_remember_hyper_parameters_and_device(window, tmp_path) -> None:
