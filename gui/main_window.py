@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         # none (Save asks for a name), so that it never overwrites another model's file.
         self.model_file: Path | None = None
         self._after_dataset: list[Any] = []
+        self.autosave_path: Path | None = None
         self._steps_per_epoch = 1
         self._total_epochs = 1
         self._eta_rate = 0.0
@@ -373,17 +374,26 @@ class MainWindow(QMainWindow):
                 return ckpt.resume_trainer(checkpoint, dataset, more_epochs=extra_epochs, device=config.device)
             return Trainer(config, dataset)
 
-        folder = autosave_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        in_use = [self.checkpoint.path] if self.checkpoint is not None and self.checkpoint.path else []
-        prune(folder, keep=MAX_KEPT - 1, protect=[*in_use, *map(Path, self._recent())])  # room for this run's
-        self.autosave_path = new_autosave_path(folder, config.model, dataset.name)
+        self._update_device_label()  # clears a previous run's note
+        self.autosave_path = self._new_autosave_path(config.model, dataset.name)
         self.training_worker = worker = TrainingWorker(make_trainer, self.autosave_path)
         self.training_thread = start(
             worker, self, started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,
             snapshot=self._on_snapshot, saved=self._on_autosaved, notice=self._on_training_notice,
             finished=self._on_finished, failed=self._on_training_failed, done=self._on_training_done)
         self.show_status("Preparing training...")
+
+    def _new_autosave_path(self, model: str, dataset: str) -> Path | None:
+        """This run's autosave file, after making room for it; None (and a note) when the folder is unusable."""
+        folder = autosave_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._on_training_notice(f"No autosaves for this run: cannot create {folder} ({exc.strerror or exc})")
+            return None
+        in_use = [self.checkpoint.path] if self.checkpoint is not None and self.checkpoint.path else []
+        prune(folder, keep=MAX_KEPT - 1, protect=[*in_use, *map(Path, self._recent())])  # room for this run's
+        return new_autosave_path(folder, model, dataset)
 
     @Slot(object)
     def _on_training_started(self, info: dict) -> None:
@@ -395,7 +405,6 @@ class MainWindow(QMainWindow):
         self.training_panel.progress.setRange(0, self._total_epochs * self._steps_per_epoch)
         self.training_panel.progress.setValue(info["epochs_done"] * self._steps_per_epoch)
         self._eta_rate = 0.0
-        self._update_device_label()  # clears a previous run's note
         self.tabs.setCurrentWidget(self.plots)
         self.show_status(f"Training {info['config'].model} on {info['device']}")
 
@@ -671,8 +680,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.is_training:
-            if not self.confirm("Training is running", "Stop training and quit? The last completed epoch is "
-                                "kept in the autosaved checkpoint."):
+            kept = ("The last completed epoch is kept in the autosaved checkpoint." if self.autosave_path else
+                    "This run cannot autosave (see the note on the device): Save first to keep its model.")
+            if not self.confirm("Training is running", f"Stop training and quit? {kept}"):
                 event.ignore()
                 return
             self.stop_training(wait=True)

@@ -209,6 +209,7 @@ class TrainingWorker(Worker):
 
     def work(self) -> None:
         from engine import checkpoint
+        from engine.errors import UserError
         from engine.training import EpochEvent, FinishedEvent, NoticeEvent, StepEvent
 
         self.trainer = trainer = self.make_trainer()
@@ -244,8 +245,12 @@ class TrainingWorker(Worker):
         def on_epoch_end(t: Any) -> None:
             self.snapshot.emit(self._snapshot(t, final=False))
             if self.autosave_path is not None:
-                checkpoint.save(checkpoint.trainer_payload(t), self.autosave_path)
-                self.saved.emit(str(self.autosave_path))
+                try:
+                    checkpoint.save(checkpoint.trainer_payload(t), self.autosave_path)
+                except UserError as exc:  # a full disk, say: the run and its model in memory go on
+                    self.notice.emit(f"Autosave failed, training goes on (use Save to keep the model): {exc}")
+                else:
+                    self.saved.emit(str(self.autosave_path))
 
         trainer.run(on_event, self.control, on_epoch_end=on_epoch_end)
 

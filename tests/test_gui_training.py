@@ -109,6 +109,36 @@ def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
 
 
+def test_a_failing_autosave_is_noted_and_the_run_goes_on(window, qtbot, monkeypatch) -> None:
+    from engine.errors import CheckpointError
+
+    def full_disk(payload, path):
+        raise CheckpointError(f"cannot save {path}: No space left on device")
+
+    monkeypatch.setattr(ckpt, "save", full_disk)
+    _configure(window, epochs=2)
+    with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    assert finished.args[0] is not None and finished.args[0].epochs_done == 2 and not window.errors
+    note = window.findChild(QLabel, "statusDevice").toolTip()
+    assert note.startswith("Autosave failed, training goes on") and "No space left on device" in note
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
+def test_an_unusable_autosave_folder_is_noted_and_the_run_goes_on(window, qtbot, monkeypatch, tmp_path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
+    _configure(window, epochs=1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    assert finished.args[0] is not None and finished.args[0].epochs_done == 1 and not window.errors
+    assert window.autosave_path is None
+    note = window.findChild(QLabel, "statusDevice").toolTip()
+    assert note.startswith("No autosaves for this run: cannot create") and str(blocker) in note
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
 def _thread_niceness() -> dict[int, int]:
     """Nice value of every thread of this process, from /proc (Linux)."""
     values = {}
