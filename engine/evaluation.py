@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from engine.data import Normalization, Split, to_float
 from engine.devices import copy_to
+from engine.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -154,19 +155,24 @@ def evaluate(
 
 
 def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str], path: str | Path) -> Path:
-    """Per-class accuracy, then the confusion matrix (rows = true class), as one CSV file."""
-    path = Path(path)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["class", "accuracy", "count"])
-        counts = result.confusion_matrix.sum(1)
-        for name, accuracy, count in zip(class_names, result.per_class_accuracy, counts):
-            writer.writerow([name, "" if np.isnan(accuracy) else f"{accuracy:.6f}", int(count)])
-        writer.writerow([])
-        writer.writerow(["true \\ predicted", *class_names])
-        for name, row in zip(class_names, result.confusion_matrix):
-            writer.writerow([name, *(int(v) for v in row)])
-    return path
+    """Per-class accuracy, then the confusion matrix (rows = true class), as one CSV file.
+
+    Written atomically (:func:`engine.files.atomic_write`): a failure (OSError) leaves a file of that name
+    as it was."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["class", "accuracy", "count"])
+            counts = result.confusion_matrix.sum(1)
+            for name, accuracy, count in zip(class_names, result.per_class_accuracy, counts):
+                writer.writerow([name, "" if np.isnan(accuracy) else f"{accuracy:.6f}", int(count)])
+            writer.writerow([])
+            writer.writerow(["true \\ predicted", *class_names])
+            for name, row in zip(class_names, result.confusion_matrix):
+                writer.writerow([name, *(int(v) for v in row)])
+
+    return atomic_write(Path(path), write)
 
 
 def read_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from engine.data import check_classes
 from engine.errors import UserError
 from engine.evaluation import EvaluationResult, abbreviate, write_csv
+from engine.files import atomic_write
 from gui.workers import EvaluationWorker, finish, start
 
 THUMB = 56
@@ -325,28 +326,50 @@ class EvaluationView(QWidget):
         return write_csv(self.result, self.class_names, path)
 
     def export_png(self, path: str | Path) -> list[Path]:
-        """The per-class plot (pyqtgraph exporter) and the confusion matrix, as two PNG files."""
+        """The per-class plot (pyqtgraph exporter) and the confusion matrix, as two PNG files written
+        atomically; OSError when one cannot be written."""
         from pyqtgraph.exporters import ImageExporter
 
         path = Path(path)
         plot_path = path.with_name(path.stem + "-per-class.png")
-        ImageExporter(self.per_class_plot.plotItem).export(str(plot_path))
+        save_png(ImageExporter(self.per_class_plot.plotItem).export(toBytes=True), plot_path)
         matrix_path = path.with_name(path.stem + "-confusion.png")
-        self.matrix.grab().save(str(matrix_path))
+        save_png(self.matrix.grab(), matrix_path)
         return [plot_path, matrix_path]
 
-    def export_csv_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
+    def _export_path(self, caption: str, name: str, filters: str) -> str:
+        """Asks where to write, starting in the folder of the last export."""
+        settings = self.window.settings
+        start_dir = Path(str(settings.value("paths/exports", str(Path.home()))))
+        path, _ = QFileDialog.getSaveFileName(self, caption, str(start_dir / name), filters)
         if path:
-            try:
-                self.export_csv(path)
-            except OSError as exc:
-                self.window.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
-                return
-            self.window.show_status(f"Wrote {path}")
+            settings.setValue("paths/exports", str(Path(path).parent))
+        return path
+
+    def export_csv_dialog(self) -> None:
+        path = self._export_path("Export evaluation", "evaluation.csv", "CSV (*.csv)")
+        if path:
+            self._export(lambda: [self.export_csv(path)], path)
 
     def export_png_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "evaluation.png", "PNG (*.png)")
+        path = self._export_path("Export plots", "evaluation.png", "PNG (*.png)")
         if path:
-            written = self.export_png(path)
-            self.window.show_status("Wrote " + ", ".join(str(p) for p in written))
+            self._export(lambda: self.export_png(path), path)
+
+    def _export(self, write: Any, path: str) -> None:
+        try:
+            written = write()
+        except OSError as exc:
+            self.window.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
+            return
+        self.window.show_status("Wrote " + ", ".join(str(p) for p in written))
+
+
+def save_png(image: QImage | QPixmap, path: Path) -> Path:
+    """Write ``image`` as a PNG file atomically (engine.files.atomic_write); OSError on failure."""
+
+    def write(temporary: str) -> None:
+        if not image.save(temporary, "PNG"):
+            raise OSError(f"Qt could not write a PNG image to {temporary}")
+
+    return atomic_write(path, write)

@@ -108,6 +108,44 @@ def test_csv_export_round_trips(window, qtbot, scripted, tmp_path) -> None:
     assert all(p.exists() and p.stat().st_size > 1000 for p in pngs)
 
 
+def test_exports_remember_their_folder_and_a_failing_one_says_why_and_keeps_the_old_file(
+        window, qtbot, scripted, tmp_path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    window.set_predictor(scripted[0])
+    view = window.evaluation
+    with qtbot.waitSignal(view.evaluated, timeout=30000):
+        view.evaluate()
+    starts: list[str] = []
+    answer = {"path": str(tmp_path / "out" / "eval.csv")}
+
+    def save_dialog(parent, caption, start, filters):
+        starts.append(start)
+        return answer["path"], filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
+    view.export_csv_dialog()  # the folder does not exist
+    assert window.errors and str(tmp_path / "out" / "eval.csv") in window.errors[-1]
+    assert "No such file or directory" in window.errors[-1]
+
+    (tmp_path / "out").mkdir()
+    view.export_csv_dialog()
+    assert read_csv(tmp_path / "out" / "eval.csv")[0] == [str(i) for i in range(10)]
+    answer["path"] = str(tmp_path / "out" / "eval.png")
+    view.export_png_dialog()
+    assert starts[-1] == str(tmp_path / "out" / "evaluation.png")  # where the last export went
+    assert (tmp_path / "out" / "eval-confusion.png").stat().st_size > 1000
+
+    before = (tmp_path / "out" / "eval.csv").read_bytes()
+    answer["path"] = str(tmp_path / "out" / "eval.csv")
+    monkeypatch.setattr("engine.evaluation.csv.writer", lambda handle: 1 / 0 if handle else None)
+    with pytest.raises(ZeroDivisionError):
+        view.export_csv(tmp_path / "out" / "eval.csv")
+    assert (tmp_path / "out" / "eval.csv").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["eval-confusion.png", "eval-per-class.png",
+                                                                    "eval.csv"]
+
+
 def test_dataset_browser_pages_and_filters(window, qtbot, tiny_dataset) -> None:
     browser = window.browser
     with qtbot.waitSignal(window.dataset_loaded, timeout=30000):
