@@ -510,7 +510,8 @@ class MainWindow(QMainWindow):
         self.set_predictor(Predictor.from_checkpoint(loaded))
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
-        self.training_panel.set_resumable(True, f"{loaded.display_name}: {epochs_text(loaded.epochs_done)} done")
+        self.training_panel.set_resumable(True, f"{loaded.display_name}: {epochs_text(loaded.epochs_done)} done",
+                                          loaded.config)
         switched = self._select_dataset_of(loaded)
         self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
                          + (f"; data set switched to {switched}, which it was trained on" if switched else ""))

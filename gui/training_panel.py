@@ -44,6 +44,8 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         defaults = TrainConfig()
         self._can_resume = False
+        self._running = False
+        self._resume_config: TrainConfig | None = None  # the loaded checkpoint's settings
 
         # data set ------------------------------------------------------------------------------------------
         self.dataset_combo = _shrinkable_combo("datasetCombo")
@@ -139,8 +141,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setCheckable(True)
         self.stop_button = QPushButton("Stop", objectName="stopButton")
         self.resume_check = QCheckBox("Continue from the loaded checkpoint", objectName="resumeCheck")
-        self.resume_check.toggled.connect(
-            lambda on: self.epochs_label.setText("More epochs" if on else "Epochs"))
+        self.resume_check.toggled.connect(self._on_resume_toggled)
         self.train_button.clicked.connect(self.train_requested)
         self.pause_button.toggled.connect(self._on_pause_toggled)
         self.stop_button.clicked.connect(self.stop_requested)
@@ -230,12 +231,19 @@ class TrainingPanel(QWidget):
         self.dataset_combo.setCurrentIndex(index)
 
     # -- state ----------------------------------------------------------------------------------------------
+    def _recipe_widgets(self) -> tuple[QWidget, ...]:
+        """What a continued run takes from its checkpoint rather than from the panel."""
+        return (self.model_combo, self.batch_spin, self.lr_spin, self.optimizer_combo, self.momentum_spin,
+                self.weight_decay_spin, self.schedule_combo, self.augment_check, self.seed_spin)
+
     def set_running(self, running: bool) -> None:
-        for widget in (self.train_button, self.dataset_combo, self.open_folder_button, self.model_combo,
-                       self.epochs_spin, self.batch_spin, self.lr_spin, self.optimizer_combo, self.momentum_spin,
-                       self.weight_decay_spin, self.schedule_combo, self.augment_check, self.seed_spin,
+        self._running = running
+        for widget in (self.train_button, self.dataset_combo, self.open_folder_button, self.epochs_spin,
                        self.device_combo):
             widget.setEnabled(not running)
+        continuing = self.resume_check.isChecked()
+        for widget in self._recipe_widgets():
+            widget.setEnabled(not running and not continuing)
         self.resume_check.setEnabled(not running and self._can_resume)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
@@ -245,11 +253,24 @@ class TrainingPanel(QWidget):
             self.pause_button.setText("Pause")
             self.pause_button.blockSignals(False)
 
-    def set_resumable(self, resumable: bool, description: str = "") -> None:
+    def set_resumable(self, resumable: bool, description: str = "", config: TrainConfig | None = None) -> None:
+        """Offer Continue for a loaded checkpoint: ``config`` is its settings, which a continued run keeps."""
         self._can_resume = resumable
-        self.resume_check.setEnabled(resumable and self.train_button.isEnabled())
+        self._resume_config = config if resumable else None
         self.resume_check.setChecked(False)
-        self.resume_check.setToolTip(description or "Open a checkpoint (File > Open) to continue its training")
+        self.resume_check.setEnabled(resumable and not self._running)
+        self.resume_check.setToolTip(
+            f"{description}. Continuing keeps its model and settings (greyed out meanwhile); choose how many "
+            "more epochs, the device and the data set" if description else
+            "Open a checkpoint (File > Open) to continue its training")
+
+    def _on_resume_toggled(self, continuing: bool) -> None:
+        """Continuing shows, and locks, the checkpoint's settings: the run takes them from the checkpoint,
+        so edits here would be silently ignored."""
+        self.epochs_label.setText("More epochs" if continuing else "Epochs")
+        if continuing and self._resume_config is not None:
+            self.set_defaults(replace(self._resume_config, epochs=self.epochs_spin.value()))
+        self.set_running(self._running)
 
     def _on_pause_toggled(self, paused: bool) -> None:
         self.pause_button.setText("Resume" if paused else "Pause")

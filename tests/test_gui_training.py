@@ -467,8 +467,17 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     assert window.save_to(path)
     assert window.open_checkpoint(path)
     assert window.recognition.predictor.source == "one.pt"
-    assert window.training_panel.resume_check.isEnabled()
-    window.training_panel.resume_check.setChecked(True)
+    panel = window.training_panel
+    assert panel.resume_check.isEnabled()
+    saved_lr = panel.lr_spin.value()
+    panel.lr_spin.setValue(saved_lr * 3)
+    panel.resume_check.setChecked(True)  # the run will take the checkpoint's settings: shown and locked
+    assert panel.lr_spin.value() == pytest.approx(saved_lr) and not panel.lr_spin.isEnabled()
+    assert not panel.model_combo.isEnabled() and not panel.batch_spin.isEnabled()
+    assert panel.epochs_spin.isEnabled() and panel.device_combo.isEnabled() and panel.dataset_combo.isEnabled()
+    panel.resume_check.setChecked(False)
+    assert panel.lr_spin.isEnabled() and panel.model_combo.isEnabled()
+    panel.resume_check.setChecked(True)
     _widget(window, QSpinBox, "epochsSpin").setValue(1)
     with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
@@ -476,6 +485,7 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     window.plots.flush()
     assert len(window.plots.losses) == 4 and window.plots.epoch_numbers == [1, 2]
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    assert not panel.lr_spin.isEnabled() and panel.epochs_spin.isEnabled()  # after the run: still continuing
     # the continued run is the opened file's model, changed: Save writes it back there
     assert window.windowTitle().startswith("one.pt") and window.isWindowModified()
     window.save_action.trigger()
