@@ -14,8 +14,9 @@ Format (``format_version`` 1), one dict::
     optimizer_state    optimizer state_dict, or None
     scheduler_state    {"step": int, "total_steps": int, "schedule": str}, or None
     config             TrainConfig as a dict
-    history            {"steps": [int], "losses": [float], "epochs": [{epoch, train_loss, test_loss,
-                        test_accuracy, seconds}]}
+    history            {"steps": [int], "losses": [float], "epochs": [{epoch, step, train_loss, test_loss,
+                        test_accuracy, seconds}]} (``step``: the global step the epoch ended at; older
+                        files lack it)
     normalization      {"mean": float, "std": float}
     dataset            {"name": str, "class_names": [str]}
     epochs_done        int

@@ -556,6 +556,7 @@ class Trainer:
             self.epochs_done += 1
             record = {
                 "epoch": self.epochs_done,
+                "step": self.global_step,  # where the epoch ends on the step axis of the loss plot
                 "train_loss": epoch_loss_sum / max(epoch_batches, 1),
                 "test_loss": metrics.loss,
                 "test_accuracy": metrics.accuracy,

@@ -179,12 +179,24 @@ class TrainingPlots(QWidget):
         self._epochs_dirty = True
 
     def load_history(self, history: dict, steps_per_epoch: int | None = None) -> None:
-        """Show a checkpoint's history, so a resumed run's curves continue from it."""
+        """Show a checkpoint's history, so a resumed run's curves continue from it.
+
+        Each epoch's test loss goes where the epoch ended on the step axis: its record's ``step``, or, in
+        checkpoints written before records had one, ``steps_per_epoch`` when known, else a share of the
+        last logged step in proportion to the epoch number (exact when the run ended with an epoch)."""
         self.clear()
-        self.add_losses(list(history.get("steps", [])), list(history.get("losses", [])))
-        for record in history.get("epochs", []):
+        steps = list(history.get("steps", []))
+        self.add_losses(steps, list(history.get("losses", [])))
+        records = history.get("epochs", [])
+        last_epoch = max((int(r["epoch"]) for r in records), default=0)
+        for record in records:
             epoch = int(record["epoch"])
-            step = epoch * steps_per_epoch if steps_per_epoch else (self.steps.view[-1] if len(self.steps) else 0)
+            if "step" in record:
+                step = int(record["step"])
+            elif steps_per_epoch:
+                step = epoch * steps_per_epoch
+            else:
+                step = round(steps[-1] * epoch / last_epoch) if steps else 0
             self.add_epoch(epoch, step, record["test_loss"], record["test_accuracy"])
 
     # -- drawing --------------------------------------------------------------------------------------------

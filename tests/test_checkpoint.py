@@ -34,7 +34,8 @@ def test_round_trip_keeps_every_field(trained: Path, tiny_dataset) -> None:
     assert loaded.class_names == tuple("0123456789")
     assert loaded.normalization == tiny_dataset.normalization
     assert len(loaded.history.epochs) == 2 and len(loaded.history.losses) == len(loaded.history.steps) == 10
-    assert set(loaded.history.epochs[0]) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "seconds"}
+    assert set(loaded.history.epochs[0]) >= {"epoch", "step", "train_loss", "test_loss", "test_accuracy", "seconds"}
+    assert [e["step"] for e in loaded.history.epochs] == [10, 20]
     assert loaded.optimizer_state["state"] and loaded.scheduler_state["step"] == 20
     assert loaded.torch_version == torch.__version__ and loaded.created and loaded.command == "digit-studio train"
     for key, value in raw["model_state"].items():

@@ -466,6 +466,8 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     path = tmp_path / "one.pt"
     assert window.save_to(path)
     assert window.open_checkpoint(path)
+    steps_per_epoch = 10  # 320 training images, batch 32
+    assert window.plots.epoch_steps == [steps_per_epoch]  # the test loss sits where the epoch ended
     assert window.recognition.predictor.source == "one.pt"
     panel = window.training_panel
     assert panel.resume_check.isEnabled()
@@ -534,6 +536,15 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     assert len(asked) == 2 and (tmp_path / "asked2.pt").is_file()
     assert first.read_bytes() == first_bytes and other.read_bytes() == other_bytes
     assert ckpt.load(tmp_path / "asked2.pt").architecture == "lenet"
+
+
+def test_a_history_without_epoch_steps_places_each_epoch_in_proportion(window) -> None:
+    epochs = [{"epoch": e, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.9, "seconds": 1.0}
+              for e in (1, 2, 3)]
+    window.plots.load_history({"steps": [50, 100, 150, 200, 250, 300], "losses": [1.0] * 6, "epochs": epochs})
+    assert window.plots.epoch_steps == [100, 200, 300]  # they were all drawn at step 300
+    window.plots.load_history({"steps": [50, 100], "losses": [1.0] * 2, "epochs": epochs[:2]}, steps_per_epoch=40)
+    assert window.plots.epoch_steps == [40, 80]
 
 
 def test_settings_remember_hyper_parameters_and_device(window, tmp_path) -> None:
