@@ -41,6 +41,9 @@ class DatasetBrowser(QWidget):
         self.label_combo.currentIndexChanged.connect(lambda _: self._filter())
         self.prev_button.clicked.connect(lambda: self.show_page(self.page - 1))
         self.next_button.clicked.connect(lambda: self.show_page(self.page + 1))
+        for button in (self.prev_button, self.next_button):
+            button.setEnabled(False)  # until a data set is shown
+        self.load_button.setToolTip("Load the data set chosen on the left (Data set) to page through it")
 
         # two rows, so that the tab fits beside the other panels on a laptop screen (see main_window)
         choose = QHBoxLayout()

@@ -148,6 +148,7 @@ def test_exports_remember_their_folder_and_a_failing_one_says_why_and_keeps_the_
 
 def test_dataset_browser_pages_and_filters(window, qtbot, tiny_dataset) -> None:
     browser = window.browser
+    assert not browser.prev_button.isEnabled() and not browser.next_button.isEnabled()  # nothing to page yet
     with qtbot.waitSignal(window.dataset_loaded, timeout=30000):
         qtbot.mouseClick(browser.load_button, Qt.MouseButton.LeftButton)
     assert browser.grid.count() == 120 and browser.pages == 3
