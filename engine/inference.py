@@ -80,9 +80,10 @@ class Predictor:
         with torch.enable_grad():
             logits = self.model(x)
             target = int(logits.argmax()) if label is None else label
-            logits[0, target].backward()
+            # the input's gradient alone: backward() would also fill (and keep) every weight's .grad
+            (gradient,) = torch.autograd.grad(logits[0, target], x)
         pixels = torch.from_numpy(prepared.pixels)
-        attribution = (x.grad[0, 0] * pixels).clamp(min=0)
+        attribution = (gradient[0, 0] * pixels).clamp(min=0)
         peak = float(attribution.max())
         return (attribution / peak).numpy().astype(np.float32) if peak > 0 else np.zeros_like(prepared.pixels)
 

@@ -116,3 +116,5 @@ def test_bundled_model_says_empty_for_a_blank_canvas_and_explains_saliency() -> 
     saliency = predictor.saliency(drawn.prepared)
     assert saliency.shape == (FIELD, FIELD) and saliency.max() == pytest.approx(1.0)
     assert saliency[drawn.prepared.pixels == 0].max() == 0  # gradient x input: only ink can matter
+    assert all(p.grad is None for p in predictor.model.parameters())  # nothing kept for the weights
+    np.testing.assert_array_equal(predictor.saliency(drawn.prepared), saliency)  # the same each time
