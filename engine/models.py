@@ -88,6 +88,9 @@ class ModelSpec:
     and augmentation-free in the tutorial, trains fastest on large plain batches.
     ``native_cpu_convolutions_up_to`` is the largest batch size at which this model trains faster on a
     CPU with PyTorch's own convolutions than with oneDNN's (measured; 0: none).
+
+    ``min_batch_size``: the fewest images a training batch may have. Batch normalisation computes its
+    statistics over the batch, so a model with it cannot train on one image (PyTorch raises).
     """
 
     name: str
@@ -96,6 +99,7 @@ class ModelSpec:
     defaults: dict[str, Any]
     recipe: dict[str, Any] = field(default_factory=dict)
     native_cpu_convolutions_up_to: int = 0
+    min_batch_size: int = 1
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -104,6 +108,7 @@ MODELS: dict[str, ModelSpec] = {
         "Small batch-norm CNN, the default: 99%+ on MNIST in a few epochs on a CPU",
         DigitNet,
         {"num_classes": 10, "width": 16},
+        min_batch_size=2,
     ),
     "lenet": ModelSpec(
         "lenet",

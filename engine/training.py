@@ -55,7 +55,7 @@ class TrainConfig:
     log_every: int = 5
 
     def validate(self) -> TrainConfig:
-        model_spec(self.model)
+        spec = model_spec(self.model)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer '{self.optimizer}' (known: {', '.join(OPTIMIZERS)})")
         if self.schedule not in SCHEDULES:
@@ -63,6 +63,9 @@ class TrainConfig:
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (self.batch_size >= spec.min_batch_size,
+             f"batch size must be at least {spec.min_batch_size} for {self.model}, whose batch normalisation "
+             f"needs {spec.min_batch_size} images to normalise over, got {self.batch_size}"),
             (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
@@ -198,6 +201,14 @@ class History:
 def epochs_text(count: int) -> str:
     """``1 epoch``, ``3 epochs``: how the command line and the window count a run's epochs."""
     return f"{count} epoch{'' if count == 1 else 's'}"
+
+
+def steps_per_epoch(images: int, batch_size: int, min_batch_size: int = 1) -> int:
+    """Batches in an epoch: a last, partial batch counts unless it is smaller than the model can train on
+    (one image, for batch norm), when its images sit the epoch out. The shuffle differs every epoch, so
+    it is never the same images; failing on it would lose a whole epoch's work at its very end."""
+    full, rest = divmod(images, batch_size)
+    return full + (1 if rest >= min_batch_size else 0)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -399,7 +410,11 @@ class Trainer:
                 group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         self.history = history or History()
         self.epochs_done = epochs_done
-        self.steps_per_epoch = math.ceil(len(dataset.train) / config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(dataset.train), config.batch_size,
+                                               model_spec(config.model).min_batch_size)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"{config.model} needs at least {model_spec(config.model).min_batch_size} training "
+                              f"images; {dataset.name} has {len(dataset.train)}")
         self.global_step = epochs_done * self.steps_per_epoch
         self._epoch_state = self._capture()
 

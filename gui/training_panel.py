@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine.data import DATASETS
 from engine.devices import DeviceInfo
-from engine.models import MODELS, build_model, parameter_count
+from engine.models import MODELS, build_model, model_spec, parameter_count
 from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
 
 FOLDER_ITEM = "folder"
@@ -170,6 +170,8 @@ class TrainingPanel(QWidget):
     # -- values ---------------------------------------------------------------------------------------------
     def set_defaults(self, config: TrainConfig) -> None:
         self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(config.model)))
+        # a batch-norm model cannot train on a batch of one image (engine.models.ModelSpec.min_batch_size)
+        self.batch_spin.setMinimum(model_spec(self.model_combo.currentData()).min_batch_size)
         self.epochs_spin.setValue(config.epochs)
         self.batch_spin.setValue(config.batch_size)
         self.lr_spin.setValue(config.lr)

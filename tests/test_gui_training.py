@@ -538,6 +538,14 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     assert ckpt.load(tmp_path / "asked2.pt").architecture == "lenet"
 
 
+def test_the_batch_size_cannot_go_below_what_the_model_trains_on(window) -> None:
+    panel = window.training_panel
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("digitnet"))
+    assert panel.batch_spin.minimum() == 2  # batch norm
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("lenet"))
+    assert panel.batch_spin.minimum() == 1
+
+
 def test_a_history_without_epoch_steps_places_each_epoch_in_proportion(window) -> None:
     epochs = [{"epoch": e, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.9, "seconds": 1.0}
               for e in (1, 2, 3)]

@@ -19,6 +19,7 @@ from engine.training import (
     TrainingControl,
     learning_rate,
     native_cpu_convolutions,
+    steps_per_epoch,
 )
 
 FAST = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=1, augment=False)
@@ -123,6 +124,23 @@ def test_state_is_the_last_completed_epoch(tiny_dataset) -> None:
 def test_invalid_config_values(field: str, value, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         replace(FAST, **{field: value}).validate()
+
+
+def test_a_batch_norm_model_refuses_batches_of_one_image() -> None:
+    with pytest.raises(ConfigError, match="batch size must be at least 2 for digitnet, whose batch normalisation"):
+        replace(FAST, model="digitnet", batch_size=1).validate()
+    replace(FAST, model="lenet", batch_size=1).validate()  # no batch norm: one image is a batch
+
+
+def test_a_last_batch_too_small_for_the_model_sits_the_epoch_out(tiny_dataset) -> None:
+    assert steps_per_epoch(320, 32) == 10 and steps_per_epoch(321, 32) == 11 and steps_per_epoch(321, 32, 2) == 10
+    assert steps_per_epoch(322, 32, 2) == 11 and steps_per_epoch(1, 32, 2) == 0
+    # 320 images in batches of 319 leave one image: batch norm would raise at the end of the epoch
+    trainer = Trainer(replace(FAST, model="digitnet", batch_size=319, epochs=1), tiny_dataset)
+    assert trainer.steps_per_epoch == 1
+    assert not trainer.run(lambda event: None, TrainingControl()).stopped and trainer.epochs_done == 1
+    lenet = Trainer(replace(FAST, batch_size=319, epochs=1), tiny_dataset)
+    assert lenet.steps_per_epoch == 2  # LeNet trains on the lone image too
 
 
 def test_unknown_device(tiny_dataset) -> None:
