@@ -352,8 +352,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             label = "empty" if item["label"] is None else predictor.class_names[item["label"]]
             confidence = "" if item["label"] is None else f" ({item['probabilities'][item['label']]:.1%})"
             print(f"{item['path']}: {label}{confidence}")
-    if not results:
-        raise UserError("no image could be read" + (f": {problems[0]}" if problems else ""))
+    if not results:  # each problem is on a line of its own above
+        count = f" (the {len(problems)} problems above)" if len(problems) > 1 else " (see above)" if problems else ""
+        raise UserError(f"no image could be read{count}")
     return 0
 
 

@@ -219,6 +219,8 @@ def test_predict_nothing_readable(tmp_path: Path, trained: Path) -> None:
     (tmp_path / "x.png").write_bytes(b"junk")
     result = run("predict", "--checkpoint", str(trained), str(tmp_path / "x.png"))
     assert result.returncode == 2 and "x.png" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("x.png") == 1  # the problem once, then the verdict
+    assert result.stderr.strip().splitlines()[-1].endswith("error: no image could be read (see above)")
 
 
 def test_export_onnx_is_one_file_with_the_same_logits(tiny_dataset, trained: Path, tmp_path: Path) -> None:
