@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
                                         self.open_checkpoint_dialog, "openCheckpointAction")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.setObjectName("recentMenu")
+        self.recent_menu.aboutToShow.connect(self._refresh_recent_menu)
         self.save_action = self._action(file_menu, "&Save checkpoint", QKeySequence.StandardKey.Save,
                                         self.save_checkpoint, "saveCheckpointAction")
         self.save_as_action = self._action(file_menu, "Save checkpoint &as...", QKeySequence.StandardKey.SaveAs,
@@ -629,10 +630,14 @@ class MainWindow(QMainWindow):
         return list(value or [])
 
     def _refresh_recent_menu(self) -> None:
+        """One entry per recent file; a file that is gone (moved, deleted) is listed greyed out, so the
+        list keeps its place should it come back. Refreshed whenever the menu opens."""
         self.recent_menu.clear()
         recent = self._recent()
         for path in recent:
-            action = self.recent_menu.addAction(path)
+            exists = Path(path).is_file()
+            action = self.recent_menu.addAction(path if exists else f"{path} (not found)")
+            action.setEnabled(exists)
             action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
         self.recent_menu.setEnabled(bool(recent) and self.open_action.isEnabled())
 

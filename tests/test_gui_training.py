@@ -538,6 +538,19 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     assert ckpt.load(tmp_path / "asked2.pt").architecture == "lenet"
 
 
+def test_open_recent_greys_out_a_file_that_is_gone(window, tmp_path) -> None:
+    from engine.inference import BUNDLED_MODEL
+
+    kept, gone = tmp_path / "kept.pt", tmp_path / "gone.pt"
+    for path in (kept, gone):
+        path.write_bytes(BUNDLED_MODEL.read_bytes())
+        assert window.open_checkpoint(path)
+    gone.unlink()
+    window.recent_menu.aboutToShow.emit()  # as when the user opens the menu
+    entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions()}
+    assert entries == {str(gone.resolve()) + " (not found)": False, str(kept.resolve()): True}
+
+
 def test_the_batch_size_cannot_go_below_what_the_model_trains_on(window) -> None:
     panel = window.training_panel
     panel.model_combo.setCurrentIndex(panel.model_combo.findData("digitnet"))
