@@ -7,6 +7,7 @@ Every value has a range or a fixed list of choices, so invalid values cannot be 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
@@ -225,12 +226,20 @@ class TrainingPanel(QWidget):
         self.dataset_combo.setCurrentIndex(index)
         return True
 
-    def add_folder(self, folder: str) -> None:
-        index = self.dataset_combo.findData((FOLDER_ITEM, folder))
+    def add_folder(self, folder: str, select: bool = True) -> None:
+        # not findData: Qt compares Python objects held in item data by identity, never equal to a new tuple
+        combo = self.dataset_combo
+        index = next((i for i in range(combo.count()) if combo.itemData(i) == (FOLDER_ITEM, folder)), -1)
         if index < 0:
             self.dataset_combo.addItem(f"Folder: {folder}", (FOLDER_ITEM, folder))
             index = self.dataset_combo.count() - 1
-        self.dataset_combo.setCurrentIndex(index)
+        if select:
+            self.dataset_combo.setCurrentIndex(index)
+
+    def folders(self) -> list[str]:
+        """The data folders opened, in the order they were added."""
+        items = (self.dataset_combo.itemData(i) for i in range(self.dataset_combo.count()))
+        return [data[1] for data in items if isinstance(data, tuple) and data[0] == FOLDER_ITEM]
 
     # -- state ----------------------------------------------------------------------------------------------
     def _recipe_widgets(self) -> tuple[QWidget, ...]:
@@ -286,10 +295,25 @@ class TrainingPanel(QWidget):
 
     # -- settings -------------------------------------------------------------------------------------------
     def save_settings(self, settings: QSettings) -> None:
+        name, folder = self.dataset_choice()
+        settings.setValue("data/folders", self.folders())
+        settings.setValue("data/dataset", name)
+        settings.setValue("data/folder", folder or "")
         settings.setValue("training/config", self.config().to_dict())
         settings.setValue("training/device", self.device())
 
     def restore_settings(self, settings: QSettings) -> None:
+        """The last session's data set choice (opened folders that still exist come back too), training
+        settings and device."""
+        folders = settings.value("data/folders", [])
+        for folder in [folders] if isinstance(folders, str) else list(folders or []):
+            if Path(folder).is_dir():
+                self.add_folder(folder, select=False)
+        folder = str(settings.value("data/folder", "") or "")
+        if folder and Path(folder).is_dir():
+            self.add_folder(folder)
+        elif not folder:
+            self.select_dataset(str(settings.value("data/dataset", "") or ""))
         saved = settings.value("training/config")
         if isinstance(saved, dict):
             try:

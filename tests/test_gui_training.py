@@ -585,6 +585,39 @@ def test_settings_remember_hyper_parameters_and_device(window, tmp_path) -> None
         again.deleteLater()
 
 
+def test_settings_remember_the_data_set_and_the_folders_opened(window, tmp_path) -> None:
+    import shutil
+
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    def reopened() -> MainWindow:
+        return MainWindow(settings=QSettings(window.settings.fileName(), QSettings.Format.IniFormat))
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    mine.mkdir(), other.mkdir()
+    window.training_panel.add_folder(str(mine))
+    window.training_panel.add_folder(str(other))
+    assert window.training_panel.select_dataset("fashion-mnist")
+    window.save_settings()
+    again = reopened()
+    try:
+        assert again.training_panel.dataset_choice() == ("fashion-mnist", None)
+        assert again.training_panel.folders() == [str(mine), str(other)]
+        again.training_panel.add_folder(str(mine))
+        again.save_settings()
+    finally:
+        again.deleteLater()
+    shutil.rmtree(other)  # a folder that is gone is not offered again
+    third = reopened()
+    try:
+        assert third.training_panel.dataset_choice() == ("mnist", str(mine))
+        assert third.training_panel.folders() == [str(mine)]
+    finally:
+        third.deleteLater()
+
+
 def test_bad_data_folder_reports_and_unlocks_the_panel(window, qtbot, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
