@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.errors import DataError
+from engine.errors import DataError, DownloadError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -322,11 +322,17 @@ def resolve(
     found = locate(key)
     if found is None:
         target = cache_dir() / key
+        # a variable that points where the files are not would otherwise go unmentioned: say so
+        env = os.environ.get(ENV_VAR)
+        looked = f" (${ENV_VAR} is {env}, which holds no {key} IDX files)" if env else ""
         if not download:
-            raise DataError(f"{DATASETS[key].title} is not on this computer; put its IDX files in {target}")
+            raise DataError(f"{DATASETS[key].title} is not on this computer; put its IDX files in {target}{looked}")
         from engine.download import download_dataset
 
-        found = download_dataset(DATASETS[key], target, progress=progress, cancelled=cancelled)
+        try:
+            found = download_dataset(DATASETS[key], target, progress=progress, cancelled=cancelled)
+        except DownloadError as exc:
+            raise DownloadError(f"{exc}{looked}") from exc
     return load_folder(found, name=key)
 
 

@@ -155,3 +155,20 @@ def test_a_model_of_other_classes_is_refused_naming_both(tiny_data: Path, tmp_pa
     assert "the data set mnist" in message and "MNIST (handwritten digits) classes" in message
     assert "choose the data set the model was trained on" in message
     assert data.describe_classes(("a", "b", "c", "d", "e", "f")) == "6 classes (a, b, c, d, e, ...)"
+
+
+def test_a_data_variable_pointing_where_the_files_are_not_is_named_in_the_error(tmp_path, monkeypatch) -> None:
+    import engine.download
+    from engine.data import resolve
+    from engine.errors import DownloadError
+
+    monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match=rf"\$DIGIT_STUDIO_DATA is {tmp_path / 'typo'}, which holds no mnist IDX"):
+        resolve("mnist", download=False)
+
+    def offline(*args, **kwargs):
+        raise DownloadError("cannot download train-images-idx3-ubyte.gz: no network connection")
+
+    monkeypatch.setattr(engine.download, "download_dataset", offline)
+    with pytest.raises(DownloadError, match=r"no network connection \(\$DIGIT_STUDIO_DATA is .*typo, which holds"):
+        resolve("mnist")
