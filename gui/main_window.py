@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error("Training settings", str(exc))
             return
-        resume = self.training_panel.resume_check.isChecked() and self.checkpoint is not None
+        resume = self._resume_source() if self.training_panel.resume_check.isChecked() else None
         self._set_running(True)
         self.training_panel.progress.setFormat("loading data...")
         self.ensure_dataset(lambda dataset: self._start_worker(dataset, config, resume),
@@ -363,8 +363,14 @@ class MainWindow(QMainWindow):
         self.open_data_folder_action.setEnabled(not running)
         self._refresh_recent_menu()
 
-    def _start_worker(self, dataset: Any, config: Any, resume: bool) -> None:
-        checkpoint = self.checkpoint if resume else None
+    def _resume_source(self) -> ckpt.Checkpoint | None:
+        """What Continue continues: the model on hand, as Save saves it (the last run's last completed
+        epoch, or else the checkpoint opened)."""
+        if self.trainer is not None and self.trainer.epochs_done > 0:
+            return ckpt.from_payload(ckpt.trainer_payload(self.trainer))
+        return self.checkpoint
+
+    def _start_worker(self, dataset: Any, config: Any, checkpoint: ckpt.Checkpoint | None) -> None:
         if checkpoint is None:  # a new model: Save must not write over the file of the one before
             self.model_file = None
             self.setWindowModified(False)
@@ -466,6 +472,11 @@ class MainWindow(QMainWindow):
         self.training_worker = None
         self._set_running(False)
         self.speed_label.setText("")
+        trainer = self.trainer
+        if trainer is not None and trainer.epochs_done > 0:  # Continue now continues this run
+            self.training_panel.set_resumable(
+                True, f"The last run ({trainer.config.model}): {epochs_text(trainer.epochs_done)} done",
+                trainer.config, checked=self.training_panel.resume_check.isChecked())
 
     def set_paused(self, paused: bool) -> None:
         if self.training_worker is None:

@@ -141,7 +141,7 @@ class TrainingPanel(QWidget):
         self.pause_button = QPushButton("Pause", objectName="pauseButton")
         self.pause_button.setCheckable(True)
         self.stop_button = QPushButton("Stop", objectName="stopButton")
-        self.resume_check = QCheckBox("Continue from the loaded checkpoint", objectName="resumeCheck")
+        self.resume_check = QCheckBox("Continue training the current model", objectName="resumeCheck")
         self.resume_check.toggled.connect(self._on_resume_toggled)
         self.train_button.clicked.connect(self.train_requested)
         self.pause_button.toggled.connect(self._on_pause_toggled)
@@ -264,16 +264,18 @@ class TrainingPanel(QWidget):
             self.pause_button.setText("Pause")
             self.pause_button.blockSignals(False)
 
-    def set_resumable(self, resumable: bool, description: str = "", config: TrainConfig | None = None) -> None:
-        """Offer Continue for a loaded checkpoint: ``config`` is its settings, which a continued run keeps."""
+    def set_resumable(self, resumable: bool, description: str = "", config: TrainConfig | None = None,
+                      checked: bool = False) -> None:
+        """Offer Continue for the model on hand (a finished run or an opened checkpoint): ``config`` is its
+        settings, which a continued run keeps; ``checked`` leaves Continue ticked."""
         self._can_resume = resumable
         self._resume_config = config if resumable else None
-        self.resume_check.setChecked(False)
+        self.resume_check.setChecked(checked and resumable)
         self.resume_check.setEnabled(resumable and not self._running)
         self.resume_check.setToolTip(
             f"{description}. Continuing keeps its model and settings (greyed out meanwhile); choose how many "
             "more epochs, the device and the data set" if description else
-            "Open a checkpoint (File > Open) to continue its training")
+            "Train a model or open a checkpoint (File > Open) to continue its training")
 
     def _on_resume_toggled(self, continuing: bool) -> None:
         """Continuing shows, and locks, the checkpoint's settings: the run takes them from the checkpoint,

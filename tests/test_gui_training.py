@@ -568,6 +568,22 @@ def test_a_history_without_epoch_steps_places_each_epoch_in_proportion(window) -
     assert window.plots.epoch_steps == [40, 80]
 
 
+def test_continue_after_a_run_continues_that_run(window, qtbot) -> None:
+    panel = window.training_panel
+    assert not panel.resume_check.isEnabled()  # nothing to continue yet
+    _train_one_epoch(window, qtbot)
+    assert panel.resume_check.isEnabled() and not panel.resume_check.isChecked()
+    panel.resume_check.setChecked(True)
+    for epochs_done in (2, 3):  # Continue stays ticked, and each run goes on from the one before
+        with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
+            qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+        assert finished.args[0].epochs_done == epochs_done
+        qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+        assert panel.resume_check.isChecked() and "The last run (lenet)" in panel.resume_check.toolTip()
+    window.plots.flush()
+    assert window.plots.epoch_numbers == [1, 2, 3]
+
+
 def test_settings_remember_hyper_parameters_and_device(window, tmp_path) -> None:
     from PySide6.QtCore import QSettings
 
