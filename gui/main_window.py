@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QTabWidget,
+    QWidget,
 )
 
 from engine import checkpoint as ckpt
@@ -179,9 +180,30 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Export model...", None, self.export_dialog, "exportAction")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close, "quitAction")
+        # The run's buttons, from the menu and the keyboard too: each action clicks its button, and is
+        # enabled exactly when the button is.
+        panel = self.training_panel
+        run_menu = self.menuBar().addMenu("&Training")
+        run_menu.setObjectName("trainingMenu")
+        run_actions = {
+            self._action(run_menu, "&Train", QKeySequence("Ctrl+Return"), panel.train_button.click,
+                         "trainAction"): panel.train_button,
+            self._action(run_menu, "&Pause / Resume", QKeySequence("Ctrl+P"), panel.pause_button.click,
+                         "pauseAction"): panel.pause_button,
+            self._action(run_menu, "&Stop", QKeySequence("Ctrl+."), panel.stop_button.click,
+                         "stopAction"): panel.stop_button,
+            self._action(run_menu, "&Evaluate on the test set", QKeySequence("Ctrl+E"), self._evaluate_from_menu,
+                         "evaluateAction"): self.evaluation.evaluate_button,
+        }
+        for action, button in run_actions.items():
+            EnabledMirror(action, button)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About Digit Studio", None, self.show_about, "aboutAction")
         self._refresh_recent_menu()
+
+    def _evaluate_from_menu(self) -> None:
+        self.tabs.setCurrentWidget(self.evaluation)  # where the result will show
+        self.evaluation.evaluate_button.click()
 
     def _action(self, menu: Any, text: str, shortcut: Any, slot: Any, name: str) -> QAction:
         action = QAction(text, self)
@@ -717,6 +739,22 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
+
+
+class EnabledMirror(QObject):
+    """Keeps an action enabled exactly when a widget is: Qt has no signal for a widget's enabled state,
+    but sends the widget an EnabledChange event, which this filter watches."""
+
+    def __init__(self, action: QAction, widget: QWidget) -> None:
+        super().__init__(action)
+        self.action = action
+        action.setEnabled(widget.isEnabled())
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.EnabledChange:
+            self.action.setEnabled(watched.isEnabled())
+        return False
 
 
 def fitted_size(preferred: QSize, minimum: QSize, available: QSize) -> QSize:

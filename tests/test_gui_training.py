@@ -568,6 +568,30 @@ def test_a_history_without_epoch_steps_places_each_epoch_in_proportion(window) -
     assert window.plots.epoch_steps == [40, 80]
 
 
+def test_the_training_menu_drives_the_run_from_the_keyboard(window, qtbot) -> None:
+    from PySide6.QtTest import QTest
+
+    def enabled() -> dict[str, bool]:
+        return {name: window.findChild(type(window.open_action), name).isEnabled()
+                for name in ("trainAction", "pauseAction", "stopAction", "evaluateAction")}
+
+    _configure(window, epochs=50)
+    assert enabled() == {"trainAction": True, "pauseAction": False, "stopAction": False, "evaluateAction": True}
+    with qtbot.waitSignal(window.training_steps, timeout=60000):
+        QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert enabled() == {"trainAction": False, "pauseAction": True, "stopAction": True, "evaluateAction": True}
+    QTest.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert window.training_panel.pause_button.isChecked() and window.training_worker.control.paused
+    with qtbot.waitSignal(window.training_finished, timeout=10000) as finished:
+        QTest.keyClick(window, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
+    assert finished.args[0].stopped
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    assert enabled()["trainAction"] and not enabled()["stopAction"]
+    with qtbot.waitSignal(window.evaluation.evaluated, timeout=30000):
+        QTest.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.evaluation
+
+
 def test_continue_after_a_run_continues_that_run(window, qtbot) -> None:
     panel = window.training_panel
     assert not panel.resume_check.isEnabled()  # nothing to continue yet
