@@ -410,11 +410,11 @@ class Trainer:
                 group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         self.history = history or History()
         self.epochs_done = epochs_done
-        self.steps_per_epoch = steps_per_epoch(len(dataset.train), config.batch_size,
-                                               model_spec(config.model).min_batch_size)
+        min_batch = model_spec(config.model).min_batch_size
+        self.steps_per_epoch = steps_per_epoch(len(dataset.train), config.batch_size, min_batch)
         if self.steps_per_epoch == 0:
-            raise ConfigError(f"{config.model} needs at least {model_spec(config.model).min_batch_size} training "
-                              f"images; {dataset.name} has {len(dataset.train)}")
+            raise ConfigError(f"{config.model} needs at least {min_batch} training images; "
+                              f"{dataset.name} has {len(dataset.train)}")
         self.global_step = epochs_done * self.steps_per_epoch
         self._epoch_state = self._capture()
 

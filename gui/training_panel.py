@@ -46,7 +46,7 @@ class TrainingPanel(QWidget):
         defaults = TrainConfig()
         self._can_resume = False
         self._running = False
-        self._resume_config: TrainConfig | None = None  # the loaded checkpoint's settings
+        self._resume_config: TrainConfig | None = None  # the settings of the model Continue continues
 
         # data set ------------------------------------------------------------------------------------------
         self.dataset_combo = _shrinkable_combo("datasetCombo")
