@@ -143,6 +143,16 @@ def test_a_last_batch_too_small_for_the_model_sits_the_epoch_out(tiny_dataset) -
     assert lenet.steps_per_epoch == 2  # LeNet trains on the lone image too
 
 
+def test_a_data_set_too_small_for_one_batch_of_the_model_is_refused(tmp_path) -> None:
+    from engine.data import load_folder
+    from tests.helpers import write_dataset
+
+    one = load_folder(write_dataset(tmp_path / "mnist", train=1, test=10))
+    with pytest.raises(ConfigError, match="digitnet needs at least 2 training images; mnist has 1"):
+        Trainer(replace(FAST, model="digitnet"), one)
+    assert Trainer(FAST, one).steps_per_epoch == 1
+
+
 def test_unknown_device(tiny_dataset) -> None:
     with pytest.raises(DeviceError, match="device 'tpu' is not available"):
         Trainer(replace(FAST, device="tpu"), tiny_dataset)
