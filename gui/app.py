@@ -13,8 +13,11 @@ def run(argv: list[str] | None = None) -> int:
     app.setOrganizationName("DigitStudio")
     app.setApplicationDisplayName("Digit Studio")
 
-    from gui.main_window import MainWindow
+    from PySide6.QtGui import QIcon
 
+    from gui.main_window import APP_ICON, MainWindow
+
+    app.setWindowIcon(QIcon(str(APP_ICON)))  # dialogs' too
     window = MainWindow()
     window.show()
     return app.exec()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -42,6 +42,7 @@ from gui.training_panel import TrainingPanel
 from gui.workers import DatasetWorker, ExportWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
 
 APP_NAME = "Digit Studio"
+APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "digit-studio.svg"
 MAX_RECENT = 8
 WARM_UP_DELAY_MS = 300  # after the window is shown: its first layout and paint come first
 DEFAULT_SIZE = QSize(1440, 860)
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.garbage_collector = GuiThreadGarbageCollector(self)
         self.garbage_collector.start()
         self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(QIcon(str(APP_ICON)))  # the title bar's, the task bar's and the window switcher's
         self.setObjectName("mainWindow")
         self.settings = settings or QSettings("DigitStudio", "Digit Studio")
         self.devices = list_devices()

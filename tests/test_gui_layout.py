@@ -69,3 +69,12 @@ def test_confusion_matrix_counts_stay_whole_in_a_narrow_window(qtbot) -> None:
     assert fits()
     matrix.resize(600, 300)
     qtbot.waitUntil(lambda: matrix.cell_point_size == own_size)
+
+
+def test_the_window_has_the_app_icon(window) -> None:
+    from gui.main_window import APP_ICON
+
+    assert APP_ICON.is_file()
+    pixmap = window.windowIcon().pixmap(64, 64)
+    assert not pixmap.isNull() and pixmap.width() == 64  # the SVG rendered (Qt's svg plugin is installed)
+    assert pixmap.toImage().pixelColor(32, 56).blue() > 100  # its blue tile, not a blank
