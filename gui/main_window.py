@@ -674,7 +674,16 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(path if exists else f"{path} (not found)")
             action.setEnabled(exists)
             action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
+        if recent:
+            self.recent_menu.addSeparator()
+            clear = self.recent_menu.addAction("&Clear list")
+            clear.setObjectName("clearRecentAction")
+            clear.triggered.connect(self._clear_recent)
         self.recent_menu.setEnabled(bool(recent) and self.open_action.isEnabled())
+
+    def _clear_recent(self) -> None:
+        self.settings.setValue("recent/checkpoints", [])
+        self._refresh_recent_menu()
 
     # ------------------------------------------------------------------------------------------ drops
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

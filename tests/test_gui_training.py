@@ -547,8 +547,11 @@ def test_open_recent_greys_out_a_file_that_is_gone(window, tmp_path) -> None:
         assert window.open_checkpoint(path)
     gone.unlink()
     window.recent_menu.aboutToShow.emit()  # as when the user opens the menu
-    entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions()}
-    assert entries == {str(gone.resolve()) + " (not found)": False, str(kept.resolve()): True}
+    entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions() if a.text()}
+    assert entries == {str(gone.resolve()) + " (not found)": False, str(kept.resolve()): True, "&Clear list": True}
+    window.findChild(type(window.open_action), "clearRecentAction").trigger()
+    assert window._recent() == [] and not window.recent_menu.isEnabled()
+    assert window.findChild(type(window.open_action), "clearRecentAction") is None
 
 
 def test_the_batch_size_cannot_go_below_what_the_model_trains_on(window) -> None:
