@@ -173,6 +173,11 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
         raise CheckpointError(f"cannot save {path}: {exc.strerror or exc}") from exc
 
 
+# The registry's models are small (digitnet 136k parameters, lenet 44k): a checkpoint with optimiser state
+# is under 2 MB. A file hundreds of times larger is something else, and reading it would take seconds.
+MAX_CHECKPOINT_BYTES = 256 * 2**20
+
+
 def _read(path: Path) -> Any:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
@@ -181,6 +186,9 @@ def _read(path: Path) -> Any:
     size = path.stat().st_size
     if size == 0:
         raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
+    if size > MAX_CHECKPOINT_BYTES:  # read whole before it could be refused: the window would freeze meanwhile
+        raise CheckpointError(f"{path}: {size / 2**20:,.0f} MB, far larger than any Digit Studio checkpoint "
+                              f"(the largest model's is about 2 MB): not a checkpoint")
     with path.open("rb") as handle:
         head = handle.read(4)
     is_zip = head == b"PK\x03\x04"

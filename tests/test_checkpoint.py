@@ -156,6 +156,15 @@ def test_zero_byte_file(tmp_path: Path) -> None:
         ckpt.load(path)
 
 
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    huge = tmp_path / "video.pt"
+    with huge.open("wb") as handle:  # sparse: no disk space used
+        handle.truncate(ckpt.MAX_CHECKPOINT_BYTES + 1)
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read a file far too large to be a checkpoint"))
+    with pytest.raises(CheckpointError, match=r"video.pt: 256 MB, far larger than any Digit Studio checkpoint"):
+        ckpt.load(huge)
+
+
 def test_text_file_renamed(tmp_path: Path) -> None:
     path = tmp_path / "notes.pt"
     path.write_text("these are my notes, not a model\n")
