@@ -22,6 +22,34 @@ def missing_display(environ: Mapping[str, str] = os.environ, platform: str = sys
     return NO_DISPLAY
 
 
+def report_unexpected_errors() -> None:
+    """A bug in a slot must not pass unseen. PySide6 hands such an exception to ``sys.excepthook`` and
+    goes on, so the user saw nothing happen; now the traceback still goes to stderr, and a dialog says
+    what failed. Only one dialog at a time (an error repeated on every repaint must not stack them), and
+    only on the GUI thread, where widgets may be made; workers report their own errors (gui.workers)."""
+    import threading
+
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    previous = sys.excepthook
+    showing = False
+
+    def hook(kind: type[BaseException], value: BaseException, traceback: object) -> None:
+        nonlocal showing
+        previous(kind, value, traceback)
+        if showing or QApplication.instance() is None or threading.current_thread() is not threading.main_thread():
+            return
+        showing = True
+        try:
+            QMessageBox.critical(None, "Internal error",
+                                 f"Something went wrong inside Digit Studio: {kind.__name__}: {value}\n\n"
+                                 "The app keeps running; the details were printed on its terminal.")
+        finally:
+            showing = False
+
+    sys.excepthook = hook
+
+
 def run(argv: list[str] | None = None) -> int:
     problem = missing_display()
     if problem is not None:
@@ -40,6 +68,7 @@ def run(argv: list[str] | None = None) -> int:
     from gui.main_window import APP_ICON, MainWindow
 
     app.setWindowIcon(QIcon(str(APP_ICON)))  # dialogs' too
+    report_unexpected_errors()
     window = MainWindow()
     window.show()
     return app.exec()

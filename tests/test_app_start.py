@@ -33,3 +33,27 @@ def test_without_a_display_the_app_says_so_instead_of_aborting() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "main.py")], env=environ, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and result.stderr.strip() == f"digit-studio: {NO_DISPLAY}"
+
+
+def test_an_error_in_a_slot_is_printed_and_shown_once_at_a_time(qapp, monkeypatch, capsys) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from gui.app import report_unexpected_errors
+
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+    shown: list[str] = []
+
+    def critical(parent, title, text):
+        shown.append(text)
+        sys.excepthook(RuntimeError, RuntimeError("again, while the first dialog is open"), None)
+
+    monkeypatch.setattr(QMessageBox, "critical", critical)
+    report_unexpected_errors()
+    try:
+        raise ValueError("a bug")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    assert shown == ["Something went wrong inside Digit Studio: ValueError: a bug\n\n"
+                     "The app keeps running; the details were printed on its terminal."]
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ValueError: a bug" in err and "again, while the first dialog is open" in err
