@@ -40,6 +40,7 @@ from engine.files import atomic_write
 from gui.workers import EvaluationWorker, finish, start
 
 THUMB = 56
+GALLERY_LIMIT = 500  # images shown at once: more would take seconds to build and no one pages through them
 
 
 def digit_icon(image: np.ndarray, size: int = THUMB) -> QIcon:
@@ -150,6 +151,11 @@ class EvaluationView(QWidget):
         self._set_headers()
 
         self.gallery_label = QLabel("Click a cell of the confusion matrix", objectName="galleryLabel")
+        self.gallery_label.setWordWrap(True)
+        self.all_mistakes_button = QPushButton("All mistakes", objectName="allMistakesButton")
+        self.all_mistakes_button.setToolTip("Every misclassified test image, the most confident mistakes first")
+        self.all_mistakes_button.setEnabled(False)
+        self.all_mistakes_button.clicked.connect(self.show_all_mistakes)
         self.gallery = make_gallery("misclassifiedGallery")
         self.gallery.itemClicked.connect(self._send_to_canvas)
         self.gallery.itemActivated.connect(self._send_to_canvas)
@@ -167,7 +173,10 @@ class EvaluationView(QWidget):
         gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
         gallery_layout.setContentsMargins(0, 0, 0, 0)
-        gallery_layout.addWidget(self.gallery_label)
+        gallery_top = QHBoxLayout()
+        gallery_top.addWidget(self.gallery_label, 1)
+        gallery_top.addWidget(self.all_mistakes_button)
+        gallery_layout.addLayout(gallery_top)
         gallery_layout.addWidget(self.gallery)
         upper = QSplitter(Qt.Orientation.Horizontal)
         upper.addWidget(matrix_box)
@@ -284,7 +293,7 @@ class EvaluationView(QWidget):
         self.summary.setText(
             f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
             f"({result.mistakes} mistakes, loss {result.loss:.4f}). Model: {self.model_source}.")
-        for button in (self.export_csv_button, self.export_png_button):
+        for button in (self.export_csv_button, self.export_png_button, self.all_mistakes_button):
             button.setEnabled(True)
         worst_cells = result.most_confused(1)
         if worst_cells:
@@ -299,19 +308,40 @@ class EvaluationView(QWidget):
             return
         self.matrix.setCurrentCell(true_label, predicted)
         indices = self.result.pair_indices(true_label, predicted)
-        self.gallery.clear()
-        images = self.split.images
-        for index in indices[:500]:
-            probability = float(self.result.probabilities[index, predicted])
-            item = QListWidgetItem(digit_icon(images[int(index)].numpy()), f"#{int(index)}\n{probability:.0%}")
-            item.setData(Qt.ItemDataRole.UserRole, int(index))
-            item.setToolTip(f"test image {int(index)}: true {self.class_names[true_label]}, "
-                            f"predicted {self.class_names[predicted]} with probability {probability:.1%}")
-            self.gallery.addItem(item)
-        shown = "" if len(indices) <= 500 else " (first 500)"
+        shown = self._fill_gallery(indices, with_classes=False)
         self.gallery_label.setText(f"True {self.class_names[true_label]}, predicted {self.class_names[predicted]}: "
                                    f"{len(indices)} images{shown}. Click one to inspect it on the canvas.")
         self.cell_selected.emit(true_label, predicted)
+
+    def show_all_mistakes(self) -> None:
+        """Every misclassified test image in the gallery, the most confident mistakes first: what a
+        cell shows for one pair of classes, for all of them."""
+        if self.result is None or self.split is None:
+            return
+        self.matrix.clearSelection()
+        indices = self.result.misclassified
+        shown = self._fill_gallery(indices, with_classes=True)
+        self.gallery_label.setText(f"All {len(indices)} mistakes, the most confident first{shown}. "
+                                   "Click one to inspect it on the canvas.")
+
+    def _fill_gallery(self, indices: np.ndarray, with_classes: bool) -> str:
+        """Thumbnails of the test images ``indices`` with the model's probability for its answer (and
+        the true and predicted classes, ``with_classes``); returns the note for a list cut short."""
+        self.gallery.clear()
+        # a third line of text under each thumbnail for the classes ("An.→Sn."): Qt wraps, and then
+        # elides, a caption wider than the thumbnail, whatever the grid's width
+        self.gallery.setGridSize(QSize(THUMB + 30, THUMB + (56 if with_classes else 40)))
+        result, names = self.result, self.class_names
+        for index in (int(i) for i in indices[:GALLERY_LIMIT]):
+            true_label, predicted = int(result.labels[index]), int(result.predictions[index])
+            probability = float(result.probabilities[index, predicted])
+            classes = f"{abbreviate(names[true_label], 3)}→{abbreviate(names[predicted], 3)}\n" if with_classes else ""
+            item = QListWidgetItem(digit_icon(self.split.images[index].numpy()), f"#{index}\n{classes}{probability:.0%}")
+            item.setData(Qt.ItemDataRole.UserRole, index)
+            item.setToolTip(f"test image {index}: true {names[true_label]}, predicted {names[predicted]} "
+                            f"with probability {probability:.1%}")
+            self.gallery.addItem(item)
+        return "" if len(indices) <= GALLERY_LIMIT else f" (first {GALLERY_LIMIT})"
 
     def gallery_indices(self) -> list[int]:
         return [self.gallery.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.gallery.count())]

@@ -74,6 +74,25 @@ def test_confusion_matrix_shows_the_engine_counts_and_cells_fill_the_gallery(win
     assert not window.recognition.canvas.is_empty() and window.recognition.last_prediction is not None
 
 
+def test_all_mistakes_fill_the_gallery_the_most_confident_first(window, qtbot, scripted) -> None:
+    predictor, _, answers = scripted
+    window.set_predictor(predictor)
+    view = window.evaluation
+    assert not view.all_mistakes_button.isEnabled()  # nothing evaluated yet
+    with qtbot.waitSignal(view.evaluated, timeout=30000) as done:
+        view.evaluate()
+    result = done.args[0]
+    qtbot.mouseClick(view.all_mistakes_button, Qt.MouseButton.LeftButton)
+    wrong = np.flatnonzero(result.labels != answers)
+    assert sorted(view.gallery_indices()) == sorted(wrong.tolist())
+    confidence = [result.probabilities[i, answers[i]] for i in view.gallery_indices()]
+    assert confidence == sorted(confidence, reverse=True)
+    assert view.gallery_label.text().startswith(f"All {len(wrong)} mistakes, the most confident first")
+    seven = next(i for i in range(view.gallery.count()) if result.labels[view.gallery_indices()[i]] == 7)
+    assert "7→1" in view.gallery.item(seven).text()  # each image says which mistake it is
+    assert not view.matrix.selectedItems()
+
+
 def test_the_matrix_and_the_gallery_work_from_the_keyboard(window, qtbot, scripted) -> None:
     predictor, _, answers = scripted
     window.set_predictor(predictor)
