@@ -38,6 +38,7 @@ from gui.evaluation_view import EvaluationView
 from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
+from gui.settings import settings_list
 from gui.training_panel import TrainingPanel
 from gui.workers import DatasetWorker, ExportWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
 
@@ -429,7 +430,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_training_started(self, info: dict) -> None:
         self.trainer = self.training_worker.trainer if self.training_worker else None
-        self._set_model_file(self.model_file, modified=self.isWindowModified())
+        self._update_title()  # a new run's model has no file yet
         self._steps_per_epoch = info["steps_per_epoch"]
         self._total_epochs = info["config"].epochs
         self.plots.load_history(info["history"], self._steps_per_epoch)
@@ -565,12 +566,16 @@ class MainWindow(QMainWindow):
             return None
         return spec.title if self.training_panel.select_dataset(spec.key) else None
 
-    def _set_model_file(self, path: Path | None, modified: bool = False) -> None:
-        """The model's file, shown in the title; ``modified``: it has trained since it was opened or saved."""
+    def _set_model_file(self, path: Path) -> None:
+        """The model on hand was just opened from or saved to ``path``: Save writes there now."""
         self.model_file = path
-        name = path.name if path is not None else ("unsaved model" if self.trainer is not None else "")
+        self.setWindowModified(False)
+        self._update_title()
+
+    def _update_title(self) -> None:
+        """The model's file in the title, with ``*`` (window modified) once it has trained since."""
+        name = self.model_file.name if self.model_file else ("unsaved model" if self.trainer is not None else "")
         self.setWindowTitle(f"{name}[*] - {APP_NAME}" if name else APP_NAME)
-        self.setWindowModified(modified)
 
     def _has_model_to_save(self) -> bool:
         return (self.trainer is not None and self.trainer.epochs_done > 0) or self.checkpoint is not None
@@ -659,10 +664,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent_menu()
 
     def _recent(self) -> list[str]:
-        value = self.settings.value("recent/checkpoints", [])
-        if isinstance(value, str):
-            return [value]
-        return list(value or [])
+        return settings_list(self.settings, "recent/checkpoints")
 
     def _refresh_recent_menu(self) -> None:
         """One entry per recent file; a file that is gone (moved, deleted) is listed greyed out, so the

@@ -29,6 +29,7 @@ from engine.data import DATASETS
 from engine.devices import DeviceInfo
 from engine.models import MODELS, build_model, model_spec, parameter_count
 from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
+from gui.settings import settings_list
 
 FOLDER_ITEM = "folder"
 
@@ -307,8 +308,7 @@ class TrainingPanel(QWidget):
     def restore_settings(self, settings: QSettings) -> None:
         """The last session's data set choice (opened folders that still exist come back too), training
         settings and device."""
-        folders = settings.value("data/folders", [])
-        for folder in [folders] if isinstance(folders, str) else list(folders or []):
+        for folder in settings_list(settings, "data/folders"):
             if Path(folder).is_dir():
                 self.add_folder(folder, select=False)
         folder = str(settings.value("data/folder", "") or "")
