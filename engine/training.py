@@ -307,7 +307,9 @@ def cpu_threads_for(trainer: Trainer) -> Iterator[None]:
     than it saves. On a 16-core machine (benchmarks/bench_threads.py, median of 3 interleaved rounds)
     LeNet at the tutorial's batch 8 trained at 5,558 samples/s with 4 threads, 4,778 with 8 and 2,683
     with 16; from batch 16 up more threads were faster or within 4 %, and on 2 cores 2 threads were never
-    slower than 1, even at batch 4. A caller's own lower setting is kept (the app leaves a core to its
+    slower than 1, even at batch 4. Since LeNet's small batches use PyTorch's own convolutions the penalty
+    is smaller (session 10, same machine: 4 threads within 8 % of the best count, every core up to 13 %
+    slower than 4), so the cap still pays. A caller's own lower setting is kept (the app leaves a core to its
     GUI thread where it cannot lower the training thread's priority). OpenMP thread counts are per
     calling thread.
     """
