@@ -239,11 +239,11 @@ class TrainingWorker(Worker):
                 self.notice.emit(event.message)
             elif isinstance(event, FinishedEvent):
                 flush()
-                self.snapshot.emit(self._snapshot(trainer, final=True))
+                self.snapshot.emit(self._snapshot(trainer, stopped=event.stopped))
                 self.finished.emit(event)
 
         def on_epoch_end(t: Any) -> None:
-            self.snapshot.emit(self._snapshot(t, final=False))
+            self.snapshot.emit(self._snapshot(t))
             if self.autosave_path is not None:
                 try:
                     checkpoint.save(checkpoint.trainer_payload(t), self.autosave_path)
@@ -255,11 +255,28 @@ class TrainingWorker(Worker):
         trainer.run(on_event, self.control, on_epoch_end=on_epoch_end)
 
     @staticmethod
-    def _snapshot(trainer: Any, final: bool) -> ModelSnapshot:
+    def _snapshot(trainer: Any, stopped: bool | None = None) -> ModelSnapshot:
+        """The model as it is now; ``stopped`` is the finished run's, None while the run goes on."""
         state = trainer.weights_snapshot()
-        label = f"training run ({trainer.config.model}, {'after' if final else 'epoch'} {trainer.epochs_done})"
+        epochs = trainer.history.epochs
+        if stopped and epochs and epochs[-1].get("step") == trainer.global_step:
+            stopped = False  # stopped before the next epoch's first step: the model is the epoch's
+        progress = snapshot_progress(trainer.epochs_done, trainer.config.epochs, stopped)
+        label = f"training run ({trainer.config.model}, {progress})"
         return ModelSnapshot(trainer.config.model, dict(trainer.model_kwargs), state, trainer.normalization,
                              tuple(trainer.dataset.class_names), trainer.epochs_done, label)
+
+
+def snapshot_progress(epochs_done: int, epochs_planned: int, stopped: bool | None) -> str:
+    """How far a run's model has trained, for labels: '2 of 3 epochs' at an epoch's end, '3 epochs' when the
+    run is done, 'stopped in epoch 3' when it was stopped part-way through one."""
+    from engine.training import epochs_text
+
+    if stopped:
+        return f"stopped in epoch {epochs_done + 1}"
+    if stopped is None:
+        return f"{epochs_done} of {epochs_text(epochs_planned)}"
+    return epochs_text(epochs_done)
 
 
 class WarmUpWorker(Worker):

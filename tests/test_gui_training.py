@@ -70,7 +70,7 @@ def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
     assert list(window.plots.accuracies) and len(window.plots.accuracies) == 2
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
     assert _widget(window, QPushButton, "trainButton").isEnabled()
-    assert window.recognition.predictor.source.startswith("training run")
+    qtbot.waitUntil(lambda: window.recognition.predictor.source == "training run (lenet, 2 epochs)", timeout=5000)
     assert Path(window.autosave_path).exists()
 
 
@@ -302,6 +302,8 @@ def test_stop_ends_within_a_second(window, qtbot) -> None:
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
     assert finished.args[0].stopped
     qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
+    qtbot.waitUntil(lambda: window.recognition.predictor.source == "training run (lenet, stopped in epoch 1)",
+                    timeout=5000)
 
 
 def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, qtbot, tmp_path, tiny_dataset):

@@ -7,7 +7,7 @@ import threading
 import pytest
 from PySide6.QtCore import QObject, Slot
 
-from gui.workers import Worker, finish, is_declared_slot, start
+from gui.workers import Worker, finish, is_declared_slot, snapshot_progress, start
 
 
 class _Echo(Worker):
@@ -54,3 +54,14 @@ def test_anything_but_a_declared_slot_is_refused_before_a_thread_starts(qtbot, s
         start(worker, receiver, failed=slot)
     assert worker.native_thread_id is None  # it never ran
 
+
+
+@pytest.mark.parametrize(("done", "planned", "stopped", "text"), [
+    (2, 3, None, "2 of 3 epochs"),
+    (1, 1, None, "1 of 1 epoch"),
+    (3, 3, False, "3 epochs"),
+    (1, 3, False, "1 epoch"),
+    (0, 3, True, "stopped in epoch 1"),
+])
+def test_a_training_runs_model_says_how_far_it_has_trained(done, planned, stopped, text) -> None:
+    assert snapshot_progress(done, planned, stopped) == text
