@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from engine.errors import DeviceError
+
+DEVICE_NAME = re.compile(r"cpu|cuda:\d+|mps")  # the names list_devices can offer
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ def resolve_device(name: str) -> torch.device:
     if wanted == "cuda":
         wanted = "cuda:0"
     available = [d.name for d in list_devices()]
+    if not DEVICE_NAME.fullmatch(wanted):
+        raise DeviceError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps "
+                          f"(available here: {', '.join(available)})")
     if wanted not in available:
         raise DeviceError(f"device '{name}' is not available on this computer (available: {', '.join(available)})")
     return torch.device(wanted)

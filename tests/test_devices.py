@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.devices import copy_to
+from engine.devices import copy_to, resolve_device
+from engine.errors import DeviceError
 
 
 class RecordsCopies(torch.Tensor):
@@ -30,3 +31,19 @@ def test_copies_are_asynchronous_only_to_cuda(device: str, asynchronous: bool) -
 def test_copy_to_the_same_device_keeps_the_tensor() -> None:
     tensor = torch.arange(4)
     assert copy_to(tensor, torch.device("cpu")) is tensor
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("tpu", "unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
+    ("cuda:x", "unknown device 'cuda:x'"),
+    ("cuda:97", "device 'cuda:97' is not available on this computer"),
+])
+def test_a_device_name_that_cannot_be_used_says_whether_it_is_unknown_or_absent(name: str, problem: str) -> None:
+    with pytest.raises(DeviceError, match=problem) as error:
+        resolve_device(name)
+    assert "cpu" in str(error.value)  # and what is available instead
+
+
+@pytest.mark.parametrize("name", ["CPU", " cpu ", "Cpu"])
+def test_device_names_are_forgiving_about_case_and_spaces(name: str) -> None:
+    assert resolve_device(name) == torch.device("cpu")

@@ -154,7 +154,7 @@ def test_a_data_set_too_small_for_one_batch_of_the_model_is_refused(tmp_path) ->
 
 
 def test_unknown_device(tiny_dataset) -> None:
-    with pytest.raises(DeviceError, match="device 'tpu' is not available"):
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
         Trainer(replace(FAST, device="tpu"), tiny_dataset)
 
 
