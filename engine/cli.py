@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: on; off in lenet's recipe)")
     train.add_argument("--no-augment", dest="augment", action="store_false")
     train.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
-    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto; with --resume, the "
+                       "checkpoint's device where this computer has it)")
     train.add_argument("--log-every", type=_positive_int, help=f"steps per logged loss (default: {defaults.log_every})")
     train.add_argument("--detect-anomaly", action="store_true", default=None,
                        help="debug: torch.autograd anomaly detection (slow)")
@@ -172,6 +173,22 @@ def _print_json(value: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ commands
 
+def _resume_device(previous: Any) -> str:
+    """The device a checkpoint trained on, where this computer has it; else the best one here, with a note.
+
+    A model trained on a GPU server continues on a laptop without being told ``--device``."""
+    from engine.devices import best_device, resolve_device
+    from engine.errors import DeviceError
+
+    try:
+        resolve_device(previous.config.device)
+    except DeviceError:
+        print(f"{PROG}: note: {previous.display_name} trained on {previous.config.device}, which this computer "
+              f"does not have; it continues on {best_device()}", file=sys.stderr)
+        return "auto"
+    return previous.config.device
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
     from engine.devices import resolve_device
@@ -193,10 +210,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         ignored = sorted(set(overrides) - {"device", "log_every", "detect_anomaly"})
         if ignored:
             raise UserError(f"--resume continues the checkpoint's own settings; drop {', '.join('--' + k.replace('_', '-') for k in ignored)}")
-        if args.device is not None:
-            resolve_device(args.device)  # an unusable device is reported before any data is downloaded
+        device = args.device
+        if device is not None:
+            resolve_device(device)  # an unusable device is reported before any data is downloaded
+        else:
+            device = _resume_device(previous)
         dataset = _load_data(args, previous.dataset_name)
-        trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=args.device)
+        trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=device)
         trainer.config = replace(trainer.config, **{k: v for k, v in overrides.items() if k != "device"})
     else:
         config = TrainConfig.for_model(overrides.pop("model", TrainConfig().model), **overrides)

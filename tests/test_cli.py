@@ -283,3 +283,19 @@ def test_train_summary_line_says_where_the_checkpoint_is(tiny_data: Path, tmp_pa
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("test accuracy ") and " after 1 epoch (" in line and line.endswith(f"; saved in {out}")
     assert out.is_file()
+
+
+def test_resume_of_a_checkpoint_from_a_device_this_computer_lacks_continues_on_one_it_has(
+        tiny_data: Path, trained: Path, tmp_path: Path) -> None:
+    """A model trained on a GPU server continues on a laptop without --device, and says so."""
+    from engine import checkpoint as ckpt
+
+    payload = torch.load(trained, weights_only=True)
+    payload["config"]["device"] = "cuda:7"
+    gpu_trained = ckpt.save(payload, tmp_path / "gpu.pt")
+    result = run("train", "--resume", str(gpu_trained), "--epochs", "1", "--json", "--data", str(tiny_data), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "gpu.pt trained on cuda:7, which this computer does not have; it continues on" in result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2
+    assert_one_line_error(run("train", "--resume", str(gpu_trained), "--epochs", "1", "--device", "cuda:7",
+                              "--data", str(tiny_data), "--quiet"), "device 'cuda:7' is not available")
