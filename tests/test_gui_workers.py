@@ -65,3 +65,24 @@ def test_anything_but_a_declared_slot_is_refused_before_a_thread_starts(qtbot, s
 ])
 def test_a_training_runs_model_says_how_far_it_has_trained(done, planned, stopped, text) -> None:
     assert snapshot_progress(done, planned, stopped) == text
+
+
+@pytest.mark.parametrize(("stop_when", "label"), [
+    ("epoch_end", "training run (lenet, 1 epoch)"),  # the next epoch had not taken a step: the model is epoch 1's
+    ("first_step", "training run (lenet, stopped in epoch 1)"),
+])
+def test_a_stopped_runs_model_is_labelled_by_where_it_stopped(tiny_dataset, stop_when: str, label: str) -> None:
+    from engine.training import StepEvent, TrainConfig, Trainer, TrainingControl
+    from gui.workers import TrainingWorker
+
+    control = TrainingControl()
+    trainer = Trainer(TrainConfig(model="lenet", epochs=3, batch_size=32, device="cpu", log_every=1), tiny_dataset)
+    on_epoch_end = (lambda _: control.stop()) if stop_when == "epoch_end" else None
+
+    def on_event(event) -> None:
+        if stop_when == "first_step" and isinstance(event, StepEvent):
+            control.stop()
+
+    result = trainer.run(on_event, control, on_epoch_end=on_epoch_end)
+    assert result.stopped
+    assert TrainingWorker._snapshot(trainer, stopped=True).label == label
