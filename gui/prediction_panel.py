@@ -188,7 +188,8 @@ class RecognitionPanel(QWidget):
             self.prediction_label.setText(name if len(name) <= 2 else name[:10])
             self.confidence_label.setText(f"{prediction.confidence:.1%} confident")
         self.bars.set_probabilities(prediction.probabilities)
-        self.latency_label.setText(f"Answered in {self.last_latency_ms:.1f} ms")
+        answered = not self.canvas.is_empty()  # an empty canvas asks nothing: no time to report
+        self.latency_label.setText(f"Answered in {self.last_latency_ms:.1f} ms" if answered else "")
         self._show_input(prediction)
         self.prediction_made.emit(prediction)
 

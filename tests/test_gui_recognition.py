@@ -69,9 +69,11 @@ def test_prediction_updates_during_a_stroke(panel, qtbot) -> None:
 
 def test_clear_empties_the_prediction(panel, qtbot) -> None:
     drag(panel.canvas, ONE)
+    assert panel.latency_label.text().startswith("Answered in ")
     qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
     assert panel.canvas.is_empty() and panel.last_prediction.label is None
     assert panel.prediction_label.text() == "–" and float(panel.bars.values.sum()) == 0
+    assert panel.latency_label.text() == ""  # nothing was asked, so no answer time
 
 
 def test_escape_clears_and_undo_removes_the_last_stroke(panel, qtbot) -> None:
