@@ -47,3 +47,34 @@ def test_a_device_name_that_cannot_be_used_says_whether_it_is_unknown_or_absent(
 @pytest.mark.parametrize("name", ["CPU", " cpu ", "Cpu"])
 def test_device_names_are_forgiving_about_case_and_spaces(name: str) -> None:
     assert resolve_device(name) == torch.device("cpu")
+
+
+@pytest.fixture
+def two_gpus_and_mps(monkeypatch):
+    """A machine with two CUDA GPUs and a working MPS, as the engine's device code sees it."""
+    from types import SimpleNamespace
+
+    import engine.devices
+
+    names = ["NVIDIA H200", "NVIDIA H100 80GB HBM3"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: SimpleNamespace(name=names[index], total_memory=(140, 80)[index] * 2**30))
+    monkeypatch.setattr(engine.devices, "_mps_works", lambda: True)
+    engine.devices.list_devices.cache_clear()
+    yield
+    engine.devices.list_devices.cache_clear()
+
+
+def test_every_gpu_is_offered_by_name_and_auto_prefers_the_first_cuda_one(two_gpus_and_mps) -> None:
+    from engine.devices import best_device, list_devices
+
+    assert [(d.name, d.description) for d in list_devices()] == [
+        ("cpu", list_devices()[0].description), ("cuda:0", "NVIDIA H200 (140 GiB)"),
+        ("cuda:1", "NVIDIA H100 80GB HBM3 (80 GiB)"), ("mps", "Apple GPU (MPS)")]
+    assert best_device() == "cuda:0"
+    assert resolve_device("cuda") == resolve_device("auto") == torch.device("cuda:0")
+    assert resolve_device("CUDA:1") == torch.device("cuda:1") and resolve_device("mps") == torch.device("mps")
+    with pytest.raises(DeviceError, match="device 'cuda:2' is not available .*cpu, cuda:0, cuda:1, mps"):
+        resolve_device("cuda:2")
