@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -51,8 +52,9 @@ def list_devices() -> tuple[DeviceInfo, ...]:
     return tuple(devices)
 
 
-def best_device() -> str:
-    names = [d.name for d in list_devices()]
+def best_device(devices: Iterable[DeviceInfo] | None = None) -> str:
+    """What ``auto`` means: the first CUDA GPU, else MPS, else the CPU (of ``devices``, or of this computer)."""
+    names = [d.name for d in (list_devices() if devices is None else devices)]
     for preferred in ("cuda:0", "mps"):
         if preferred in names:
             return preferred

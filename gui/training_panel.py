@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data import DATASETS
-from engine.devices import DeviceInfo
+from engine.devices import DeviceInfo, best_device
 from engine.models import MODELS, build_model, model_spec, parameter_count
 from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
 from gui.settings import settings_list
@@ -100,6 +100,8 @@ class TrainingPanel(QWidget):
         self.device_combo = _shrinkable_combo("deviceCombo")
         for device in devices:
             self.device_combo.addItem(f"{device.name} - {device.description}", device.name)
+        # a GPU where there is one, as the command line's auto (a remembered choice replaces it)
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(best_device(devices))))
         tips = {
             self.model_combo: "The network to train; choosing one loads the settings it trains well with",
             self.epochs_spin: "Passes over the training images (with Continue ticked: how many more)",

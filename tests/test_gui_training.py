@@ -56,6 +56,25 @@ def test_device_combo_lists_exactly_what_the_engine_finds(window) -> None:
     assert [combo.itemData(i) for i in range(combo.count())] == [d.name for d in list_devices()]
 
 
+@pytest.mark.parametrize(("saved", "chosen"), [(None, "cuda:0"), ("cpu", "cpu"), ("cuda:1", "cuda:1"),
+                                              ("cuda:5", "cuda:0")])
+def test_the_device_is_the_gpu_unless_another_was_chosen_before(qtbot, tmp_path, saved, chosen) -> None:
+    """As the command line's auto; a remembered device that this computer still has wins."""
+    from PySide6.QtCore import QSettings
+
+    from engine.devices import DeviceInfo
+    from gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel((DeviceInfo("cpu", "CPU (16 cores)"), DeviceInfo("cuda:0", "NVIDIA H200 (140 GiB)"),
+                           DeviceInfo("cuda:1", "NVIDIA H200 (140 GiB)")))
+    qtbot.addWidget(panel)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    if saved is not None:
+        settings.setValue("training/device", saved)
+    panel.restore_settings(settings)
+    assert panel.device() == chosen
+
+
 def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
     _configure(window, epochs=2)
     steps = _collect_steps(window)
