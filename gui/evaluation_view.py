@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from engine.data import check_classes
 from engine.errors import UserError
 from engine.evaluation import EvaluationResult, abbreviate, write_csv
-from engine.files import atomic_write
+from gui.image_files import save_png
 from gui.workers import EvaluationWorker, finish, start
 
 THUMB = 56
@@ -393,13 +393,3 @@ class EvaluationView(QWidget):
             self.window.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
             return
         self.window.show_status("Wrote " + ", ".join(str(p) for p in written))
-
-
-def save_png(image: QImage | QPixmap, path: Path) -> Path:
-    """Write ``image`` as a PNG file atomically (engine.files.atomic_write); OSError on failure."""
-
-    def write(temporary: str) -> None:
-        if not image.save(temporary, "PNG"):
-            raise OSError(f"Qt could not write a PNG image to {temporary}")
-
-    return atomic_write(path, write)

@@ -7,12 +7,17 @@ cannot make the GUI spend its time repainting.
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from engine.files import atomic_write
+from gui.image_files import save_png
 
 # Each redraw repaints the plot on the GUI thread, with the GIL held for much of it, so training in the
 # worker waits too: with the default model training on 2 cores, 20 redraws a second cost 15 % of its
@@ -228,6 +233,41 @@ class TrainingPlots(QWidget):
                 self.accuracy_plot.setRange(xRange=(1, EMPTY_EPOCHS), yRange=(0, 100), padding=0)
             else:
                 self.accuracy_plot.enableAutoRange()
+
+    # -- files --------------------------------------------------------------------------------------------
+    def is_empty(self) -> bool:
+        return not len(self.steps) and not self.epoch_numbers
+
+    def write_csv(self, path: str | Path) -> Path:
+        """The curves as plotted, one row per logged step (``loss``, ``smoothed_loss``); the row of the step
+        where an epoch ended also has that epoch's ``epoch``, ``test_loss`` and ``test_accuracy`` (0-1).
+        Written atomically: a failure (OSError) leaves a file of that name as it was."""
+        epochs: dict[float, list[tuple[float, float, float]]] = {}
+        for number, step, test_loss, accuracy in zip(self.epoch_numbers, self.epoch_steps, self.test_losses,
+                                                      self.accuracies):
+            epochs.setdefault(step, []).append((number, test_loss, accuracy / 100.0))
+        losses = {step: (loss, smoothed) for step, loss, smoothed in
+                  zip(self.steps.view.tolist(), self.losses.view.tolist(), self.smoothed.view.tolist())}
+
+        def number(value: float | None) -> str:
+            return "" if value is None else f"{value:.8g}"
+
+        def write(temporary: str) -> None:
+            with open(temporary, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["step", "loss", "smoothed_loss", "epoch", "test_loss", "test_accuracy"])
+                for step in sorted(set(losses) | set(epochs)):
+                    loss, smoothed = losses.get(step, (None, None))
+                    for epoch, test_loss, accuracy in epochs.get(step, [(None, None, None)]):
+                        writer.writerow([int(step), number(loss), number(smoothed),
+                                         "" if epoch is None else int(epoch), number(test_loss), number(accuracy)])
+
+        return atomic_write(Path(path), write)
+
+    def write_png(self, path: str | Path) -> Path:
+        """Both plots as they are on screen, in one PNG image (atomically; OSError on failure)."""
+        self.flush()
+        return save_png(self.grab(), Path(path))
 
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""

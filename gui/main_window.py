@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
         self.open_data_folder_action = self._action(file_menu, "Open data &folder...", None,
                                                     self.open_data_folder_dialog, "openDataFolderAction")
         self._action(file_menu, "&Export model...", None, self.export_dialog, "exportAction")
+        self._action(file_menu, "Export training &curves...", None, self.export_curves_dialog, "exportCurvesAction")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close, "quitAction")
         # The run's buttons, from the menu and the keyboard too: each action clicks its button, and is
@@ -644,6 +645,34 @@ class MainWindow(QMainWindow):
         self.export_worker = worker = ExportWorker(ckpt.from_payload(self._current_payload()), fmt, path)
         self.export_thread = start(worker, self, exported=self._on_exported, failed=self._on_export_failed,
                                    done=self._on_export_done)
+
+    CURVE_FILTERS = {"CSV table (*.csv)": ".csv", "PNG image (*.png)": ".png"}
+
+    def export_curves_dialog(self) -> None:
+        """The loss and accuracy curves as shown (a live run's too): a CSV table or a PNG image."""
+        if self.plots.is_empty():
+            self.show_error("Export training curves", "Nothing to export yet: train a model or open a checkpoint.")
+            return
+        start_dir = Path(str(self.settings.value("paths/exports", str(Path.home()))))
+        path, chosen = QFileDialog.getSaveFileName(self, "Export training curves", str(start_dir / "training.csv"),
+                                                   ";;".join(self.CURVE_FILTERS))
+        if not path:
+            return
+        self.settings.setValue("paths/exports", str(Path(path).parent))
+        self.export_curves(path, default_suffix=self.CURVE_FILTERS.get(chosen, ".csv"))
+
+    def export_curves(self, path: str | Path, default_suffix: str = ".csv") -> Path | None:
+        """A typed .png or .csv suffix wins; with neither, ``default_suffix`` is added."""
+        path = Path(path)
+        if path.suffix.lower() not in (".csv", ".png"):
+            path = path.with_name(path.name + default_suffix)
+        try:
+            written = self.plots.write_png(path) if path.suffix.lower() == ".png" else self.plots.write_csv(path)
+        except OSError as exc:
+            self.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
+            return None
+        self.show_status(f"Wrote {written}")
+        return written
 
     @Slot(str, str)
     def _on_exported(self, fmt: str, path: str) -> None:

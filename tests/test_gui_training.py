@@ -421,6 +421,50 @@ def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_
     assert "Exported pt2" in window.status_label.text()
 
 
+def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(window, qtbot, tmp_path,
+                                                                                monkeypatch) -> None:
+    import csv
+
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QFileDialog
+
+    _configure(window, epochs=2)
+    steps = _collect_steps(window)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    out = tmp_path / "exports"
+    out.mkdir()
+    answers = iter([(str(out / "run.csv"), "CSV table (*.csv)"), (str(out / "run"), "PNG image (*.png)")])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: next(answers))
+    window.findChild(type(window.save_action), "exportCurvesAction").trigger()
+    window.export_curves_dialog()
+    assert sorted(p.name for p in out.iterdir()) == ["run.csv", "run.png"] and not window.errors
+
+    rows = list(csv.DictReader((out / "run.csv").open()))
+    assert [int(r["step"]) for r in rows] == [s.step for s in steps]
+    assert [float(r["loss"]) for r in rows] == pytest.approx([s.loss for s in steps], rel=1e-7)
+    assert [float(r["smoothed_loss"]) for r in rows] == pytest.approx(list(window.plots.smoothed.view), rel=1e-7)
+    ends = [r for r in rows if r["epoch"]]
+    assert [int(r["epoch"]) for r in ends] == [1, 2] and int(ends[-1]["step"]) == steps[-1].step
+    history = window.trainer.history.epochs
+    assert [float(r["test_accuracy"]) for r in ends] == pytest.approx([e["test_accuracy"] for e in history])
+    assert [float(r["test_loss"]) for r in ends] == pytest.approx([e["test_loss"] for e in history], rel=1e-6)
+
+    image = QImage(str(out / "run.png"))
+    assert not image.isNull() and image.width() >= window.plots.width() and image.height() >= window.plots.height()
+    assert window.settings.value("paths/exports") == str(out)
+
+
+def test_exporting_curves_before_there_are_any_or_to_a_missing_folder_says_why(window, tmp_path) -> None:
+    window.export_curves_dialog()
+    assert window.errors == ["Nothing to export yet: train a model or open a checkpoint."]
+    window.plots.add_losses([5, 10], [2.0, 1.5])
+    assert window.export_curves(tmp_path / "missing" / "run.csv") is None
+    assert "cannot write" in window.errors[-1] and "run.csv" in window.errors[-1]
+    assert not (tmp_path / "missing").exists()
+
+
 def test_an_export_that_fails_says_why_and_a_second_waits_for_the_first(window, qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
