@@ -18,7 +18,9 @@ Format (``format_version`` 1), one dict::
                         test_accuracy, seconds}]} (``step``: the global step the epoch ended at; older
                         files lack it)
     normalization      {"mean": float, "std": float}
-    dataset            {"name": str, "class_names": [str]}
+    dataset            {"name": str, "class_names": [str], "folder": str or None} (``folder``: where the
+                        training data was loaded from, so evaluating or resuming on that computer finds it
+                        without being told; older files lack it)
     epochs_done        int
     torch_version      str
     app_version        str
@@ -42,7 +44,7 @@ import torch
 from torch import nn
 
 from engine import __version__
-from engine.data import Normalization
+from engine.data import Normalization, has_split_files
 from engine.errors import CheckpointError
 from engine.files import atomic_write
 from engine.models import MODELS, build_model
@@ -73,10 +75,21 @@ class Checkpoint:
     app_version: str
     created: str
     command: str | None
+    dataset_folder: str | None = None
 
     @property
     def display_name(self) -> str:
         return self.path.name if self.path else self.architecture
+
+    def data_folder(self) -> Path | None:
+        """The folder the model's training data came from, while it still holds the data set's files."""
+        if not self.dataset_folder:
+            return None
+        folder = Path(self.dataset_folder)
+        try:
+            return folder if folder.is_dir() and has_split_files(folder) else None
+        except OSError:  # unreadable now (permissions, a dead network mount)
+            return None
 
 
 def build_payload(
@@ -93,6 +106,7 @@ def build_payload(
     optimizer_state: dict[str, Any] | None = None,
     scheduler_state: dict[str, Any] | None = None,
     command: str | None = None,
+    dataset_folder: str | None = None,
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -104,7 +118,7 @@ def build_payload(
         "config": config.to_dict(),
         "history": history.to_dict() if isinstance(history, History) else history,
         "normalization": normalization.to_dict(),
-        "dataset": {"name": dataset_name, "class_names": list(class_names)},
+        "dataset": {"name": dataset_name, "class_names": list(class_names), "folder": dataset_folder},
         "epochs_done": int(epochs_done),
         "torch_version": str(torch.__version__),
         "app_version": __version__,
@@ -133,6 +147,7 @@ def trainer_payload(trainer: Any, command: str | None = None, slim: bool = False
         optimizer_state=None if slim else state["optimizer_state"],
         scheduler_state=state["scheduler_state"],
         command=command,
+        dataset_folder=str(Path(trainer.dataset.folder).resolve()),
     )
 
 
@@ -151,6 +166,7 @@ def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
         optimizer_state=checkpoint.optimizer_state,
         scheduler_state=checkpoint.scheduler_state,
         command=checkpoint.command,
+        dataset_folder=checkpoint.dataset_folder,
     )
 
 
@@ -315,6 +331,7 @@ def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
         app_version=str(data.get("app_version", "")),
         created=str(data.get("created", "")),
         command=data.get("command"),
+        dataset_folder=dataset.get("folder") if isinstance(dataset.get("folder"), str) else None,
     )
 
 

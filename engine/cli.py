@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------------------------ helpers
 
-def _load_data(args: argparse.Namespace, default_name: str = "mnist") -> Any:
+def _load_data(args: argparse.Namespace, default_name: str = "mnist", checkpoint: Any = None) -> Any:
+    """The data set of ``--data`` or ``--dataset``; else, for a checkpoint, the folder it was trained from
+    while that still holds the files; else ``default_name`` from the usual places (or a download)."""
     from engine import data
 
     progress = None
@@ -144,7 +146,10 @@ def _load_data(args: argparse.Namespace, default_name: str = "mnist") -> Any:
             bar.n = done
             bar.refresh()
 
+    recorded = checkpoint.data_folder() if checkpoint is not None and args.data is None and not args.dataset else None
     try:
+        if recorded is not None:
+            return data.load_folder(recorded, name=checkpoint.dataset_name)
         return data.resolve(args.dataset or default_name, args.data, progress=progress)
     finally:
         if bar is not None:
@@ -215,7 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resolve_device(device)  # an unusable device is reported before any data is downloaded
         else:
             device = _resume_device(previous)
-        dataset = _load_data(args, previous.dataset_name)
+        dataset = _load_data(args, previous.dataset_name, previous)
         trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=device)
         trainer.config = replace(trainer.config, **{k: v for k, v in overrides.items() if k != "device"})
     else:
@@ -306,7 +311,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     table = _output_path(args.csv) if args.csv else None  # said before the evaluation, not after it
     checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
     device = resolve_device(args.device)
-    dataset = _load_data(args, checkpoint.dataset_name)
+    dataset = _load_data(args, checkpoint.dataset_name, checkpoint)
     check_classes(dataset, checkpoint.class_names, str(checkpoint.path))
     model = checkpoint.model.to(device)
     result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))

@@ -556,14 +556,24 @@ class MainWindow(QMainWindow):
         return True
 
     def _select_dataset_of(self, loaded: ckpt.Checkpoint) -> str | None:
-        """Choose the data set a checkpoint was trained on, so that Evaluate and Continue use it.
+        """Choose the data set a checkpoint was trained on, so that Evaluate and Continue use it: the
+        folder its data came from, where that still holds the files and is not where the data set's name
+        leads anyway; else the known data set of that name.
 
-        Only when another known data set is chosen: a folder the user opened stays chosen (its files may
-        be the same set). No run is on: a run locks opening checkpoints. Returns the title chosen, if any.
+        Only when no folder is chosen: a folder the user opened stays chosen (its files may be the same
+        set). No run is on: a run locks opening checkpoints. Returns what was chosen, if anything.
         """
         name, folder = self.training_panel.dataset_choice()
+        if folder is not None:
+            return None
         spec = DATASETS.get(loaded.dataset_name)
-        if folder is not None or spec is None or name == spec.key:
+        recorded = loaded.data_folder()
+        if recorded is not None:
+            found = locate(spec.key) if spec is not None else None
+            if found is None or found.resolve() != recorded.resolve():
+                self.training_panel.add_folder(str(recorded))
+                return f"the folder {recorded}"
+        if spec is None or name == spec.key:
             return None
         return spec.title if self.training_panel.select_dataset(spec.key) else None
 

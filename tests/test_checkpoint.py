@@ -319,3 +319,24 @@ def test_resume_on_a_data_set_of_other_classes_is_refused(trained: Path, tmp_pat
     clothes = load_folder(write_dataset(tmp_path / "fashion-mnist"))
     with pytest.raises(DataError, match="model.pt recognises the MNIST .* holds the Fashion-MNIST"):
         ckpt.resume_trainer(ckpt.load(trained), clothes, more_epochs=1)
+
+
+def test_a_checkpoint_records_the_folder_its_data_came_from_while_it_holds_the_files(tiny_data, tmp_path) -> None:
+    import shutil
+
+    from engine.data import load_folder
+
+    folder = tmp_path / "my-digits"
+    shutil.copytree(tiny_data, folder)
+    trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"), load_folder(folder))
+    trainer.run()
+    path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "a.pt")
+    loaded = ckpt.load(path)
+    assert loaded.dataset_folder == str(folder.resolve()) and loaded.data_folder() == folder.resolve()
+    again = ckpt.load(ckpt.save(ckpt.checkpoint_payload(loaded), tmp_path / "b.pt"))  # Save as keeps it
+    assert again.dataset_folder == loaded.dataset_folder
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert loaded.data_folder() is None  # no longer holds the data set: the name decides, as before
+    payload = torch.load(path, weights_only=True)
+    del payload["dataset"]["folder"]  # a file written before checkpoints recorded it
+    assert ckpt.from_payload(payload).data_folder() is None

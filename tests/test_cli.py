@@ -299,3 +299,14 @@ def test_resume_of_a_checkpoint_from_a_device_this_computer_lacks_continues_on_o
     assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2
     assert_one_line_error(run("train", "--resume", str(gpu_trained), "--epochs", "1", "--device", "cuda:7",
                               "--data", str(tiny_data), "--quiet"), "device 'cuda:7' is not available")
+
+
+def test_a_checkpoint_finds_the_folder_it_was_trained_from_without_data(tiny_data: Path, trained: Path,
+                                                                        tmp_path: Path) -> None:
+    """No --data, no $DIGIT_STUDIO_DATA, an empty cache: the folder recorded in the checkpoint serves."""
+    result = run("evaluate", "--checkpoint", str(trained), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["data"] == str(tiny_data.resolve())
+    result = run("train", "--resume", str(trained), "--epochs", "1", "--json", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2

@@ -220,3 +220,30 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     assert finished.args[0] is None and "choose the data set the model was trained on" in window.errors[-1]
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
     assert window.recognition.predictor.source == "clothes.pt"  # the opened model stays in use
+
+
+def test_a_checkpoint_brings_the_folder_its_data_came_from(window, tmp_path, tiny_data) -> None:
+    """Trained on a folder of its own (not where the data set's name leads): opening it chooses that folder;
+    once the folder is gone, the data set of its name."""
+    import shutil
+
+    from engine import checkpoint as ckpt
+    from engine.data import load_folder
+    from engine.training import TrainConfig, Trainer
+
+    folder = tmp_path / "my-digits"
+    shutil.copytree(tiny_data, folder)
+    trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"), load_folder(folder))
+    trainer.run()
+    path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "mine.pt")
+    panel = window.training_panel
+    assert panel.dataset_choice() == ("mnist", None)
+
+    assert window.open_checkpoint(path)
+    assert panel.dataset_choice()[1] == str(folder.resolve())
+    assert f"data set switched to the folder {folder.resolve()}" in window.status_label.text()
+
+    panel.select_dataset("mnist")
+    shutil.rmtree(folder)
+    assert window.open_checkpoint(path)
+    assert panel.dataset_choice() == ("mnist", None) and "switched" not in window.status_label.text()
