@@ -130,8 +130,9 @@ def build_payload(
 def trainer_payload(trainer: Any, command: str | None = None, slim: bool = False) -> dict[str, Any]:
     """The payload for a :class:`engine.training.Trainer`'s last completed epoch.
 
-    ``slim`` leaves out the optimiser state (two thirds of an Adam checkpoint): for models that are
-    shipped rather than resumed. Resuming a slim checkpoint starts a fresh optimiser.
+    ``slim`` leaves out the optimiser state (two thirds of an Adam checkpoint) and the data folder (a path
+    on this computer): for models that are shipped rather than resumed. Resuming a slim checkpoint starts
+    a fresh optimiser.
     """
     state = trainer.state()
     return build_payload(
@@ -147,7 +148,7 @@ def trainer_payload(trainer: Any, command: str | None = None, slim: bool = False
         optimizer_state=None if slim else state["optimizer_state"],
         scheduler_state=state["scheduler_state"],
         command=command,
-        dataset_folder=str(Path(trainer.dataset.folder).resolve()),
+        dataset_folder=None if slim else str(Path(trainer.dataset.folder).resolve()),
     )
 
 

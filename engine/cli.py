@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="CKPT", help="checkpoint to write (after every epoch, and on Ctrl-C)")
     train.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint")
     train.add_argument("--slim", action="store_true",
-                       help="leave the optimizer state out of --out (a third of the size, for shipping a model; "
-                       "resuming it starts a fresh optimizer)")
+                       help="leave the optimizer state and the data folder out of --out (a third of the size, for "
+                       "shipping a model; resuming it starts a fresh optimizer)")
     train.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -333,6 +333,7 @@ def test_a_checkpoint_records_the_folder_its_data_came_from_while_it_holds_the_f
     path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "a.pt")
     loaded = ckpt.load(path)
     assert loaded.dataset_folder == str(folder.resolve()) and loaded.data_folder() == folder.resolve()
+    assert ckpt.trainer_payload(trainer, slim=True)["dataset"]["folder"] is None  # a shipped model: no local path
     again = ckpt.load(ckpt.save(ckpt.checkpoint_payload(loaded), tmp_path / "b.pt"))  # Save as keeps it
     assert again.dataset_folder == loaded.dataset_folder
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
