@@ -1,11 +1,13 @@
 """Where a CUDA training step's time goes, for deciding what to optimise on a GPU.
 
-    python tools/cuda_step_profile.py [--data DIR] [--batch-size 128]
+    python tools/cuda_step_profile.py [--data DIR] [--batch-size 128] [--epochs 1]
 
 Times, per optimiser step of LeNet's recipe: the engine's Trainer; the same with cudnn.benchmark; a
 bare loop (forward, backward, fused AdamW on fixed tensors, no indexing or logging); and that bare
 step captured once as a CUDA graph and replayed. The gaps say whether the engine's own work, kernel
-launches or the GPU itself is the limit. Ends with a profiler table of the Trainer's steps.
+launches or the GPU itself is the limit. A run pays once for three eager warm-up steps and the capture,
+and each epoch for an eager short last batch: ``--epochs`` spreads those over more steps, towards the
+steady state. Ends with a profiler table of one epoch of the Trainer's steps.
 """
 
 from __future__ import annotations
@@ -73,9 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/datasets/mnist"))
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per Trainer run")
     args = parser.parse_args()
     dataset = load_folder(args.data)
-    config = TrainConfig.for_model("lenet", epochs=1, device="cuda", batch_size=args.batch_size)
+    config = TrainConfig.for_model("lenet", epochs=args.epochs, device="cuda", batch_size=args.batch_size)
     rows = {"engine Trainer": trainer_ms(config, dataset)}
     torch.backends.cudnn.benchmark = True
     rows["engine Trainer, cudnn.benchmark"] = trainer_ms(config, dataset)
@@ -90,10 +93,10 @@ def main() -> None:
         rows["bare step (CUDA graph replay)"] = time_ms(graphed(bare_step(args.batch_size)))
     except Exception as exc:  # a diagnostic: report and go on
         print(f"CUDA graph capture failed: {exc!r}")
-    digitnet = TrainConfig(epochs=1, device="cuda")
+    digitnet = TrainConfig(epochs=args.epochs, device="cuda")
     rows["digitnet default (augmented), engine Trainer"] = trainer_ms(digitnet, dataset)
     rows["digitnet default, no augmentation"] = trainer_ms(replace(digitnet, augment=False), dataset)
-    print(f"\nms per optimiser step, batch {args.batch_size} ({torch.cuda.get_device_name()})")
+    print(f"\nms per optimiser step, batch {args.batch_size}, {args.epochs} epoch(s) a run ({torch.cuda.get_device_name()})")
     for name, ms in rows.items():
         print(f"{name:48s} {ms:7.3f} ms  ({args.batch_size / ms * 1e3:>10,.0f} samples/s)")
 
