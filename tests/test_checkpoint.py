@@ -128,6 +128,48 @@ def test_cuda_checkpoint_loads_on_cpu(tiny_dataset, tmp_path: Path) -> None:
     assert resumed.run().epochs_done == 2
 
 
+def _moments_in_default_layout(payload: dict) -> dict:
+    """The payload as a CUDA run writes it: optimiser state in PyTorch's default layout, where the CPU
+    keeps convolution weights (and so their moments) channels-last."""
+    import copy
+
+    gpu_like = copy.deepcopy(payload)
+    for state in gpu_like["optimizer_state"]["state"].values():
+        state.update({k: v.contiguous() for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim() == 4})
+    return gpu_like
+
+
+def test_optimiser_state_saved_in_another_memory_layout_resumes_exactly(tiny_dataset) -> None:
+    """PyTorch's fused AdamW pairs moments and weights by memory position: moments in another layout than
+    their weights silently updated the wrong weights (a checkpoint from a GPU run, resumed on the CPU)."""
+    trainer = Trainer(replace(CONFIG, epochs=1), tiny_dataset)
+    trainer.run()
+    payload = ckpt.trainer_payload(trainer)
+    moments = [s["exp_avg"] for s in payload["optimizer_state"]["state"].values() if s["exp_avg"].dim() == 4]
+    assert any(not m.is_contiguous() for m in moments)  # conv2's are channels-last on this CPU run
+    resumed = [ckpt.resume_trainer(ckpt.from_payload(p), tiny_dataset, more_epochs=1, device="cpu")
+               for p in (payload, _moments_in_default_layout(payload))]
+    for trainer in resumed:
+        trainer.run()
+    same_layout, other_layout = (t.model.state_dict() for t in resumed)
+    for key, value in same_layout.items():
+        assert torch.equal(other_layout[key], value), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_checkpoint_resumes_on_cuda_with_its_moments_in_the_weights_layout(tiny_dataset) -> None:
+    """The other way round: channels-last moments from the CPU, default-layout weights on CUDA."""
+    trainer = Trainer(replace(CONFIG, epochs=1), tiny_dataset)
+    trainer.run()
+    resumed = ckpt.resume_trainer(ckpt.from_payload(ckpt.trainer_payload(trainer)), tiny_dataset, more_epochs=1,
+                                  device="cuda")
+    for param in resumed.model.parameters():
+        for value in resumed.optimizer.state[param].values():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                assert value.stride() == param.stride() and value.device == param.device
+    assert resumed.run().epochs_done == 2 and resumed.graphed_step.captured
+
+
 # --------------------------------------------------------------------------------------------- bad files
 
 def test_truncated_file(trained: Path, tmp_path: Path) -> None:
