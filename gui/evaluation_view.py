@@ -17,7 +17,6 @@ from PySide6.QtCore import QSize, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -37,6 +36,7 @@ from engine.data import check_classes
 from engine.errors import UserError
 from engine.evaluation import EvaluationResult, abbreviate, write_csv
 from gui.image_files import save_png
+from gui.settings import ask_export_path
 from gui.workers import EvaluationWorker, finish, start
 
 THUMB = 56
@@ -367,22 +367,13 @@ class EvaluationView(QWidget):
         save_png(self.matrix.grab(), matrix_path)
         return [plot_path, matrix_path]
 
-    def _export_path(self, caption: str, name: str, filters: str) -> str:
-        """Asks where to write, starting in the folder of the last export."""
-        settings = self.window.settings
-        start_dir = Path(str(settings.value("paths/exports", str(Path.home()))))
-        path, _ = QFileDialog.getSaveFileName(self, caption, str(start_dir / name), filters)
-        if path:
-            settings.setValue("paths/exports", str(Path(path).parent))
-        return path
-
     def export_csv_dialog(self) -> None:
-        path = self._export_path("Export evaluation", "evaluation.csv", "CSV (*.csv)")
+        path, _ = ask_export_path(self, self.window.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
         if path:
             self._export(lambda: [self.export_csv(path)], path)
 
     def export_png_dialog(self) -> None:
-        path = self._export_path("Export plots", "evaluation.png", "PNG (*.png)")
+        path, _ = ask_export_path(self, self.window.settings, "Export plots", "evaluation.png", "PNG (*.png)")
         if path:
             self._export(lambda: self.export_png(path), path)
 

@@ -38,7 +38,7 @@ from gui.evaluation_view import EvaluationView
 from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
-from gui.settings import settings_list
+from gui.settings import ask_export_path, settings_list
 from gui.training_panel import TrainingPanel
 from gui.workers import DatasetWorker, ExportWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
 
@@ -663,13 +663,10 @@ class MainWindow(QMainWindow):
         if self.plots.is_empty():
             self.show_error("Export training curves", "Nothing to export yet: train a model or open a checkpoint.")
             return
-        start_dir = Path(str(self.settings.value("paths/exports", str(Path.home()))))
-        path, chosen = QFileDialog.getSaveFileName(self, "Export training curves", str(start_dir / "training.csv"),
-                                                   ";;".join(self.CURVE_FILTERS))
-        if not path:
-            return
-        self.settings.setValue("paths/exports", str(Path(path).parent))
-        self.export_curves(path, default_suffix=self.CURVE_FILTERS.get(chosen, ".csv"))
+        path, chosen = ask_export_path(self, self.settings, "Export training curves", "training.csv",
+                                       ";;".join(self.CURVE_FILTERS))
+        if path:
+            self.export_curves(path, default_suffix=self.CURVE_FILTERS.get(chosen, ".csv"))
 
     def export_curves(self, path: str | Path, default_suffix: str = ".csv") -> Path | None:
         """A typed .png or .csv suffix wins; with neither, ``default_suffix`` is added."""

@@ -1,7 +1,8 @@
-"""Reading QSettings values back in the type they were written with."""
+"""QSettings helpers: values read back in the type they were written with, and remembered folders."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -12,3 +13,15 @@ def settings_list(settings: Any, key: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     return list(value or [])
+
+
+def ask_export_path(parent: Any, settings: Any, caption: str, name: str, filters: str) -> tuple[str, str]:
+    """Ask where to write an export (a file dialog starting in the last export's folder, which it then
+    remembers). Returns the path, empty when cancelled, and the filter chosen."""
+    from PySide6.QtWidgets import QFileDialog
+
+    start_dir = Path(str(settings.value("paths/exports", str(Path.home()))))
+    path, chosen = QFileDialog.getSaveFileName(parent, caption, str(start_dir / name), filters)
+    if path:
+        settings.setValue("paths/exports", str(Path(path).parent))
+    return path, chosen
