@@ -162,7 +162,11 @@ def _thread_niceness() -> dict[int, int]:
     """Nice value of every thread of this process, from /proc (Linux)."""
     values = {}
     for task in Path("/proc/self/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):  # a short-lived thread ended between listing and reading
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
         values[int(task.name)] = int(fields[16])  # field 19 of stat; the split starts at field 3
     return values
 
