@@ -77,6 +77,11 @@ class Worker(QObject):
         # first: the OpenMP threads this thread starts inherit its priority
         self.lowered_priority = self.background and lower_thread_priority()
         self.intra_op_threads = self.threads_for(self.lowered_priority)
+        # PyTorch initialises each thread's OpenMP count lazily, at its first parallel region, from the
+        # process-wide count that every thread's set_num_threads writes: a worker starting meanwhile (the
+        # warm-up, a data load) set it back to 1 and the training ran on one core. get_num_threads runs
+        # that initialisation now, so this thread's own count below sticks.
+        torch.get_num_threads()
         torch.set_num_threads(self.intra_op_threads)  # per thread with OpenMP
         try:
             self.work()

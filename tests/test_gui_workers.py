@@ -56,6 +56,46 @@ def test_anything_but_a_declared_slot_is_refused_before_a_thread_starts(qtbot, s
 
 
 
+class _CountsThreads(Worker):
+    """Holds its work until told to go, then notes how many OpenMP threads its thread's torch ops use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready, self.go = threading.Event(), threading.Event()
+        self.seen: int | None = None
+
+    def threads_for(self, lowered_priority: bool) -> int:
+        return 2
+
+    def work(self) -> None:
+        import torch
+
+        self.ready.set()
+        self.go.wait(10)
+        self.seen = torch.get_num_threads()
+
+
+def test_a_workers_thread_count_survives_another_thread_setting_its_own(qtbot) -> None:
+    """The warm-up or a data load starting while training starts set PyTorch's process-wide count to 1,
+    and the training thread, initialised lazily from it, then trained on one core."""
+    import torch
+
+    receiver = _Receiver()
+    worker = _CountsThreads()
+    before = torch.get_num_threads()
+    thread = start(worker, receiver, done=receiver.on_done)
+    try:
+        assert worker.ready.wait(10)
+        torch.set_num_threads(1)  # what every other worker (and the GUI thread) does for itself
+        worker.go.set()
+        qtbot.waitUntil(lambda: receiver.calls == [("done", threading.main_thread().name)], timeout=5000)
+    finally:
+        worker.go.set()
+        finish(thread)
+        torch.set_num_threads(before)
+    assert worker.seen == worker.intra_op_threads == 2
+
+
 @pytest.mark.parametrize(("done", "planned", "stopped", "text"), [
     (2, 3, None, "2 of 3 epochs"),
     (1, 1, None, "1 of 1 epoch"),
