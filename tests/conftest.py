@@ -74,6 +74,10 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     win.evaluation.shutdown()
     qtbot.waitUntil(lambda: not win.is_training and win.dataset_thread is None and win.warm_up_thread is None,
                     timeout=30000)
+    if win.garbage_collector.active:  # still open (pytest-qt's close came while a run asked first): close it,
+        monkeypatch.setattr(win, "confirm", lambda title, question: True)  # so automatic gc is back on
+        win.close()
+    assert not win.garbage_collector.active
 
 
 class _Server:

@@ -392,6 +392,9 @@ def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
     qtbot.waitUntil(lambda: len(steps) > 1, timeout=30000)
     assert not window.close()
     assert window.is_training
+    monkeypatch.setattr(window, "confirm", lambda title, question: True)
+    assert window.close()  # asked again and answered yes: the run stops and the window closes
+    assert not window.is_training and not window.garbage_collector.active
 
 
 @pytest.mark.parametrize("name, filter_name, written", [
