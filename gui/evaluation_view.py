@@ -370,17 +370,9 @@ class EvaluationView(QWidget):
     def export_csv_dialog(self) -> None:
         path, _ = ask_export_path(self, self.window.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
         if path:
-            self._export(lambda: [self.export_csv(path)], path)
+            self.window.write_export(lambda: [self.export_csv(path)], path)
 
     def export_png_dialog(self) -> None:
         path, _ = ask_export_path(self, self.window.settings, "Export plots", "evaluation.png", "PNG (*.png)")
         if path:
-            self._export(lambda: self.export_png(path), path)
-
-    def _export(self, write: Any, path: str) -> None:
-        try:
-            written = write()
-        except OSError as exc:
-            self.window.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
-            return
-        self.window.show_status("Wrote " + ", ".join(str(p) for p in written))
+            self.window.write_export(lambda: self.export_png(path), path)

@@ -8,6 +8,7 @@ own: training, checkpoints, evaluation and preprocessing are all engine calls.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -389,12 +390,16 @@ class MainWindow(QMainWindow):
         self.open_data_folder_action.setEnabled(not running)
         self._refresh_recent_menu()
 
+    def _trained_run(self) -> Trainer | None:
+        """The last run, once it has completed an epoch: then its model is the one on hand, which Save
+        saves and Continue continues, rather than the checkpoint opened before it."""
+        return self.trainer if self.trainer is not None and self.trainer.epochs_done > 0 else None
+
     def _resume_source(self) -> ckpt.Checkpoint | None:
         """What Continue continues: the model on hand, as Save saves it (the last run's last completed
         epoch, or else the checkpoint opened)."""
-        if self.trainer is not None and self.trainer.epochs_done > 0:
-            return ckpt.from_payload(ckpt.trainer_payload(self.trainer))
-        return self.checkpoint
+        trainer = self._trained_run()
+        return ckpt.from_payload(ckpt.trainer_payload(trainer)) if trainer is not None else self.checkpoint
 
     def _start_worker(self, dataset: Any, config: Any, checkpoint: ckpt.Checkpoint | None) -> None:
         if checkpoint is None:  # a new model: Save must not write over the file of the one before
@@ -498,8 +503,8 @@ class MainWindow(QMainWindow):
         self.training_worker = None
         self._set_running(False)
         self.speed_label.setText("")
-        trainer = self.trainer
-        if trainer is not None and trainer.epochs_done > 0:  # Continue now continues this run
+        trainer = self._trained_run()
+        if trainer is not None:  # Continue now continues this run
             self.training_panel.set_resumable(
                 True, f"The last run ({trainer.config.model}): {epochs_text(trainer.epochs_done)} done",
                 trainer.config, checked=self.training_panel.resume_check.isChecked())
@@ -589,14 +594,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name}[*] - {APP_NAME}" if name else APP_NAME)
 
     def _has_model_to_save(self) -> bool:
-        return (self.trainer is not None and self.trainer.epochs_done > 0) or self.checkpoint is not None
+        return self._trained_run() is not None or self.checkpoint is not None
 
     def _current_payload(self) -> dict | None:
-        if not self._has_model_to_save():
-            return None
-        if self.trainer is not None and self.trainer.epochs_done > 0:
-            return ckpt.trainer_payload(self.trainer)
-        return ckpt.checkpoint_payload(self.checkpoint)
+        trainer = self._trained_run()
+        if trainer is not None:
+            return ckpt.trainer_payload(trainer)
+        return ckpt.checkpoint_payload(self.checkpoint) if self.checkpoint is not None else None
 
     def save_checkpoint(self) -> None:
         if self.model_file is None:
@@ -671,14 +675,22 @@ class MainWindow(QMainWindow):
     def export_curves(self, path: str | Path, default_suffix: str = ".csv") -> Path | None:
         """A typed .png or .csv suffix wins; with neither, ``default_suffix`` is added."""
         path = Path(path)
-        if path.suffix.lower() not in (".csv", ".png"):
-            path = path.with_name(path.name + default_suffix)
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".png"):
+            path, suffix = path.with_name(path.name + default_suffix), default_suffix
+        write = self.plots.write_png if suffix == ".png" else self.plots.write_csv
+        written = self.write_export(lambda: [write(path)], path)
+        return written[0] if written else None
+
+    def write_export(self, write: Callable[[], list[Path]], path: str | Path) -> list[Path] | None:
+        """Run an export's ``write`` (which returns the files written) and say what came of it: the files
+        in the status line, or why not in a dialog. Returns the files, or None when it failed."""
         try:
-            written = self.plots.write_png(path) if path.suffix.lower() == ".png" else self.plots.write_csv(path)
+            written = write()
         except OSError as exc:
             self.show_error("Export failed", f"cannot write {path}: {exc.strerror or exc}")
             return None
-        self.show_status(f"Wrote {written}")
+        self.show_status("Wrote " + ", ".join(str(p) for p in written))
         return written
 
     @Slot(str, str)
