@@ -394,14 +394,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from engine.devices import best_device, list_devices
+    from engine.lenet_stem import kernel_status
 
     devices = list_devices()
+    kernel = kernel_status()
     if args.json:
-        _print_json({"devices": [d.to_dict() for d in devices], "auto": best_device()})
+        _print_json({"devices": [d.to_dict() for d in devices], "auto": best_device(),
+                     "cpu_kernels": {kernel.name: {"in_use": kernel.available, "about": kernel.describe()}}})
     else:
         for d in devices:
             marker = "*" if d.name == best_device() else " "
             print(f"{marker} {d.name:8} {d.description}")
+        print(f"LeNet's fused CPU kernel: {kernel.describe()}")
     return 0
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine import lenet_stem
 from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation
 from engine.cuda_graphs import GraphedStep, make_step
 from engine.data import Dataset, Normalization, to_float
@@ -313,8 +314,10 @@ def warm_up() -> None:
     PyTorch imports ``torch._dynamo`` (sympy and some 900 modules with it) the first time any optimiser
     is built: 0.9 s and about 120,000 new Python objects on this project's 2-core machine. The app calls
     this on a background thread once its window is up, so that pressing Train starts training at once.
+    It also builds (first run on a machine: about half a second) or loads LeNet's fused CPU kernel.
     """
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    lenet_stem.kernel_status()
 
 
 @contextlib.contextmanager
