@@ -28,8 +28,8 @@ KERNEL = 5
 CHANNELS = 6  # conv1's output channels, a compile-time constant of the kernel (its CHANNELS)
 # Below this batch size the fused path's fixed costs (a Python autograd function, workspaces, ctypes
 # calls, a 16-image chunk a few images fill) outweigh what it saves, and PyTorch's own small-batch
-# convolutions are faster: LeNet in the Trainer at batch 4 trained 0.8x as fast with it, at 8 0.93x,
-# at 12 1.12x, at 16 1.2x, at 128 1.6-1.9x (README, Performance).
+# convolutions are as fast or faster: LeNet in the Trainer at batch 4 trained 0.8x as fast with it, at 8
+# 0.92-1.01x, at 12 1.12x, at 16 1.2x, at 128 1.6-1.9x (README, Performance).
 MIN_BATCH = 9
 # Where the kernel was measured faster than the plain operators: on x86-64, built for AVX-512 (16 lanes),
 # AVX2 (8) and SSE (4) alike (the stem's forward and backward at batch 128: 1.07, 1.14 and 1.9 ms against
@@ -51,7 +51,7 @@ def kernel_status() -> native_library.NativeLibrary:
         return loaded
     if not hasattr(lib, "lanes"):
         lib.conv_pool_relu_forward.argtypes = [_ptr, _i64, _i64, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _ptr]
-        lib.conv_pool_relu_forward.restype = None
+        lib.conv_pool_relu_forward.restype = ctypes.c_int
         lib.conv_pool_relu_backward.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, _i64, _i64, _i64, _i64,
                                                 _ptr, _ptr, _ptr, _ptr, _ptr]
         lib.conv_pool_relu_backward.restype = ctypes.c_int
@@ -101,6 +101,11 @@ def stem(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> torch.Tensor:
     return plain_stem(x, conv1, conv2)
 
 
+def _check(status: int) -> None:
+    if status != 0:  # _applies checked the shapes; this is a kernel built with another CHANNELS
+        raise RuntimeError(f"the conv_pool kernel was not built for {CHANNELS} channels (status {status})")
+
+
 def _pooled_size(x: torch.Tensor) -> tuple[int, int]:
     return (x.shape[2] - KERNEL + 1) // 2, (x.shape[3] - KERNEL + 1) // 2
 
@@ -120,8 +125,8 @@ class _FusedStem(torch.autograd.Function):
         pooled = torch.empty(batch, ph, pw, CHANNELS)  # NHWC: the channels-last layout conv2 reads fastest
         lanes = torch.empty(chunks, height * width, lanes_per_chunk)
         index = torch.empty(chunks, CHANNELS, ph * pw, lanes_per_chunk, dtype=torch.uint8)
-        lib.conv_pool_relu_forward(x.data_ptr(), batch, height, width, w1.data_ptr(), b1.data_ptr(), CHANNELS,
-                                   pooled.data_ptr(), lanes.data_ptr(), index.data_ptr())
+        _check(lib.conv_pool_relu_forward(x.data_ptr(), batch, height, width, w1.data_ptr(), b1.data_ptr(),
+                                          CHANNELS, pooled.data_ptr(), lanes.data_ptr(), index.data_ptr()))
         hidden = pooled.permute(0, 3, 1, 2)
         ctx.save_for_backward(lanes, index, hidden, weight2)
         ctx.input_shape = (batch, height, width)
@@ -147,13 +152,12 @@ class _FusedStem(torch.autograd.Function):
             grad_w1 = torch.empty(CHANNELS, 1, KERNEL, KERNEL)
             grad_b1 = torch.empty(CHANNELS)
             # workspaces, named so that they outlive the call (a temporary's memory would be freed at once)
-            grad_lanes2 = torch.empty(chunks, channels2, (ph - KERNEL + 1) * (pw - KERNEL + 1), lanes_per_chunk)
+            # conv2's output gradient, its rows padded with KERNEL - 1 zero columns on each side
+            grad_lanes2 = torch.empty(chunks, channels2, ph - KERNEL + 1, pw + KERNEL - 1, lanes_per_chunk)
             grad_lanes1 = torch.empty(chunks, CHANNELS, ph * pw, lanes_per_chunk)
             partial_sums = torch.empty(chunks, CHANNELS, KERNEL * KERNEL + 1, lanes_per_chunk)
-            status = ctx.library.conv_pool_relu_backward(
+            _check(ctx.library.conv_pool_relu_backward(
                 grad.data_ptr(), w2.data_ptr(), channels2, lanes.data_ptr(), index.data_ptr(), batch, height,
                 width, CHANNELS, grad_lanes2.data_ptr(), grad_lanes1.data_ptr(), partial_sums.data_ptr(),
-                grad_w1.data_ptr(), grad_b1.data_ptr())
-            if status != 0:
-                raise RuntimeError(f"conv_pool kernel refused {CHANNELS} channels (status {status})")
+                grad_w1.data_ptr(), grad_b1.data_ptr()))
         return None, grad_w1, grad_b1, grad_w2, grad_b2
