@@ -40,12 +40,15 @@ MACHINE = platform.machine()
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
-def kernel_status() -> native_library.NativeLibrary:
-    """Whether the fused kernel is in use on this machine, and if not, why."""
+def kernel_status(build: bool = True) -> native_library.NativeLibrary | None:
+    """Whether the fused kernel is in use on this machine, and if not, why. With ``build`` False, None
+    where this process has not built or loaded it yet (instead of compiling it now)."""
     if MACHINE.lower() not in MEASURED_MACHINES:
         return native_library.NativeLibrary(
             "conv_pool", None, reason=f"not yet measured against PyTorch's own operators on {MACHINE}")
-    loaded = native_library.load("conv_pool")
+    loaded = native_library.load("conv_pool") if build else native_library.loaded("conv_pool")
+    if loaded is None:
+        return None
     lib = loaded.library
     if lib is None:
         return loaded
@@ -60,7 +63,8 @@ def kernel_status() -> native_library.NativeLibrary:
 
 
 def _library() -> ctypes.CDLL | None:
-    return kernel_status().library
+    status = kernel_status()
+    return status.library if status is not None else None
 
 
 def plain_stem(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> torch.Tensor:

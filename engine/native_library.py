@@ -164,6 +164,14 @@ def load(name: str) -> NativeLibrary:
         return _loaded[name]
 
 
+def loaded(name: str) -> NativeLibrary | None:
+    """What ``load`` found, without building anything: None if this process has not asked yet (a GUI
+    thread must not wait for a compiler)."""
+    if disabled():
+        return NativeLibrary(name, None, reason=f"turned off by {DISABLE_VARIABLE}=0")
+    return _loaded.get(name)
+
+
 @contextlib.contextmanager
 def switched_off() -> Iterator[None]:
     """Run the plain PyTorch path inside this block (benchmarks and tests compare the two). Sets the

@@ -7,6 +7,7 @@ own: training, checkpoints, evaluation and preprocessing are all engine calls.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -832,11 +833,16 @@ def about_text(device: str, model: str) -> str:
     from PySide6.QtCore import qVersion
 
     from engine import __version__
+    from engine.lenet_stem import kernel_status
 
+    kernel = kernel_status(build=False)  # the warm-up builds it; this thread must not wait for a compiler
+    kernel_line = ("being prepared" if kernel is None else "in use" if kernel.available
+                   else f"not in use ({html.escape(kernel.reason)})")
     return (f"<h3>{APP_NAME} {__version__}</h3>"
             "<p>Train a convolutional network on handwritten digits and recognise the digits you draw.</p>"
             f"<p>PyTorch {torch.__version__}<br>Qt {qVersion()} (PySide6 {PySide6.__version__})<br>"
-            f"Device in use: {device}<br>Model on the canvas: {model}</p>")
+            f"Device in use: {device}<br>Model on the canvas: {model}<br>"
+            f"LeNet's fused CPU kernel: {kernel_line}</p>")
 
 
 def _describe(dataset: Any) -> str:

@@ -240,3 +240,15 @@ def test_the_cached_library_is_reused_without_compiling(fresh_loader, monkeypatc
     native_library.forget("conv_pool")
     monkeypatch.setattr(native_library, "_build", lambda *a: pytest.fail("compiled again"))
     assert native_library.load("conv_pool").path == built.path
+
+
+def test_the_about_box_says_whether_the_kernel_is_in_use_without_building_it(fresh_loader, monkeypatch):
+    from gui.main_window import about_text
+
+    with monkeypatch.context() as patch:
+        patch.setattr(native_library, "_build", lambda *a: pytest.fail("the GUI thread compiled"))
+        assert "LeNet's fused CPU kernel: being prepared" in about_text("cpu", "LeNet")
+    lenet_stem.kernel_status()  # as the app's warm-up does
+    assert "LeNet's fused CPU kernel: in use" in about_text("cpu", "LeNet")
+    with native_library.switched_off():
+        assert "LeNet's fused CPU kernel: not in use (turned off by DIGIT_STUDIO_NATIVE=0)" in about_text("cpu", "x")
