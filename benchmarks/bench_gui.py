@@ -1,9 +1,10 @@
 """GUI responsiveness: event-loop lateness while training, stroke-to-bars latency, start-up time.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--data DIR] [--seconds 8]
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--data DIR] [--seconds 8] [--model lenet]
 
-4. A 10 ms QTimer records how late each tick fires: idle (baseline) vs while the default model trains on
-   a worker thread, p50 / p99 / max; and the time from pressing Train to the first losses shown.
+4. A 10 ms QTimer records how late each tick fires: idle (baseline) vs while a model (the default, or
+   --model with its recipe) trains on a worker thread, p50 / p99 / max; and the time from pressing Train
+   to the first losses shown.
 6. From the release of a drawn stroke to the updated probability bars, through real mouse events.
 5. From process start to the main window shown, against a bare Qt window.
 """
@@ -74,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--model", default=None, help="the model to train (default: the app's default)")
     args = parser.parse_args()
     os.environ["DIGIT_STUDIO_DATA"] = str(Path(args.data).resolve().parent)
     import tempfile
@@ -96,7 +98,11 @@ def main() -> None:
     first_losses: list[float] = []
     window.training_steps.connect(lambda events: speeds.append(events[-1].samples_per_second))
     window.training_steps.connect(lambda events: first_losses.append(time.perf_counter()))
-    window.training_panel.epochs_spin.setValue(50)
+    panel = window.training_panel
+    if args.model:
+        panel.model_combo.setCurrentIndex(panel.model_combo.findData(args.model))  # loads its recipe
+    model = panel.model_combo.currentData()
+    panel.epochs_spin.setValue(50)
     pressed = time.perf_counter()
     window.start_training()
     while window.trainer is None:  # data loaded, model built: measure the training itself
@@ -144,7 +150,7 @@ def main() -> None:
         ("stroke release -> bars updated, p95 ms", "-", f"{percentile(release_ms, 95):.1f}", ""),
         ("whole stroke (12 mouse events) -> bars, median ms", "-", f"{median(stroke_ms):.1f}", ""),
         ("process start -> window shown, s (bare Qt vs app)", f"{bare:.2f}", f"{full:.2f}", f"{full / bare:.1f}x"),
-        ("default model training samples/s inside the app", "-", f"{speeds[-1]:,.0f}", ""),
+        (f"{model} training samples/s inside the app", "-", f"{speeds[-1]:,.0f}", ""),
     ]
     print_table(f"GUI responsiveness (QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}, {steps} logged losses "
                 f"while measuring)", rows)
@@ -155,7 +161,7 @@ def main() -> None:
         "release_to_bars_median_ms": round(median(release_ms), 2),
         "release_to_bars_p95_ms": round(percentile(release_ms, 95), 2),
         "startup_bare_s": round(bare, 3), "startup_app_s": round(full, 3),
-        "training_sps_in_app": round(speeds[-1]),
+        "training_sps_in_app": round(speeds[-1]), "model": model,
     })
 
 
