@@ -28,7 +28,7 @@ from engine import native_library
 from engine.data import load_folder
 from engine.devices import resolve_device
 from engine.evaluation import evaluate
-from engine.lenet_stem import kernel_status
+from engine.lenet_features import kernel_status
 from engine.training import EpochEvent, FinishedEvent, TrainConfig, Trainer, TrainingControl
 
 

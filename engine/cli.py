@@ -394,7 +394,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from engine.devices import best_device, list_devices
-    from engine.lenet_stem import kernel_status
+    from engine.lenet_features import kernel_status
 
     devices = list_devices()
     kernel = kernel_status()

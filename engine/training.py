@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine import lenet_stem
+from engine import lenet_features
 from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation
 from engine.cuda_graphs import GraphedStep, make_step
 from engine.data import Dataset, Normalization, to_float
@@ -317,7 +317,7 @@ def warm_up() -> None:
     It also builds (first run on a machine: about half a second) or loads LeNet's fused CPU kernel.
     """
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    lenet_stem.kernel_status()
+    lenet_features.kernel_status()
 
 
 @contextlib.contextmanager

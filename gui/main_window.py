@@ -833,7 +833,7 @@ def about_text(device: str, model: str) -> str:
     from PySide6.QtCore import qVersion
 
     from engine import __version__
-    from engine.lenet_stem import kernel_status
+    from engine.lenet_features import kernel_status
 
     kernel = kernel_status(build=False)  # the warm-up builds it; this thread must not wait for a compiler
     kernel_line = ("being prepared" if kernel is None else "in use" if kernel.available

@@ -154,7 +154,7 @@ def test_devices_json() -> None:
     assert result.returncode == 0
     report = json.loads(result.stdout)
     assert report["devices"][0]["name"] == "cpu" and report["auto"] in [d["name"] for d in report["devices"]]
-    kernel = report["cpu_kernels"]["conv_pool"]
+    kernel = report["cpu_kernels"]["lenet_features"]
     assert kernel["in_use"] == (shutil.which("cc") is not None or shutil.which("gcc") is not None), kernel
 
 
@@ -163,7 +163,7 @@ def test_devices_says_whether_lenets_cpu_kernel_is_in_use_and_why_not() -> None:
     assert off.returncode == 0
     assert "LeNet's fused CPU kernel: not in use: turned off by DIGIT_STUDIO_NATIVE=0" in off.stdout
     broken = run("devices", env={"CC": "false"})
-    assert "LeNet's fused CPU kernel: not in use: false could not build conv_pool.c" in broken.stdout
+    assert "LeNet's fused CPU kernel: not in use: false could not build lenet_features.c" in broken.stdout
 
 
 @pytest.mark.parametrize("name, fmt", [("m.pt2", "pt2"), ("m.PT2", "pt2"), ("m.onnx", "onnx"), ("m.pt", "torchscript"),

@@ -1,0 +1,181 @@
+"""LeNet's convolutional part -- conv1, max-pool, ReLU, conv2, max-pool, ReLU -- as one fused CPU kernel.
+
+Why: on a CPU these layers were most of a LeNet training step, waiting on memory traffic and per-operator
+overhead rather than arithmetic (README, Performance). ``engine/native/lenet_features.c`` computes them in
+one pass per 16 images that never writes an unpooled convolution output, and a backward that goes from
+the gradient of the flattened features straight to the four parameters' gradients.
+
+The function is the same as the plain operators' up to float rounding (tests/test_lenet_features.py
+compares values and gradients, ties and NaNs included). The plain path runs wherever the kernel does
+not apply: GPUs, other dtypes, small batches, autocast, an input that needs its own gradient, tracing,
+export and dispatch modes, or no kernel library on this machine (engine.native_library says why).
+"""
+from __future__ import annotations
+
+import ctypes
+import platform
+import threading
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+from engine import native_library
+
+LIBRARY = "lenet_features"
+KERNEL = 5
+CHANNELS1, CHANNELS2 = 6, 16  # compile-time constants of the kernel (its C1 and C2)
+# Below this batch size the fused path's fixed costs (a Python autograd function, workspaces, ctypes
+# calls, a 16-image chunk a few images fill) outweigh what it saves, and PyTorch's own small-batch
+# convolutions are faster: LeNet in the Trainer trained 0.95x as fast with the kernel at batch 4,
+# 1.08-1.11x at 5, 1.05x at 6, 1.2x at 8 (README, Performance).
+MIN_BATCH = 5
+# Where the kernel was measured faster than the plain operators: on x86-64, built for AVX-512 (16 lanes),
+# AVX2 (8) and SSE (4) alike (README, Performance). Elsewhere (ARM's NEON) no one has measured it yet, so
+# the plain operators run there.
+MEASURED_MACHINES = ("x86_64", "amd64")
+MACHINE = platform.machine()
+
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+
+
+def kernel_status(build: bool = True) -> native_library.NativeLibrary | None:
+    """Whether the fused kernel is in use on this machine, and if not, why. With ``build`` False, None
+    where this process has not built or loaded it yet (instead of compiling it now)."""
+    if MACHINE.lower() not in MEASURED_MACHINES:
+        return native_library.NativeLibrary(
+            LIBRARY, None, reason=f"not yet measured against PyTorch's own operators on {MACHINE}")
+    loaded = native_library.load(LIBRARY) if build else native_library.loaded(LIBRARY)
+    if loaded is None:
+        return None
+    lib = loaded.library
+    if lib is not None and not hasattr(lib, "lanes"):
+        lib.lenet_features_forward.argtypes = [_ptr, _i64, _i64, _i64] + [_ptr] * 10
+        lib.lenet_features_forward.restype = ctypes.c_int
+        lib.lenet_features_backward.argtypes = [_ptr] * 6 + [_i64] * 3 + [_ptr] * 6
+        lib.lenet_features_backward.restype = ctypes.c_int
+        lib.lanes = lib.lenet_features_lanes()
+    return loaded
+
+
+def _library() -> ctypes.CDLL | None:
+    status = kernel_status()
+    return status.library if status is not None else None
+
+
+def plain_features(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> torch.Tensor:
+    # max-pooling before each ReLU: the same values (both are monotone) for a quarter of the ReLU work
+    x = F.relu(F.max_pool2d(conv1(x), 2))
+    return torch.flatten(F.relu(F.max_pool2d(conv2(x), 2)), 1)
+
+
+def _applies(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> bool:
+    params = (conv1.weight, conv1.bias, conv2.weight, conv2.bias)
+    return (
+        not torch.jit.is_tracing()  # first: a traced or exported model records plain operators
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+        and not torch.onnx.is_in_onnx_export()
+        and type(x) is torch.Tensor  # not a fake, functional or other tensor subclass of a tracer
+        and not is_in_torch_dispatch_mode()  # FLOP counters, fake-tensor and other modes see every operator
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 4
+        and x.shape[1] == 1
+        and x.shape[0] >= MIN_BATCH
+        and min(x.shape[2], x.shape[3]) >= 16  # both poolings still have an output
+        and not x.requires_grad
+        and all(p is not None and p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
+        and conv1.weight.shape == (CHANNELS1, 1, KERNEL, KERNEL)
+        and conv2.weight.shape == (CHANNELS2, CHANNELS1, KERNEL, KERNEL)
+        and all(c.stride == (1, 1) and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
+                for c in (conv1, conv2))
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def features(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> torch.Tensor:
+    """flatten(relu(max_pool2d(conv2(relu(max_pool2d(conv1(x), 2))), 2))), fused on the CPU where the kernel
+    applies."""
+    if _applies(x, conv1, conv2) and _library() is not None:
+        return _FusedFeatures.apply(x, conv1.weight, conv1.bias, conv2.weight, conv2.bias)
+    return plain_features(x, conv1, conv2)
+
+
+_workspaces = threading.local()
+
+
+def _workspace(name: str, *shape: int) -> torch.Tensor:
+    """Scratch memory the kernel overwrites, reused from step to step (per thread: the app may evaluate on
+    one thread while it trains on another). Allocated afresh each step, these 3 MB at batch 128 came back
+    from the C library as new pages, some 100 page faults a step (about 7 % of a step, measured)."""
+    cache = _workspaces.__dict__
+    tensor = cache.get(name)
+    if tensor is None or tuple(tensor.shape) != shape:
+        tensor = cache[name] = torch.empty(shape)
+    return tensor
+
+
+def _check(status: int) -> None:
+    if status != 0:  # _applies checked the sizes; this would be a kernel out of step with it
+        raise RuntimeError(f"the {LIBRARY} kernel refused its input (status {status})")
+
+
+class _Sizes:
+    """The kernel's sizes for one input: pooled conv1 output P1, conv2 output Q, pooled again P2."""
+
+    def __init__(self, batch: int, height: int, width: int, lanes: int) -> None:
+        self.batch, self.height, self.width, self.lanes = batch, height, width, lanes
+        self.chunks = -(-batch // lanes)
+        self.p1h, self.p1w = (height - KERNEL + 1) // 2, (width - KERNEL + 1) // 2
+        self.qh, self.qw = self.p1h - KERNEL + 1, self.p1w - KERNEL + 1
+        self.features = CHANNELS2 * (self.qh // 2) * (self.qw // 2)
+
+
+class _FusedFeatures(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight2: torch.Tensor,
+                bias2: torch.Tensor) -> torch.Tensor:
+        lib = _library()
+        s = _Sizes(x.shape[0], x.shape[2], x.shape[3], lib.lanes)
+        x = x.contiguous()
+        w1 = weight1.detach().reshape(CHANNELS1, KERNEL * KERNEL).contiguous()
+        w2 = weight2.detach().permute(1, 2, 3, 0).contiguous()  # (C1, 5, 5, C2): see the kernel
+        b1, b2 = bias1.detach().contiguous(), bias2.detach().contiguous()
+        out = torch.empty(s.batch, s.features)
+        lanes = torch.empty(s.chunks, s.height * s.width, s.lanes)
+        hidden = torch.empty(s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)
+        index1 = torch.empty(s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes, dtype=torch.uint8)
+        index2 = torch.empty(s.chunks, s.features, s.lanes, dtype=torch.uint8)
+        pooled = _workspace("pooled", s.chunks, s.features, s.lanes)
+        _check(lib.lenet_features_forward(
+            x.data_ptr(), s.batch, s.height, s.width, w1.data_ptr(), b1.data_ptr(), w2.data_ptr(), b2.data_ptr(),
+            out.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(), index2.data_ptr(),
+            pooled.data_ptr()))
+        ctx.save_for_backward(lanes, hidden, index1, index2, weight2)
+        ctx.sizes = s
+        ctx.library = lib  # the same build in backward, whatever happens to the switch meanwhile
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        lanes, hidden, index1, index2, weight2 = ctx.saved_tensors
+        s: _Sizes = ctx.sizes
+        grad = grad.contiguous()
+        w2 = weight2.detach().permute(0, 2, 3, 1).contiguous()  # (C2, 5, 5, C1): see the kernel
+        grads1 = torch.empty(CHANNELS1, KERNEL * KERNEL + 1)  # each row: 25 weights, then the bias
+        grads2 = torch.empty(CHANNELS2, CHANNELS1 * KERNEL * KERNEL + 1)
+        # conv2's output gradient has its rows padded with KERNEL - 1 zero columns on each side
+        grad_lanes2 = _workspace("grad_lanes2", s.chunks, CHANNELS2, s.qh, s.qw + 2 * (KERNEL - 1), s.lanes)
+        grad_lanes1 = _workspace("grad_lanes1", s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)
+        partial1 = _workspace("partial1", s.chunks, *grads1.shape, s.lanes)
+        partial2 = _workspace("partial2", s.chunks, *grads2.shape, s.lanes)
+        _check(ctx.library.lenet_features_backward(
+            grad.data_ptr(), w2.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(),
+            index2.data_ptr(), s.batch, s.height, s.width, grad_lanes2.data_ptr(), grad_lanes1.data_ptr(),
+            partial1.data_ptr(), partial2.data_ptr(), grads1.data_ptr(), grads2.data_ptr()))
+        return (None, grads1[:, :-1].reshape(CHANNELS1, 1, KERNEL, KERNEL), grads1[:, -1],
+                grads2[:, :-1].reshape(CHANNELS2, CHANNELS1, KERNEL, KERNEL), grads2[:, -1])
