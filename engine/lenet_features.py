@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from engine import native_library
@@ -161,6 +162,7 @@ class _FusedFeatures(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # the kernel's gradients are not themselves differentiable: say so, never a silent 0
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         lanes, hidden, index1, index2, weight2 = ctx.saved_tensors
         s: _Sizes = ctx.sizes

@@ -178,6 +178,14 @@ def test_threads_running_the_kernel_at_once_do_not_share_scratch_memory():
             torch.testing.assert_close(out, expected[k], rtol=1e-4, atol=1e-5)
 
 
+def test_a_second_derivative_is_refused_rather_than_wrong():
+    model = LeNet()
+    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2)
+    (grad,) = torch.autograd.grad(out.square().sum(), model.conv1.weight, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
+
+
 def test_inference_uses_the_kernel_and_matches():
     torch.manual_seed(0)
     model = LeNet().eval()
