@@ -76,7 +76,7 @@ def tutorial_train(dataset, device: torch.device, seconds: float | None = None, 
 
 
 def engine_throughput(config: TrainConfig, dataset, fused_kernel: bool = True) -> float:
-    """Samples/s of one engine run; ``fused_kernel=False`` runs LeNet's plain PyTorch stem instead."""
+    """Samples/s of one engine run; ``fused_kernel=False`` runs LeNet's plain PyTorch operators instead."""
     with contextlib.nullcontext() if fused_kernel else native_library.switched_off():
         result = Trainer(config, dataset).run()
     return result.samples_per_second

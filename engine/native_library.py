@@ -38,7 +38,7 @@ COMPILE_TIMEOUT_S = 120
 # kernels are made of; asked for explicitly as well, for Clang
 BASE_FLAGS = ("-O3", "-std=gnu11", "-ffp-contract=fast", "-shared", "-fPIC", "-fno-math-errno")
 # tried in this order; the first that compiles wins (Apple's clang knows no -fopenmp). Always for this
-# machine's own vector unit: built for a baseline x86-64 (SSE2) the kernel was 1.4x slower than PyTorch.
+# machine's own vector unit: the kernels' layout and register use follow from it (README, Performance).
 FLAG_CHOICES = (("-march=native", "-fopenmp"), ("-march=native",))
 
 
@@ -102,10 +102,14 @@ def _cpu_identity() -> str:
 
 
 def _build(compiler: str, source: Path, flags: tuple[str, ...], target: Path) -> str:
-    """Compile ``source`` into ``target`` atomically; '' on success, else the compiler's complaint."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".partial")
-    os.close(fd)
+    """Compile ``source`` into ``target`` atomically; '' on success, else the compiler's complaint (or why
+    the cache folder cannot take the file)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".partial")
+        os.close(fd)
+    except OSError as exc:
+        return f"cannot write to {target.parent}: {exc.strerror or exc}"
     try:
         done = subprocess.run([compiler, *BASE_FLAGS, *flags, str(source), "-o", partial], capture_output=True,
                               text=True, timeout=COMPILE_TIMEOUT_S)

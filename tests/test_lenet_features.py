@@ -266,6 +266,18 @@ def test_other_architectures_keep_the_plain_operators_until_measured(monkeypatch
     assert type(out.grad_fn).__name__ != "_FusedFeaturesBackward"
 
 
+def test_a_cache_folder_that_cannot_be_written_is_named(fresh_loader, monkeypatch, tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    status = native_library.load("lenet_features")
+    assert not status.available
+    assert f"cannot write to {native_library.native_cache_dir()}" in status.reason
+    model = LeNet()
+    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2)
+    assert type(out.grad_fn).__name__ != "_FusedFeaturesBackward"
+
+
 def test_a_missing_compiler_is_named(fresh_loader, monkeypatch):
     monkeypatch.setenv("CC", "/nowhere/cc")
     assert native_library.load("lenet_features").reason == "the C compiler CC names (/nowhere/cc) was not found"
