@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from engine.files import atomic_write
@@ -56,7 +57,39 @@ class GrowingBuffer:
         return self._size
 
 
-class WholeNumberAxis(pg.AxisItem):
+class GridAxis(pg.AxisItem):
+    """An axis whose grid lines are opaque: the tick colour already mixed with the white background.
+
+    pyqtgraph draws grid lines in the tick colour made translucent, and Qt's raster engine blends every
+    pixel of a translucent line: 40 lines across a 600x500 image took 3.2 ms translucent and 0.11 ms
+    opaque, and the grid was most of each plot redraw (a loss plot of 4,000 points: 12 ms with the grid,
+    4.5 ms without). Mixed beforehand, the lines look the same on the white background. ``TrainingPlots``
+    puts the axes behind the curves, so that a curve crossing a line is drawn over it, as a translucent
+    line over the curve used to let it show through.
+    """
+
+    BACKGROUND = (255, 255, 255)
+
+    def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph's name)
+        specs = super().generateDrawSpecs(p)
+        if specs is None:
+            return None
+        axis_spec, tick_specs, text_specs = specs
+        return axis_spec, [(self._opaque(pen), start, end) for pen, start, end in tick_specs], text_specs
+
+    def _opaque(self, pen: QPen) -> QPen:
+        color = pen.color()
+        alpha = color.alphaF()
+        if alpha >= 1.0 or pen.brush().style() != Qt.BrushStyle.SolidPattern:
+            return pen
+        mixed = QColor(*(round(alpha * c + (1 - alpha) * b)
+                         for c, b in zip((color.red(), color.green(), color.blue()), self.BACKGROUND)))
+        pen = QPen(pen)
+        pen.setColor(mixed)
+        return pen
+
+
+class WholeNumberAxis(GridAxis):
     """An axis for counts (epochs, steps): ticks only at whole numbers, never "1.5"."""
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803 (Qt names)
@@ -67,7 +100,7 @@ class WholeNumberAxis(pg.AxisItem):
         return [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
 
 
-class LogAxis(pg.AxisItem):
+class LogAxis(GridAxis):
     """A log-scale axis whose labels never overlap.
 
     pyqtgraph labels every 2-9 multiple of a decade, and near the top of a decade those are only a few
@@ -123,7 +156,7 @@ class TrainingPlots(QWidget):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
 
-        self.accuracy_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom")})
+        self.accuracy_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
         self.accuracy_plot.setObjectName("accuracyPlot")
         _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
         self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
@@ -132,6 +165,9 @@ class TrainingPlots(QWidget):
         # pyqtgraph's +-50 around it, up to 147 % and back to epoch -1. Zooming and panning stay inside.
         self.loss_plot.setLimits(xMin=0)
         self.accuracy_plot.setLimits(xMin=0, yMin=0, yMax=100)
+        for plot in (self.loss_plot, self.accuracy_plot):
+            for name in ("left", "bottom"):  # the grid behind the view box and its curves (see GridAxis)
+                plot.getAxis(name).setZValue(plot.getViewBox().zValue() - 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
