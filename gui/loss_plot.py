@@ -301,8 +301,14 @@ class TrainingPlots(QWidget):
         return atomic_write(Path(path), write)
 
     def write_png(self, path: str | Path) -> Path:
-        """Both plots as they are on screen, in one PNG image (atomically; OSError on failure)."""
+        """Both plots as they are on screen, in one PNG image (atomically; OSError on failure).
+
+        pyqtgraph fits an auto-ranged view to new data while it paints, and a curve clipped to the view
+        reports only what the old view showed, so right after new data (a checkpoint just opened) one
+        rendering still had the old range, the new curve cut off at its edge. The first rendering here
+        settles the ranges; the second is the image."""
         self.flush()
+        self.grab()
         return save_png(self.grab(), Path(path))
 
     def flush(self) -> None:

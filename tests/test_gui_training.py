@@ -496,6 +496,29 @@ def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(w
     assert window.settings.value("paths/exports") == str(out)
 
 
+def test_a_curves_image_taken_right_after_new_data_shows_all_of_it(qtbot, tmp_path) -> None:
+    """pyqtgraph fits its views while painting: an image taken in the same event-loop turn as a
+    checkpoint's history arrived showed the old loss range, the curve cut off below 0.08."""
+    import math
+
+    from gui.loss_plot import TrainingPlots
+
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.resize(600, 700)
+    plots.show()
+    qtbot.waitExposed(plots)
+    steps = list(range(1, 2001))
+    losses = [2.0 * 0.998 ** step for step in steps]  # down to 0.036
+    plots.load_history({"steps": steps, "losses": losses, "epochs": [
+        {"epoch": e, "step": 400 * e, "test_loss": 0.5 / e, "test_accuracy": 0.9 + 0.01 * e} for e in range(1, 6)]})
+    plots.write_png(tmp_path / "curves.png")  # no event processing in between
+    (_, x_high), (y_low, y_high) = plots.loss_plot.getViewBox().viewRange()
+    assert y_low <= math.log10(min(losses)) and y_high >= math.log10(max(losses)) and x_high >= steps[-1]
+    (_, epoch_high), (accuracy_low, _) = plots.accuracy_plot.getViewBox().viewRange()
+    assert epoch_high >= 5 and accuracy_low <= 91
+
+
 def test_exporting_curves_before_there_are_any_or_to_a_missing_folder_says_why(window, tmp_path) -> None:
     window.export_curves_dialog()
     assert window.errors == ["Nothing to export yet: train a model or open a checkpoint."]
