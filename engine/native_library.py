@@ -140,18 +140,20 @@ def _compile_and_load(name: str) -> NativeLibrary:
         key = hashlib.sha256(b"\0".join([code, compiler.encode(), " ".join(BASE_FLAGS + flags).encode(),
                                          _cpu_identity().encode()])).hexdigest()[:16]
         target = folder / f"{name}-{key}{'.dylib' if sys.platform == 'darwin' else '.so'}"
-        for attempt in ("cached", "fresh"):
-            if attempt == "fresh" or not target.exists():
+        fresh = not target.exists()
+        while True:  # a damaged cached file is built again once; a fresh build that fails to load is final
+            if fresh:
                 complaint = _build(compiler, source, flags, target)
                 if complaint:
                     complaints.append(complaint)
                     break
             try:
                 return NativeLibrary(name, ctypes.CDLL(str(target)), target, flags)
-            except OSError as exc:  # a damaged cached file is built again once; a fresh one that fails is final
+            except OSError as exc:
                 complaints.append(str(exc))
-                if attempt == "fresh":
-                    break
+            if fresh:
+                break
+            fresh = True
     return NativeLibrary(name, None, reason=f"{Path(compiler).name} could not build {source.name}: {complaints[0]}")
 
 
@@ -160,7 +162,7 @@ def load(name: str) -> NativeLibrary:
     process. Thread-safe: the app's warm-up thread and a training thread may ask at the same time.
     ``DIGIT_STUDIO_NATIVE`` is read on every call, so that a benchmark can compare within one process."""
     if disabled():
-        return NativeLibrary(name, None, reason=f"turned off by {DISABLE_VARIABLE}=0")
+        return _turned_off(name)
     with _lock:
         if name not in _loaded:
             library = _compile_and_load(name)
@@ -173,9 +175,11 @@ def load(name: str) -> NativeLibrary:
 def loaded(name: str) -> NativeLibrary | None:
     """What ``load`` found, without building anything: None if this process has not asked yet (a GUI
     thread must not wait for a compiler)."""
-    if disabled():
-        return NativeLibrary(name, None, reason=f"turned off by {DISABLE_VARIABLE}=0")
-    return _loaded.get(name)
+    return _turned_off(name) if disabled() else _loaded.get(name)
+
+
+def _turned_off(name: str) -> NativeLibrary:
+    return NativeLibrary(name, None, reason=f"turned off by {DISABLE_VARIABLE}=0")
 
 
 @contextlib.contextmanager

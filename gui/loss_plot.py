@@ -68,7 +68,7 @@ class GridAxis(pg.AxisItem):
     line over the curve used to let it show through.
     """
 
-    BACKGROUND = (255, 255, 255)
+    BACKGROUND = (255, 255, 255)  # the plots' background (_style)
 
     def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph's name)
         specs = super().generateDrawSpecs(p)
@@ -131,7 +131,7 @@ class LogAxis(GridAxis):
 
 
 def _style(plot: pg.PlotWidget, left: str, bottom: str, legend_offset: tuple[int, int] = (-10, 10)) -> None:
-    plot.setBackground("w")
+    plot.setBackground(GridAxis.BACKGROUND)  # GridAxis mixes its grid colours with it
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.setLabel("left", left)
     plot.setLabel("bottom", bottom)
