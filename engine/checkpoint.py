@@ -34,6 +34,7 @@ import datetime as _dt
 import io
 import pickle
 import pickletools
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -44,10 +45,25 @@ import torch
 from torch import nn
 
 from engine import __version__
+from engine.checkpoint_validation import (
+    MAX_EPOCHS,
+    check_architecture,
+    check_archive,
+    check_config,
+    check_dataset,
+    check_history,
+    check_model_state,
+    check_normalization,
+    check_optimizer_state,
+    check_scheduler_state,
+    is_int,
+    text,
+    whole,
+)
 from engine.data import Normalization, has_split_files
-from engine.errors import CheckpointError
+from engine.errors import CheckpointError, ConfigError
 from engine.files import atomic_write
-from engine.models import MODELS, build_model
+from engine.models import build_model
 from engine.training import History, TrainConfig
 
 FORMAT = "digit-studio-checkpoint"
@@ -191,46 +207,53 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
 
 
 # The registry's models are small (digitnet 136k parameters, lenet 44k): a checkpoint with optimiser state
-# is under 2 MB. A file hundreds of times larger is something else, and reading it would take seconds.
-MAX_CHECKPOINT_BYTES = 256 * 2**20
+# is under 2 MB, and under 30 MB for the widest model the registry allows. A file far larger is something
+# else, and reading it would take seconds.
+MAX_CHECKPOINT_BYTES = 64 * 2**20
+UNSAFE_PICKLE = ("refused: the file asks to build Python objects other than tensors and plain values "
+                 "(an unsafe pickle that could run code); it was not loaded")
 
 
 def _read(path: Path) -> Any:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
+    """The checkpoint's payload, read with the safe unpickler once the file's size and form allow it."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as exc:  # a name too long, a folder without permission, a dead mount
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    size = path.stat().st_size
-    if size == 0:
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block forever, a device never end
+        raise CheckpointError(f"{path}: not a regular file, so not a checkpoint")
+    if info.st_size == 0:
         raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
-    if size > MAX_CHECKPOINT_BYTES:  # read whole before it could be refused: the window would freeze meanwhile
-        raise CheckpointError(f"{path}: {size / 2**20:,.0f} MB, far larger than any Digit Studio checkpoint "
-                              f"(the largest model's is about 2 MB): not a checkpoint")
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    is_zip = head == b"PK\x03\x04"
+    if info.st_size > MAX_CHECKPOINT_BYTES:  # refused before it is read: the window would freeze meanwhile
+        raise CheckpointError(f"{path}: {info.st_size / 2**20:,.0f} MB, far larger than any Digit Studio "
+                              "checkpoint (the largest model's is about 30 MB): not a checkpoint")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if head != b"PK\x03\x04":  # every checkpoint is a zip archive (torch.save's format since PyTorch 1.6)
+        if _imports_code(path):
+            raise CheckpointError(f"{path}: {UNSAFE_PICKLE}")
+        raise CheckpointError(f"{path}: not a checkpoint file")
+    program = _exported_program_kind(path)
+    if program is not None:
+        raise CheckpointError(f"{path}: a {program} exported for other programs to run, not a checkpoint; "
+                              "open the checkpoint it was exported from")
+    check_archive(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the safe unpickler warns about pickle protocols; errors say enough
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the unpickler raises many types on garbage; all mean the same to a user
-        unpickling = isinstance(exc, pickle.UnpicklingError)
-        if unpickling and ("Unsupported global" in str(exc) or "GLOBAL " in str(exc)
-                           or (not is_zip and _imports_code(path))):
-            raise CheckpointError(
-                f"{path}: refused: the file asks to build Python objects other than tensors and plain values "
-                "(an unsafe pickle that could run code); it was not loaded"
-            ) from None
-        if is_zip:
-            program = _exported_program_kind(path)
-            if program is not None:
-                raise CheckpointError(
-                    f"{path}: a {program} exported for other programs to run, not a checkpoint; open the "
-                    "checkpoint it was exported from"
-                ) from None
-            raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_short(exc)})") from None
-        detail = " (unreadable pickle data)" if unpickling else ""
-        raise CheckpointError(f"{path}: not a checkpoint file{detail}") from None
+        if isinstance(exc, pickle.UnpicklingError) and ("Unsupported global" in str(exc) or "GLOBAL " in str(exc)):
+            raise CheckpointError(f"{path}: {UNSAFE_PICKLE}") from None
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint file "
+                              "(PyTorch cannot read what it holds)") from None
 
 
 def _exported_program_kind(path: Path) -> str | None:
@@ -265,10 +288,6 @@ def _imports_code(path: Path) -> bool:
     return bool(names & _CODE_OPCODES)
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-
-
 def load(path: Path | str) -> Checkpoint:
     """Load and validate a checkpoint; every failure is a :class:`CheckpointError` naming the problem."""
     path = Path(path).expanduser()
@@ -277,11 +296,13 @@ def load(path: Path | str) -> Checkpoint:
 
 
 def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
+    """A :class:`Checkpoint` from a payload whose every field and tensor is checked first
+    (:mod:`engine.checkpoint_validation`)."""
     where = str(path) if path else "checkpoint"
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a Digit Studio checkpoint (a PyTorch file of another kind)")
     version = data.get("format_version")
-    if not isinstance(version, int):
+    if not is_int(version) or version < 1:
         raise CheckpointError(f"{where}: has no valid format version")
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -291,69 +312,55 @@ def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
         raise CheckpointError(f"{where}: incomplete checkpoint, missing {', '.join(missing)}")
-    arch = data["architecture"]
-    name = arch.get("name") if isinstance(arch, dict) else None
-    if name not in MODELS:
-        raise CheckpointError(
-            f"{where}: unknown architecture '{name}' (this version knows: {', '.join(MODELS)})"
-        )
-    kwargs = dict(arch.get("kwargs") or {})
-    try:
-        model = build_model(name, **kwargs)
-    except Exception as exc:
-        raise CheckpointError(f"{where}: architecture '{name}' cannot be built with {kwargs}: {exc}") from None
-    state = data["model_state"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{where}: model weights are missing or not tensors")
-    _check_state(where, name, model, state)
-    model.load_state_dict(state, strict=True)
+    name, kwargs = check_architecture(where, data["architecture"])
+    model = build_model(name, **kwargs)
+    model.load_state_dict(check_model_state(where, name, model, data["model_state"]), strict=True)
     model.eval()
-    norm = data["normalization"]
-    dataset = data.get("dataset") or {}
+    normalization = Normalization(*check_normalization(where, data["normalization"]))
+    dataset_name, class_names, folder = check_dataset(where, data.get("dataset"), _outputs(model))
     try:
-        normalization = Normalization(float(norm["mean"]), float(norm["std"]))
-        config = TrainConfig.from_dict(data.get("config") or {"model": name})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{where}: malformed metadata ({exc})") from None
+        config = TrainConfig.from_dict(check_config(where, data.get("config"), name)).validate()
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: its training settings are invalid: {exc}") from None
+    optimizer_state = data.get("optimizer_state")
+    if optimizer_state is not None:
+        check_optimizer_state(where, optimizer_state, model.parameters())
+    _check_outputs(where, model, normalization)
     return Checkpoint(
         path=path,
         model=model,
         architecture=name,
         model_kwargs=kwargs,
         config=config,
-        history=History.from_dict(data.get("history") or {}),
+        history=History.from_dict(check_history(where, data.get("history"))),
         normalization=normalization,
-        dataset_name=str(dataset.get("name", "mnist")),
-        class_names=tuple(dataset.get("class_names") or [str(i) for i in range(10)]),
-        epochs_done=int(data["epochs_done"]),
-        optimizer_state=data.get("optimizer_state"),
-        scheduler_state=data.get("scheduler_state"),
-        torch_version=str(data.get("torch_version", "")),
-        app_version=str(data.get("app_version", "")),
-        created=str(data.get("created", "")),
-        command=data.get("command"),
-        dataset_folder=dataset.get("folder") if isinstance(dataset.get("folder"), str) else None,
+        dataset_name=dataset_name,
+        class_names=class_names,
+        epochs_done=whole(where, "epochs done", data["epochs_done"], 0, MAX_EPOCHS),
+        optimizer_state=optimizer_state,
+        scheduler_state=check_scheduler_state(where, data.get("scheduler_state")),
+        torch_version=text(where, "torch version", data.get("torch_version", "")) or "",
+        app_version=text(where, "app version", data.get("app_version", "")) or "",
+        created=text(where, "creation time", data.get("created", "")) or "",
+        command=text(where, "command", data.get("command"), optional=True),
+        dataset_folder=folder,
     )
 
 
-def _check_state(where: str, name: str, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = []
-    if wrong:
-        problems.append("shapes do not match: " + ", ".join(wrong[:3]) + (" ..." if len(wrong) > 3 else ""))
-    if missing:
-        problems.append("missing weights: " + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
-    if unexpected:
-        problems.append("unexpected weights: " + ", ".join(unexpected[:3]) + (" ..." if len(unexpected) > 3 else ""))
-    if problems:
-        raise CheckpointError(f"{where}: weights do not fit architecture '{name}': " + "; ".join(problems))
+def _outputs(model: nn.Module) -> int:
+    """The number of classes a registry model tells apart: its last layer's outputs."""
+    return int([m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features)
+
+
+@torch.inference_mode()
+def _check_outputs(where: str, model: nn.Module, normalization: Normalization) -> None:
+    """Finite weights can still overflow (1e38 times a pixel): a blank and a noisy image must give finite
+    logits, or every prediction would be NaN."""
+    probe = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    probe[0].zero_()
+    logits = model((probe - normalization.mean) / normalization.std)
+    if not bool(torch.isfinite(logits).all()):
+        raise CheckpointError(f"{where}: its weights give NaN or infinite outputs, so it cannot recognise anything")
 
 
 def resume_trainer(

@@ -91,6 +91,9 @@ class ModelSpec:
 
     ``min_batch_size``: the fewest images a training batch may have. Batch normalisation computes its
     statistics over the batch, so a model with it cannot train on one image (PyTorch raises).
+
+    ``limits``: the inclusive range of each whole-number argument. A checkpoint names its arguments, so
+    they are checked before a model is built: ``width=2500`` would otherwise build a 6 GB model.
     """
 
     name: str
@@ -100,7 +103,10 @@ class ModelSpec:
     recipe: dict[str, Any] = field(default_factory=dict)
     native_cpu_convolutions_up_to: int = 0
     min_batch_size: int = 1
+    limits: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+
+MAX_CLASSES = 1000
 
 MODELS: dict[str, ModelSpec] = {
     "digitnet": ModelSpec(
@@ -109,6 +115,7 @@ MODELS: dict[str, ModelSpec] = {
         DigitNet,
         {"num_classes": 10, "width": 16},
         min_batch_size=2,
+        limits={"num_classes": (2, MAX_CLASSES), "width": (1, 64)},  # width 64: 2.2M parameters
     ),
     "lenet": ModelSpec(
         "lenet",
@@ -117,6 +124,7 @@ MODELS: dict[str, ModelSpec] = {
         {"num_classes": 10},
         {"batch_size": 128, "augment": False},
         native_cpu_convolutions_up_to=8,
+        limits={"num_classes": (2, MAX_CLASSES)},
     ),
 }
 
@@ -136,16 +144,28 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def model_arguments(name: str, **kwargs: Any) -> dict[str, Any]:
-    return {**model_spec(name).defaults, **kwargs}
+    """The registry defaults with ``kwargs`` applied, each checked against the registry's limits."""
+    spec = model_spec(name)
+    unknown = sorted(str(key) for key in kwargs if key not in spec.defaults)
+    if unknown:
+        raise ConfigError(f"model '{name}' has no argument {', '.join(unknown)} "
+                          f"(it takes {', '.join(spec.defaults)})")
+    args = {**spec.defaults, **kwargs}
+    for key, value in args.items():
+        low, high = spec.limits.get(key, (None, None))
+        if low is None:
+            continue
+        if type(value) is not int:  # bool is an int too, and a float width would build a different model
+            raise ConfigError(f"model '{name}': {key} must be a whole number, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ConfigError(f"model '{name}': {key} must be in {low}..{high}, got {value}")
+    return args
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """A freshly initialised model; ``kwargs`` override the registry defaults."""
+    """A freshly initialised model; ``kwargs`` override the registry defaults (within its limits)."""
     args = model_arguments(name, **kwargs)
-    try:
-        return MODELS[name].builder(**args)
-    except TypeError as exc:
-        raise ConfigError(f"model '{name}' does not accept arguments {sorted(kwargs)}: {exc}") from exc
+    return MODELS[name].builder(**args)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -26,14 +26,17 @@ from torch.nn import functional as F
 
 from engine import lenet_features
 from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation
+from engine.checkpoint_validation import MAX_EPOCHS, check_optimizer_state
 from engine.cuda_graphs import GraphedStep, make_step
 from engine.data import Dataset, Normalization, to_float
 from engine.devices import copy_to, resolve_device
-from engine.errors import ConfigError, TrainingError
+from engine.errors import CheckpointError, ConfigError, TrainingError
 from engine.evaluation import evaluate
 from engine.models import DEFAULT_MODEL, build_model, model_arguments, model_spec
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**32 - 1  # each epoch's generator is seeded with seed * 1_000_003 + epoch, which must fit 64 bits
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
@@ -62,15 +65,16 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"unknown schedule '{self.schedule}' (known: {', '.join(SCHEDULES)})")
         checks = [
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (1 <= self.epochs <= MAX_EPOCHS, f"epochs must be in 1..{MAX_EPOCHS}, got {self.epochs}"),
+            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch size must be in 1..{MAX_BATCH_SIZE}, got {self.batch_size}"),
             (self.batch_size >= spec.min_batch_size,
              f"batch size must be at least {spec.min_batch_size} for {self.model}, whose batch normalisation "
              f"needs {spec.min_batch_size} images to normalise over, got {self.batch_size}"),
             (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
-            (self.log_every >= 1, f"log interval must be at least 1, got {self.log_every}"),
+            (1 <= self.log_every <= MAX_BATCH_SIZE, f"log interval must be in 1..{MAX_BATCH_SIZE}, got {self.log_every}"),
+            (0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -272,6 +276,12 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
     """
     own = optimizer.param_groups[0]
     flags = {key: own[key] for key in IMPLEMENTATION_FLAGS if key in own}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    try:
+        check_optimizer_state("saved state", state, params)  # a wrong-sized moment crashes the fused kernel
+    except CheckpointError as exc:
+        raise ConfigError(f"the saved optimiser state does not fit a {type(optimizer).__name__} optimiser "
+                          f"for this model ({exc})") from None
     try:
         groups = [{**group, **flags, "lr": float(group["lr"])} for group in state["param_groups"]]
         optimizer.load_state_dict({**state, "param_groups": groups})

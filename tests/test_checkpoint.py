@@ -203,7 +203,7 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path, monkeypatch: p
     with huge.open("wb") as handle:  # sparse: no disk space used
         handle.truncate(ckpt.MAX_CHECKPOINT_BYTES + 1)
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read a file far too large to be a checkpoint"))
-    with pytest.raises(CheckpointError, match=r"video.pt: 256 MB, far larger than any Digit Studio checkpoint"):
+    with pytest.raises(CheckpointError, match=r"video.pt: 64 MB, far larger than any Digit Studio checkpoint"):
         ckpt.load(huge)
 
 
