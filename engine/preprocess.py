@@ -13,13 +13,13 @@ apps disappoint. This module reproduces MNIST's recipe for any image:
 5. anti-aliased resize so the longer side is 20 px, placed in 28x28 by centre of mass;
 6. the checkpoint's normalisation, when one is given.
 
-The canvas, image files, the CLI's ``predict`` and the tests all use :func:`preprocess`.
+The canvas, image files (read by :mod:`engine.images`), the CLI's ``predict`` and the tests all use
+:func:`preprocess`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -217,21 +217,3 @@ def naive_resize(image: Any) -> np.ndarray:
     gray = to_grayscale(image)
     ink = 1.0 - gray if float(np.median(gray)) > 0.5 else gray
     return _resize(ink, FIELD, FIELD)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def load_image(path: Path | str) -> np.ndarray:
-    """Read an image file as grayscale float32 in [0, 1]; an unreadable file is an ImageError."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return to_grayscale(img)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__})") from None

@@ -26,7 +26,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from engine.preprocess import IMAGE_SUFFIXES
+from engine.images import IMAGE_SUFFIXES
 
 RENDER_SIZE = 280
 DEFAULT_PEN = 0.065  # pen diameter as a fraction of the canvas: MNIST-like strokes for a digit that fills it

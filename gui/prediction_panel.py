@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import UserError
+from engine.images import load_image
 from engine.inference import Prediction, Predictor
-from engine.preprocess import load_image
 from gui.draw_canvas import DEFAULT_PEN, DrawCanvas, array_to_qimage
 
 MIN_INTERVAL_MS = 40

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine import checkpoint  # noqa: E402
+from engine.images import load_image  # noqa: E402
 from engine.inference import BUNDLED_MODEL, Predictor  # noqa: E402
-from engine.preprocess import load_image, naive_resize, preprocess  # noqa: E402
+from engine.preprocess import naive_resize, preprocess  # noqa: E402
 
 CELL = 140
 
