@@ -11,12 +11,15 @@ Where data comes from, in order: a folder the user names, ``$DIGIT_STUDIO_DATA``
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -72,7 +75,10 @@ DATASETS: dict[str, DatasetSpec] = {
             "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
         ),
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        mirrors=(  # https first; the checksums protect the content over plain http
+            "https://fashion-mnist.s3.eu-central-1.amazonaws.com/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ),
         files=(
             RemoteFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
             RemoteFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
@@ -84,7 +90,7 @@ DATASETS: dict[str, DatasetSpec] = {
         key="kmnist",
         title="KMNIST (Kuzushiji characters)",
         class_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-        mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+        mirrors=("https://codh.rois.ac.jp/kmnist/dataset/kmnist/", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"),
         files=(
             RemoteFile("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
             RemoteFile("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344"),
@@ -136,47 +142,83 @@ class Dataset:
 
 # --------------------------------------------------------------------------------------------- IDX files
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
-    return raw
+# A million 28x28 images is 784 MB in memory: EMNIST, the largest sibling of MNIST, has 814,255.
+MAX_ITEMS = 1_000_000
+# Deflate cannot expand data more than 1032-fold, so a gzip file of N bytes holds at most this many times N:
+# a header announcing more is refused before a byte of the body is inflated.
+GZIP_MAX_RATIO = 1032
+CHUNK = 1 << 20
 
 
 def read_idx(path: Path | str, expected_magic: int) -> np.ndarray:
-    """Read one IDX file (raw or gzip) into a uint8 array, refusing anything malformed."""
+    """Read one IDX file (raw or gzip) into a uint8 array, refusing anything malformed.
+
+    The header is read and checked first, against what the file can hold; the body is then streamed
+    into an array of exactly the announced size, so a small file never inflates into gigabytes.
+    """
     path = Path(path)
-    data = _read_bytes(path)
     kind = "images" if expected_magic == IMAGES_MAGIC else "labels"
-    if len(data) < 8:
-        raise DataError(f"{path}: truncated: {len(data)} bytes is too short for an IDX header")
-    (magic,) = struct.unpack(">I", data[:4])
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path}: not a regular file")
+        with path.open("rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if compressed else raw
+            capacity = info.st_size * GZIP_MAX_RATIO if compressed else info.st_size
+            header, dims = _read_header(path, stream, expected_magic, kind)
+            expected = int(np.prod(dims, dtype=np.int64))
+            if header + expected > capacity:
+                holds = "can hold at most" if compressed else "holds"
+                raise DataError(f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
+                                f"but the file {holds} {capacity} bytes")
+            body = np.empty(expected, dtype=np.uint8)
+            done = _read_into(stream, memoryview(body))
+            if done < expected:
+                raise DataError(f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
+                                f"but the file holds {header + done} bytes")
+            extra = len(stream.read(CHUNK))
+            if extra:
+                raise DataError(f"{path}: {extra}{'+' if extra == CHUNK else ''} unexpected bytes after the "
+                                f"{dims[0]} {kind}")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    return body.reshape(dims)
+
+
+def _read_header(path: Path, stream: BinaryIO, expected_magic: int, kind: str) -> tuple[int, tuple[int, ...]]:
+    start = stream.read(4)
+    if len(start) < 4:
+        raise DataError(f"{path}: truncated: {len(start)} bytes is too short for an IDX header")
+    (magic,) = struct.unpack(">I", start)
     if magic != expected_magic:
-        raise DataError(
-            f"{path}: wrong magic number {magic} (an IDX {kind} file starts with {expected_magic})"
-        )
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
+        raise DataError(f"{path}: wrong magic number {magic} (an IDX {kind} file starts with {expected_magic})")
+    ndim = start[3]
+    packed = stream.read(4 * ndim)
+    if len(packed) < 4 * ndim:
         raise DataError(f"{path}: truncated inside the header")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
+    dims = struct.unpack(f">{ndim}I", packed)
     if kind == "images" and (ndim != 3 or dims[1:] != (IMAGE_SIZE, IMAGE_SIZE)):
         raise DataError(f"{path}: expected images of {IMAGE_SIZE}x{IMAGE_SIZE}, header says {dims}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(data) < expected:
-        raise DataError(
-            f"{path}: truncated: header announces {dims[0]} {kind} ({expected} bytes) "
-            f"but the file holds {len(data)} bytes"
-        )
-    if len(data) > expected:
-        raise DataError(f"{path}: {len(data) - expected} unexpected bytes after the {dims[0]} {kind}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
+    if kind == "labels" and ndim != 1:
+        raise DataError(f"{path}: expected a 1-dimensional labels file, got {ndim} dimensions")
+    if dims[0] > MAX_ITEMS:
+        raise DataError(f"{path}: header announces {dims[0]:,} {kind}, more than the {MAX_ITEMS:,} a data set may have")
+    return 4 + 4 * ndim, dims
+
+
+def _read_into(stream: BinaryIO, target: memoryview) -> int:
+    """Fill ``target`` from ``stream`` in chunks; the count of bytes read (fewer at the end of the data)."""
+    done = 0
+    while done < len(target):
+        count = stream.readinto(target[done : done + CHUNK])  # type: ignore[attr-defined]
+        if not count:
+            break
+        done += count
+    return done
 
 
 def _find(folder: Path, split: str, kind: str) -> Path:
@@ -198,8 +240,6 @@ def load_split(folder: Path, split: str, num_classes: int = 10) -> Split:
     labels_path = _find(folder, split, "labels")
     images = read_idx(images_path, IMAGES_MAGIC)
     labels = read_idx(labels_path, LABELS_MAGIC)
-    if labels.ndim != 1:
-        raise DataError(f"{labels_path}: expected a 1-dimensional labels file, got {labels.ndim} dimensions")
     if len(images) != len(labels):
         raise DataError(
             f"{images_path.name} holds {len(images)} images but {labels_path.name} holds "
@@ -217,8 +257,18 @@ def load_split(folder: Path, split: str, num_classes: int = 10) -> Split:
 
 
 def compute_normalization(split: Split) -> Normalization:
-    pixels = split.images.float().div_(255.0)
-    return Normalization(mean=round(float(pixels.mean()), 4), std=round(float(pixels.std()), 4))
+    """Mean and standard deviation of the pixels in [0, 1], summed in chunks: a float copy of a large split
+    would take four times its memory."""
+    total = squares = 0.0
+    flat = split.images.reshape(len(split), -1)
+    for start in range(0, len(split), 10_000):
+        chunk = flat[start : start + 10_000].to(torch.float64).div_(255.0)
+        total += float(chunk.sum())
+        squares += float(chunk.square().sum())
+    count = flat.numel()
+    mean = total / count
+    std = math.sqrt(max(squares / count - mean * mean, 0.0) * count / max(count - 1, 1))
+    return Normalization(mean=round(mean, 4), std=round(std, 4))
 
 
 def load_folder(folder: Path | str, name: str | None = None) -> Dataset:
@@ -231,7 +281,22 @@ def load_folder(folder: Path | str, name: str | None = None) -> Dataset:
     key = name or guess_name(folder)
     spec = DATASETS.get(key)
     class_names = spec.class_names if spec else _DIGITS
-    return Dataset(key, folder, class_names, train, test, compute_normalization(train))
+    normalization = compute_normalization(train)
+    if normalization.std < 1e-3:  # every input would be divided by (nearly) zero
+        raise DataError(f"{folder}: the training images are all the same shade, nothing to learn from")
+    return Dataset(key, folder, class_names, train, test, normalization)
+
+
+def split_files(folder: Path) -> list[Path]:
+    """The IDX files a data set folder holds (those :func:`load_folder` reads)."""
+    files = []
+    for split in ("train", "t10k"):
+        for kind in ("images", "labels"):
+            try:
+                files.append(_find(folder, split, kind))
+            except DataError:
+                continue
+    return files
 
 
 def describe_classes(class_names: Sequence[str]) -> str:
