@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import signal
@@ -51,6 +52,7 @@ _positive_int = _number(int, lambda v: v >= 1, "must be at least 1")
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "must be a positive number")
 _fraction = _number(float, lambda v: 0 <= v < 1, "must be in [0, 1)")
 _non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "must be >= 0")
+_seed = _number(int, lambda v: 0 <= v <= 2**32 - 1, "must be in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="random rotation/scale/shift/elastic/stroke-width augmentation "
                        "(default: on; off in lenet's recipe)")
     train.add_argument("--no-augment", dest="augment", action="store_false")
-    train.add_argument("--seed", type=int, help=f"default: {defaults.seed}")
+    train.add_argument("--seed", type=_seed, help=f"default: {defaults.seed}")
     train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto; with --resume, the "
                        "checkpoint's device where this computer has it)")
     train.add_argument("--log-every", type=_positive_int, help=f"steps per logged loss (default: {defaults.log_every})")
@@ -156,12 +158,10 @@ def _load_data(args: argparse.Namespace, default_name: str = "mnist", checkpoint
             bar.close()
 
 
-def _output_path(text: str) -> Path:
-    """A file the command will write, checked before any work: its folder must exist."""
-    path = Path(text).expanduser()
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
-    return path
+def _data_files(dataset: Any) -> list[Path]:
+    from engine.data import split_files
+
+    return split_files(Path(dataset.folder))
 
 
 def _load_checkpoint_or_bundled(path: str | None) -> Any:
@@ -172,8 +172,19 @@ def _load_checkpoint_or_bundled(path: str | None) -> Any:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
+    """Strict JSON: a NaN or infinite number (which Python's json would write as a bare NaN) becomes null."""
+    sys.stdout.write(json.dumps(_finite(value), allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -197,6 +208,7 @@ def _resume_device(previous: Any) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
     from engine.devices import resolve_device
+    from engine.files import check_output
     from engine.training import EpochEvent, NoticeEvent, StepEvent, TrainConfig, Trainer, TrainingControl, epochs_text
 
     overrides = {
@@ -209,7 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    out = _output_path(args.out) if args.out else None
+    out = check_output(args.out, [args.resume]) if args.out else None
     if args.resume:
         previous = ckpt.load(args.resume)
         ignored = sorted(set(overrides) - {"device", "log_every", "detect_anomaly"})
@@ -231,6 +243,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         resolve_device(config.device)  # an unusable device is reported before any data is downloaded
         dataset = _load_data(args)
         trainer = Trainer(config, dataset)
+    if out is not None:  # the data set's own files, now that it is known which
+        check_output(out, [args.resume, *_data_files(dataset)])
     command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
 
     saved_epochs = -1
@@ -307,11 +321,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.data import check_classes
     from engine.devices import resolve_device
     from engine.evaluation import evaluate, text_report, write_csv
+    from engine.files import check_output
+    from engine.inference import BUNDLED_MODEL
 
-    table = _output_path(args.csv) if args.csv else None  # said before the evaluation, not after it
+    source = args.checkpoint or BUNDLED_MODEL
+    table = check_output(args.csv, [source]) if args.csv else None  # said before the evaluation, not after it
     checkpoint = _load_checkpoint_or_bundled(args.checkpoint)
     device = resolve_device(args.device)
     dataset = _load_data(args, checkpoint.dataset_name, checkpoint)
+    if table is not None:
+        check_output(table, [source, *_data_files(dataset)])
     check_classes(dataset, checkpoint.class_names, str(checkpoint.path))
     model = checkpoint.model.to(device)
     result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))
@@ -330,63 +349,69 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_paths(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
-    from engine.preprocess import IMAGE_SUFFIXES
+def _image_paths(paths: Sequence[str]) -> list[tuple[Path, str | None]]:
+    """Each image to read, in order, with the problem that stops it from being read (None when none yet)."""
+    from engine.images import IMAGE_SUFFIXES
 
-    found: list[Path] = []
-    problems: list[str] = []
+    found: list[tuple[Path, str | None]] = []
     for text in paths:
         path = Path(text).expanduser()
-        if path.is_dir():
-            images = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-            if not images:
-                problems.append(f"{path}: folder holds no images")
-            found.extend(images)
-        elif path.exists():
-            found.append(path)
-        else:
-            problems.append(f"{path}: no such file or folder")
-    return sorted(set(found), key=lambda p: str(p)), problems
+        try:
+            if path.is_dir():
+                images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                found += [(p, None) for p in images] or [(path, f"{path}: folder holds no images")]
+            elif path.exists() or path.is_symlink():
+                found.append((path, None))
+            else:
+                found.append((path, f"{path}: no such file or folder"))
+        except OSError as exc:  # a folder without permission, a name too long
+            found.append((path, f"{path}: cannot be read ({exc.strerror or exc})"))
+    unique = {str(p): (p, problem) for p, problem in found}
+    return [unique[key] for key in sorted(unique)]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """One result per input: a reading, or the problem that kept this input from being read. The others'
+    results are kept; the exit status is 2 when any input failed."""
     from engine.errors import ImageError
+    from engine.images import load_image
     from engine.inference import Predictor
-    from engine.preprocess import load_image
 
     predictor = Predictor.from_checkpoint(_load_checkpoint_or_bundled(args.checkpoint))
-    paths, problems = _image_paths(args.paths)
-    results = []
-    for path in paths:
-        try:
-            prediction = predictor.predict(load_image(path))
-        except ImageError as exc:
-            problems.append(str(exc))
+    results: list[dict[str, Any]] = []
+    for path, problem in _image_paths(args.paths):
+        if problem is None:
+            try:
+                prediction = predictor.predict(load_image(path))
+            except ImageError as exc:
+                problem = str(exc)
+        if problem is not None:
+            results.append({"path": str(path), "error": problem})
             continue
         results.append({
             "path": str(path),
             "label": prediction.label,
             "probabilities": [round(float(p), 6) for p in prediction.probabilities],
         })
-    for problem in problems:
-        print(f"{PROG}: {problem}", file=sys.stderr)
+    failed = [item for item in results if "error" in item]
     if args.json:
         _print_json(results)
-    else:
-        for item in results:
+    for item in results:
+        if "error" in item:
+            print(f"{PROG}: error: {item['error']}", file=sys.stderr)
+        elif not args.json:
             label = "empty" if item["label"] is None else predictor.class_names[item["label"]]
             confidence = "" if item["label"] is None else f" ({item['probabilities'][item['label']]:.1%})"
             print(f"{item['path']}: {label}{confidence}")
-    if not results:  # each problem is on a line of its own above
-        count = f" (the {len(problems)} problems above)" if len(problems) > 1 else " (see above)" if problems else ""
-        raise UserError(f"no image could be read{count}")
-    return 0
+    return 2 if failed else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import checkpoint
     from engine.export import export, format_for_path
+    from engine.files import check_output
 
+    check_output(args.out, [args.checkpoint])
     out = export(checkpoint.load(args.checkpoint), args.format or format_for_path(args.out), args.out)
     print(f"wrote {out}")
     return 0

@@ -1,15 +1,31 @@
-"""Writing files atomically: a temporary file in the same folder, fsync, then ``os.replace``.
+"""Writing files safely: atomically, never over an input or a write-protected file, no temporaries left.
 
-A crash, a full disk or a failing writer never leaves a half-written file under the real name, and
-the previous file of that name stays intact.
+:func:`atomic_write` writes a temporary file in the same folder, fsyncs it, then ``os.replace``s it over
+the real name: a crash, a full disk or a failing writer never leaves a half-written file under the real
+name, and the previous file of that name stays intact. A temporary left by a killed process is removed
+by the next write into that folder (:func:`remove_stale_temporaries`).
+
+:func:`check_output` is the one guard every command and the app apply to a file they are about to write,
+before any work: the folder exists and takes files, the name is not a folder, a device or a FIFO, not a
+write-protected file, and not one of the command's own inputs (``export --checkpoint a.pt --out a.pt``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from engine.errors import UserError
+
+# .NAME.PID-RANDOM.tmp: the writer's process id tells a live write from a killed one's leftover
+_TEMPORARY = re.compile(r"^\..*\.(\d+)-[a-z0-9_]{8}\.tmp$")
+STALE_AFTER_S = 24 * 3600  # a temporary this old is stale even if its process id is alive again
 
 
 def _umask() -> int:
@@ -21,10 +37,13 @@ def _umask() -> int:
 def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     """Call ``write(temporary_path)``, make the result durable, then move it to ``path``.
 
-    Raises OSError (with the temporary file removed) when anything fails.
+    Raises OSError (with the temporary file removed) when anything fails, and before writing anything
+    when ``path`` is a folder, not a regular file, or write-protected.
     """
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    _check_replaceable(path)
+    remove_stale_temporaries(folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:100]}.{os.getpid()}-", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; these files are meant to be shared
@@ -41,6 +60,85 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
         raise
     _fsync_dir(folder)
     return path
+
+
+def _check_replaceable(path: Path) -> None:
+    """OSError unless ``path`` is absent or a regular file its owner may write (root included)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "it is a folder", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "it is not a regular file", str(path))
+    if not info.st_mode & 0o222:
+        raise PermissionError(errno.EACCES, "the file is write-protected", str(path))
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries :func:`atomic_write` left in ``folder`` when its process was killed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMPORARY.match(entry.name)
+        if match is None:
+            continue
+        try:
+            pid = int(match.group(1))
+            if pid == os.getpid() or (_alive(pid) and now - entry.stat().st_mtime < STALE_AFTER_S):
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def check_output(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
+    """``path`` if a command may write it; else a UserError saying why, before any work is done."""
+    path = Path(path).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        if not folder.is_dir():
+            raise UserError(f"cannot write {path}: folder {folder} does not exist")
+        for source in inputs:
+            if source is not None and same_file(path, Path(source).expanduser()):
+                raise UserError(f"cannot write {path}: it is {source}, which this command reads; "
+                                "choose another name")
+        _check_replaceable(path)
+        fd, probe = tempfile.mkstemp(prefix=".digit-studio-probe-", dir=folder)  # read-only folder, full disk
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same inode (links, ``..``, symlinks) or the same real path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+    except OSError:
+        return False
 
 
 def _fsync_dir(folder: Path) -> None:
