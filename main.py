@@ -11,13 +11,17 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args:
-        from engine.cli import main as cli_main
+    try:
+        if args:
+            from engine.cli import main as cli_main
 
-        return cli_main(args)
-    from gui.app import run
+            return cli_main(args)
+        from gui.app import run
 
-    return run()
+        return run()
+    except KeyboardInterrupt:  # Ctrl-C while PyTorch or Qt is still being imported
+        print("digit-studio: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 A file is streamed into ``NAME.part`` and renamed to ``NAME`` (``os.replace``) only after its MD5 matches,
 so a crash, a cancel or a bad mirror never leaves a half or wrong file under the real name. A ``.part``
 left by an interrupted download is resumed with an HTTP Range request where the server allows it.
+A server that sends more than any data set file holds (:data:`MAX_FILE_BYTES`), or for longer than
+:data:`DEADLINE_S` in all, is cut off: it can neither fill the disk nor hold the download forever.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -19,7 +22,13 @@ from engine.data import DatasetSpec, ProgressCallback, RemoteFile
 from engine.errors import DownloadCancelled, DownloadError
 
 CHUNK = 64 * 1024
-TIMEOUT_S = 20.0
+TIMEOUT_S = 20.0  # for each read: a silent server
+DEADLINE_S = 30 * 60.0  # for a whole data set: a server that trickles forever
+MAX_FILE_BYTES = 64 * 2**20  # the largest file of a known data set (Fashion-MNIST's training images) is 26 MB
+
+
+class _Refused(DownloadError):
+    """A mirror that sent too much or too slowly; the next one is tried."""
 
 
 def _md5(path: Path) -> str:
@@ -36,8 +45,10 @@ def _fetch(
     progress: Callable[[int, int | None], None],
     cancelled: Callable[[], bool],
     timeout: float,
+    deadline: float,
 ) -> None:
-    """Stream ``url`` into ``part``, resuming from its current size when the server honours Range."""
+    """Stream ``url`` into ``part``, resuming from its current size when the server honours Range, until
+    ``deadline`` (a ``time.monotonic()`` value)."""
     start = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "digit-studio"})
     if start:
@@ -47,7 +58,9 @@ def _fetch(
         if not resumed:
             start = 0
         length = response.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
+        total = start + int(length) if length is not None and length.isdigit() else None
+        if total is not None and total > MAX_FILE_BYTES:
+            raise _Refused(f"{url}: announces {total:,} bytes, more than any data set file holds")
         done = start
         progress(done, total)
         with part.open("ab" if resumed else "wb") as out:
@@ -59,6 +72,10 @@ def _fetch(
                     break
                 out.write(block)
                 done += len(block)
+                if done > MAX_FILE_BYTES:
+                    raise _Refused(f"{url}: sent more than {MAX_FILE_BYTES:,} bytes, more than any data set file holds")
+                if time.monotonic() > deadline:
+                    raise _Refused(f"{url}: still sending after {DEADLINE_S / 60:.0f} minutes")
                 progress(done, total)
             out.flush()
             os.fsync(out.fileno())
@@ -74,8 +91,10 @@ def download_file(
     progress: Callable[[int, int | None], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     timeout: float = TIMEOUT_S,
+    deadline: float | None = None,
 ) -> Path:
     """Download one file, trying each mirror in turn, and return its final path."""
+    deadline = time.monotonic() + DEADLINE_S if deadline is None else deadline
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / remote.name
     part = folder / (remote.name + ".part")
@@ -86,9 +105,14 @@ def download_file(
     for mirror in mirrors:
         url = mirror + remote.name
         try:
-            _fetch(url, part, progress, cancelled, timeout)
+            _fetch(url, part, progress, cancelled, timeout, deadline)
         except DownloadCancelled:
             raise
+        except _Refused as exc:
+            offline = False
+            part.unlink(missing_ok=True)
+            problems.append(str(exc))
+            continue
         except urllib.error.HTTPError as exc:
             offline = False
             problems.append(f"{url}: HTTP {exc.code}")
@@ -133,12 +157,13 @@ def download_dataset(
     total grows as each file's size becomes known.
     """
     finished = 0
+    deadline = time.monotonic() + DEADLINE_S
     for remote in [f for f in spec.files if not (folder / f.name).is_file()]:
 
         def report(done: int, total: int | None, base: int = finished) -> None:
             if progress is not None:
                 progress(base + done, base + (total if total is not None else done))
 
-        path = download_file(remote, spec.mirrors, folder, report, cancelled, timeout)
+        path = download_file(remote, spec.mirrors, folder, report, cancelled, timeout, deadline)
         finished += path.stat().st_size
     return folder
