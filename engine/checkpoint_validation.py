@@ -28,12 +28,14 @@ from torch import nn
 from engine.errors import CheckpointError, ConfigError
 from engine.models import MODELS, model_arguments
 
-# A digitnet of the widest allowed width with its Adam state is about 27 MB; the pickled metadata of a run
-# with a million logged steps is about 20 MB.
+# A digitnet of the widest allowed width with its Adam state is about 27 MB. PyTorch's safe unpickler is
+# pure Python and takes about half a second per MB of the worst pickle (a list of small numbers), so the
+# metadata is capped at 6 MB: a history of 250,000 logged steps (1,000 MNIST epochs at the default
+# logging interval) takes 3.5 MB.
 MAX_TENSOR_BYTES = 128 * 2**20
-MAX_PICKLE_BYTES = 64 * 2**20
+MAX_PICKLE_BYTES = 6 * 2**20
 MAX_MEMBERS = 10_000
-MAX_HISTORY_POINTS = 1_000_000
+MAX_HISTORY_POINTS = 250_000
 MAX_EPOCHS = 100_000
 MAX_TEXT = 10_000  # characters in any string field
 MAX_INT = 2**53  # step counters and other counts: exact as a float, and far beyond any real run
@@ -48,18 +50,24 @@ def fail(where: str, problem: str) -> CheckpointError:
 def check_archive(path: Path) -> None:
     """Refuse a zip whose declared member sizes exceed what a checkpoint holds (a decompression bomb)."""
     try:
+        with path.open("rb") as handle:
+            end = zipfile._EndRecData(handle)  # the end record alone: how many entries the directory lists
+        if end is None:
+            raise zipfile.BadZipFile("no end of central directory")
+        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+            raise fail(str(path), f"lists {end[zipfile._ECD_ENTRIES_TOTAL]:,} entries, far more than any "
+                                  "checkpoint: not a checkpoint")
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise fail(str(path), "corrupt or truncated checkpoint file (its zip directory cannot be read)") from None
-    if len(members) > MAX_MEMBERS:
-        raise fail(str(path), f"holds {len(members):,} entries, far more than any checkpoint: not a checkpoint")
     pickles = sum(m.file_size for m in members if m.filename.endswith(".pkl"))
     tensors = sum(m.file_size for m in members if not m.filename.endswith(".pkl"))
     if pickles > MAX_PICKLE_BYTES or tensors > MAX_TENSOR_BYTES:
         total = (pickles + tensors) / 2**20
-        raise fail(str(path), f"would unpack to {total:,.0f} MB, far more than any Digit Studio checkpoint "
-                              f"(at most {MAX_TENSOR_BYTES // 2**20} MB of weights): refused")
+        raise fail(str(path), f"would unpack to {total:,.0f} MB, more than any Digit Studio checkpoint holds "
+                              f"(at most {MAX_TENSOR_BYTES // 2**20} MB of weights and {MAX_PICKLE_BYTES // 2**20} MB "
+                              "of other data): refused")
 
 
 # ------------------------------------------------------------------------------------------------ values
@@ -276,6 +284,18 @@ _NON_NEGATIVE = {"exp_avg_sq", "max_exp_avg_sq"}
 _MUST_BE_OFF = ("amsgrad", "maximize")
 
 
+def _plain_option(value: Any) -> bool:
+    if value is None or isinstance(value, bool) or finite(value):
+        return True
+    if isinstance(value, str):
+        return len(value) <= 100
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and value.layout == torch.strided
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 4 and all(finite(item) for item in value)
+    return False
+
+
 def check_optimizer_state(where: str, state: Any, parameters: Iterable[torch.Tensor]) -> dict[str, Any]:
     """An optimiser state dict whose every tensor fits the parameter it belongs to.
 
@@ -305,6 +325,9 @@ def check_optimizer_state(where: str, state: Any, parameters: Iterable[torch.Ten
         for key in ("momentum", "dampening"):
             if key in group:
                 number(where, f"optimizer {key}", group[key], 0, 1)
+        for key, value in group.items():  # options are plain values; anything else is not an optimiser's
+            if key != "params" and not _plain_option(value):
+                raise fail(where, f"optimizer option {describe(key)} is {describe(value)}, not a plain value")
         for key in _MUST_BE_OFF:
             if group.get(key):
                 raise fail(where, f"optimizer option {key} is on, which Digit Studio never uses")

@@ -24,6 +24,7 @@ from gui.image_files import save_png
 # worker waits too: with the default model training on 2 cores, 20 redraws a second cost 15 % of its
 # samples/s against 10, for no visible gain on a curve that moves this slowly (benchmarks/bench_gui.py).
 REDRAW_HZ = 10
+MAX_LOADED_POINTS = 20_000  # of a checkpoint's step losses shown (see thinned)
 EMPTY_STEPS = 100  # the x range of an empty loss plot, so that its axis has ticks
 EMPTY_EPOCHS = 5
 SMOOTHING = 0.8  # exponential moving average factor for the smoothed loss (bias-corrected, as TensorBoard)
@@ -139,6 +140,20 @@ def _style(plot: pg.PlotWidget, left: str, bottom: str, legend_offset: tuple[int
     plot.setMouseEnabled(x=True, y=False)
 
 
+def thinned(steps: list[int], losses: list[float], limit: int) -> tuple[list[int], list[float]]:
+    """At most ``limit`` points: each the mean loss of a run of neighbouring steps, at the run's last step.
+
+    A checkpoint may hold a million logged losses; a screen shows a few thousand, and adding a million
+    points to the curves (with their moving average) would hold up the window for seconds."""
+    if len(steps) <= limit:
+        return steps, losses
+    size = -(-len(steps) // limit)
+    count = len(steps) // size * size
+    means = np.asarray(losses[:count], dtype=np.float64).reshape(-1, size).mean(axis=1)
+    return ([int(s) for s in steps[size - 1 : count : size]] + list(steps[count:]),
+            [float(v) for v in means] + list(losses[count:]))
+
+
 class TrainingPlots(QWidget):
     """The loss plot (``lossPlot``) above the accuracy plot (``accuracyPlot``)."""
 
@@ -226,8 +241,8 @@ class TrainingPlots(QWidget):
         checkpoints written before records had one, ``steps_per_epoch`` when known, else a share of the
         last logged step in proportion to the epoch number (exact when the run ended with an epoch)."""
         self.clear()
-        steps = list(history.get("steps", []))
-        self.add_losses(steps, list(history.get("losses", [])))
+        steps, losses = thinned(list(history.get("steps", [])), list(history.get("losses", [])), MAX_LOADED_POINTS)
+        self.add_losses(steps, losses)
         records = history.get("epochs", [])
         last_epoch = max((int(r["epoch"]) for r in records), default=0)
         for record in records:

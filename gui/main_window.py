@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine import checkpoint as ckpt
-from engine.data import DATASETS, cache_dir, locate
+from engine.data import DATASETS, cache_dir, locate, split_files
 from engine.devices import list_devices
 from engine.errors import UserError
+from engine.files import check_output
 from engine.inference import Predictor, load_bundled
 from engine.training import EpochEvent, FinishedEvent, Trainer, epochs_text
 from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
@@ -42,7 +43,16 @@ from gui.loss_plot import TrainingPlots
 from gui.prediction_panel import RecognitionPanel
 from gui.settings import ask_export_path, settings_list
 from gui.training_panel import TrainingPanel
-from gui.workers import DatasetWorker, ExportWorker, ModelSnapshot, TrainingWorker, WarmUpWorker, finish, start
+from gui.workers import (
+    CheckpointWorker,
+    DatasetWorker,
+    ExportWorker,
+    ModelSnapshot,
+    TrainingWorker,
+    WarmUpWorker,
+    finish,
+    start,
+)
 
 APP_NAME = "Digit Studio"
 APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "digit-studio.svg"
@@ -65,6 +75,7 @@ class MainWindow(QMainWindow):
     training_steps = Signal(object)  # list[StepEvent]
     training_epoch = Signal(object)  # EpochEvent
     training_finished = Signal(object)  # FinishedEvent, or None when a run failed
+    checkpoint_opened = Signal(bool)  # whether the last open_checkpoint ended with the model on hand
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -91,6 +102,8 @@ class MainWindow(QMainWindow):
         self.warm_up_thread: QThread | None = None
         self.export_worker: ExportWorker | None = None
         self.export_thread: QThread | None = None
+        self.checkpoint_worker: CheckpointWorker | None = None
+        self.checkpoint_thread: QThread | None = None
         self._warm_up_scheduled = False
         self.last_error: str | None = None
         # The file the model on hand was opened from or last saved to: Save writes there. A new run has
@@ -536,15 +549,41 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(path)
 
     def open_checkpoint(self, path: str | Path) -> bool:
-        """Load a checkpoint; on any problem show it and keep the current model."""
+        """Start opening a checkpoint on a worker; whether it started. On any problem the current model
+        stays and the problem is shown. ``checkpoint_opened`` says how it ended (False at once when refused)."""
+        refusal = None
         if not self.open_action.isEnabled():  # a run is on (the menu is locked; this catches other callers)
-            self.show_status(f"Not opened {Path(path).name}: stop the training first")
+            refusal = f"Not opened {Path(path).name}: stop the training first"
+        elif self.checkpoint_thread is not None:
+            refusal = f"Not opened {Path(path).name}: still opening {Path(self.checkpoint_worker.path).name}"
+        if refusal is not None:
+            self.show_status(refusal)
+            self.checkpoint_opened.emit(False)
             return False
-        try:
-            loaded = ckpt.load(path)
-        except UserError as exc:
-            self.show_error("Cannot open checkpoint", str(exc))
-            return False
+        self.show_status(f"Opening {Path(path).name}...")
+        self.checkpoint_worker = worker = CheckpointWorker(str(path))
+        self.checkpoint_thread = start(worker, self, loaded=self._on_checkpoint_loaded,
+                                       failed=self._on_checkpoint_failed, done=self._on_checkpoint_done)
+        return True
+
+    @Slot(str)
+    def _on_checkpoint_failed(self, message: str) -> None:
+        self.show_status("Not opened: see the message")
+        self.show_error("Cannot open checkpoint", message)
+        self.checkpoint_opened.emit(False)
+
+    @Slot()
+    def _on_checkpoint_done(self) -> None:
+        finish(self.checkpoint_thread)
+        self.checkpoint_thread = self.checkpoint_worker = None
+
+    @Slot(object)
+    def _on_checkpoint_loaded(self, loaded: ckpt.Checkpoint) -> None:
+        if not self.open_action.isEnabled():  # a run started while the file was being read
+            self.show_status(f"Not opened {loaded.display_name}: a training run started meanwhile")
+            self.checkpoint_opened.emit(False)
+            return
+        path = loaded.path
         self.checkpoint = loaded
         self.snapshot = None
         self.trainer = None
@@ -559,7 +598,7 @@ class MainWindow(QMainWindow):
         switched = self._select_dataset_of(loaded)
         self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
                          + (f"; data set switched to {switched}, which it was trained on" if switched else ""))
-        return True
+        self.checkpoint_opened.emit(True)
 
     def _select_dataset_of(self, loaded: ckpt.Checkpoint) -> str | None:
         """Choose the data set a checkpoint was trained on, so that Evaluate and Continue use it: the
@@ -619,10 +658,27 @@ class MainWindow(QMainWindow):
         if path:
             self.save_to(path)
 
+    def may_write(self, path: str | Path, title: str, keep_model_file: bool = False) -> bool:
+        """Whether the app may write ``path`` (engine.files.check_output); if not, says why in a dialog.
+
+        No file is written over a data set the app has loaded, nor, with ``keep_model_file``, over the
+        model's own checkpoint (an export named like it); Save itself does replace the model's file."""
+        inputs = [file for dataset in self.datasets.values() for file in split_files(Path(dataset.folder))]
+        if keep_model_file:
+            inputs += [self.model_file, self.checkpoint.path if self.checkpoint is not None else None]
+        try:
+            check_output(path, inputs)
+        except UserError as exc:
+            self.show_error(title, str(exc))
+            return False
+        return True
+
     def save_to(self, path: str | Path) -> bool:
         payload = self._current_payload()
         if payload is None:
             self.show_error("Save checkpoint", NOTHING_TO_SAVE)
+            return False
+        if not self.may_write(path, "Cannot save checkpoint"):
             return False
         try:
             saved = ckpt.save(payload, path)
@@ -656,6 +712,8 @@ class MainWindow(QMainWindow):
         fmt = format_for_path(path, default=self.EXPORT_FILTERS.get(chosen, "pt2"))
         if not Path(path).suffix:
             path += SUFFIXES[fmt]
+        if not self.may_write(path, "Export failed", keep_model_file=True):
+            return
         self.show_status(f"Exporting {fmt} model to {path}...")
         self.export_worker = worker = ExportWorker(ckpt.from_payload(self._current_payload()), fmt, path)
         self.export_thread = start(worker, self, exported=self._on_exported, failed=self._on_export_failed,
@@ -686,6 +744,8 @@ class MainWindow(QMainWindow):
     def write_export(self, write: Callable[[], list[Path]], path: str | Path) -> list[Path] | None:
         """Run an export's ``write`` (which returns the files written) and say what came of it: the files
         in the status line, or why not in a dialog. Returns the files, or None when it failed."""
+        if not self.may_write(path, "Export failed", keep_model_file=True):
+            return None
         try:
             written = write()
         except OSError as exc:
@@ -797,6 +857,8 @@ class MainWindow(QMainWindow):
         self.warm_up_thread = None
         finish(self.export_thread)  # nor can an export, which takes a second or two at most
         self.export_thread = None
+        finish(self.checkpoint_thread)  # nor a checkpoint being opened, bounded by its size limits
+        self.checkpoint_thread = None
         self.evaluation.shutdown()
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again

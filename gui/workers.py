@@ -285,13 +285,17 @@ def snapshot_progress(epochs_done: int, epochs_planned: int, stopped: bool | Non
 
 
 class WarmUpWorker(Worker):
-    """Does the first training run's one-off start-up work (``engine.training.warm_up``) in the background."""
+    """Does the first training run's one-off start-up work (``engine.training.warm_up``) in the background,
+    and removes what an autosave killed mid-write left behind (engine.files.remove_stale_temporaries)."""
 
     background = True
 
     def work(self) -> None:
+        from engine.files import remove_stale_temporaries
         from engine.training import warm_up
+        from gui.autosave import autosave_dir
 
+        remove_stale_temporaries(autosave_dir())
         warm_up()
 
 
@@ -312,6 +316,22 @@ class ExportWorker(Worker):
 
         written = export(self.checkpoint, self.fmt, self.path)
         self.exported.emit(self.fmt, str(written))
+
+
+class CheckpointWorker(Worker):
+    """Opens and validates a checkpoint off the GUI thread: a file at the size limits (a long history,
+    the widest model) takes a second or more to check, which must not freeze the window."""
+
+    loaded = Signal(object)  # engine.checkpoint.Checkpoint, its model handed over to the GUI thread
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def work(self) -> None:
+        from engine import checkpoint
+
+        self.loaded.emit(checkpoint.load(self.path))
 
 
 class DatasetWorker(Worker):

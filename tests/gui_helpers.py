@@ -1,4 +1,4 @@
-"""Helpers for GUI tests: real mouse strokes on a widget, files dropped on it."""
+"""Helpers for GUI tests: real mouse strokes on a widget, files dropped on it, a checkpoint opened."""
 
 from __future__ import annotations
 
@@ -56,3 +56,10 @@ def drop_file(window: QWidget, over: QWidget, path: Path | str) -> bool:
     drop.ignore()
     QApplication.sendEvent(target, drop)
     return drop.isAccepted()
+
+
+def open_checkpoint(qtbot, window, path: Path | str, timeout: int = 15000) -> bool:
+    """Open a checkpoint in the window as File > Open does, and wait until it is on hand or refused."""
+    with qtbot.waitSignal(window.checkpoint_opened, timeout=timeout) as blocker:
+        window.open_checkpoint(path)
+    return bool(blocker.args[0])

@@ -172,3 +172,50 @@ def test_a_data_variable_pointing_where_the_files_are_not_is_named_in_the_error(
     monkeypatch.setattr(engine.download, "download_dataset", offline)
     with pytest.raises(DownloadError, match=r"no network connection \(\$DIGIT_STUDIO_DATA is .*typo, which holds"):
         resolve("mnist")
+
+
+def _gzip_header_only(path: Path, count: int, body: bytes = b"") -> Path:
+    import struct
+
+    path.write_bytes(gzip.compress(struct.pack(">IIII", data.IMAGES_MAGIC, count, 28, 28) + body))
+    return path
+
+
+def test_a_gzip_header_announcing_more_than_the_file_can_hold_is_refused_before_inflating(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    path = _gzip_header_only(tmp_path / "train-images-idx3-ubyte.gz", 400_000, bytes(10_000))
+    monkeypatch.setattr(data.np, "empty", lambda *a, **k: pytest.fail("allocated the announced body"))
+    with pytest.raises(DataError, match=r"header announces 400000 images .* can hold at most"):
+        data.read_idx(path, data.IMAGES_MAGIC)
+
+
+def test_an_idx_bomb_is_refused_by_its_count(tmp_path: Path) -> None:
+    """A few megabytes of zeros inflate to gigabytes; a header asking for more than any data set is refused."""
+    path = _gzip_header_only(tmp_path / "train-images-idx3-ubyte.gz", 8_000_000)
+    with pytest.raises(DataError, match="more than the 500,000 a data set may have"):
+        data.read_idx(path, data.IMAGES_MAGIC)
+
+
+def test_a_body_longer_than_announced_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    path = _gzip_header_only(tmp_path / "x-images-idx3-ubyte.gz", 1, bytes(784 + 5_000_000))
+    with pytest.raises(DataError, match=r"1048576\+ unexpected bytes after the 1 images"):
+        data.read_idx(path, data.IMAGES_MAGIC)
+
+
+def test_a_raw_header_announcing_more_than_the_file_holds_is_refused(tmp_path: Path) -> None:
+    import struct
+
+    path = tmp_path / "x-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">IIII", data.IMAGES_MAGIC, 400_000, 28, 28) + bytes(784))
+    with pytest.raises(DataError, match="truncated: header announces 400000 images"):
+        data.read_idx(path, data.IMAGES_MAGIC)
+
+
+def test_blank_training_images_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "blank"
+    folder.mkdir()
+    for split in ("train", "t10k"):
+        data.write_idx(folder / f"{split}-images-idx3-ubyte", np.zeros((4, 28, 28), np.uint8))
+        data.write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
+    with pytest.raises(DataError, match="all the same shade"):
+        data.load_folder(folder)

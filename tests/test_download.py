@@ -87,3 +87,21 @@ def test_connection_dropped_mid_file_resumes_from_the_next_mirror(server: str, h
     path = download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "a/", server + "b/"], tmp_path)
     assert path.read_bytes() == PAYLOAD
     assert http_server.requests[-1] == ("/b/good.bin", "bytes=100000-")
+
+
+def test_a_server_that_sends_too_much_is_cut_off(server: str, tmp_path: Path, monkeypatch) -> None:
+    import engine.download
+
+    monkeypatch.setattr(engine.download, "MAX_FILE_BYTES", 100_000)
+    with pytest.raises(DownloadError, match="announces 512,000 bytes, more than any data set file holds"):
+        download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_sends_for_too_long_is_cut_off(server: str, tmp_path: Path) -> None:
+    import time
+
+    with pytest.raises(DownloadError, match="still sending after"):
+        download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path,
+                      deadline=time.monotonic() - 1)
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ from torch import nn
 
 from engine.evaluation import evaluate, read_csv
 from engine.inference import Predictor
+from tests.gui_helpers import open_checkpoint
 
 
 class ScriptedModel(nn.Module):
@@ -145,7 +146,7 @@ def test_exports_remember_their_folder_and_a_failing_one_says_why_and_keeps_the_
     monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
     view.export_csv_dialog()  # the folder does not exist
     assert window.errors and str(tmp_path / "out" / "eval.csv") in window.errors[-1]
-    assert "No such file or directory" in window.errors[-1]
+    assert "does not exist" in window.errors[-1]
 
     (tmp_path / "out").mkdir()
     view.export_csv_dialog()
@@ -203,7 +204,7 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     panel = window.training_panel
     assert panel.dataset_choice() == ("mnist", None)
 
-    assert window.open_checkpoint(path)
+    assert open_checkpoint(qtbot, window, path)
     assert panel.dataset_choice() == ("fashion-mnist", None)
     assert "data set switched to Fashion-MNIST" in window.status_label.text()
 
@@ -222,7 +223,7 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     assert window.recognition.predictor.source == "clothes.pt"  # the opened model stays in use
 
 
-def test_a_checkpoint_brings_the_folder_its_data_came_from(window, tmp_path, tiny_data) -> None:
+def test_a_checkpoint_brings_the_folder_its_data_came_from(qtbot, window, tmp_path, tiny_data) -> None:
     """Trained on a folder of its own (not where the data set's name leads): opening it chooses that folder;
     once the folder is gone, the data set of its name."""
     import shutil
@@ -239,11 +240,11 @@ def test_a_checkpoint_brings_the_folder_its_data_came_from(window, tmp_path, tin
     panel = window.training_panel
     assert panel.dataset_choice() == ("mnist", None)
 
-    assert window.open_checkpoint(path)
+    assert open_checkpoint(qtbot, window, path)
     assert panel.dataset_choice()[1] == str(folder.resolve())
     assert f"data set switched to the folder {folder.resolve()}" in window.status_label.text()
 
     panel.select_dataset("mnist")
     shutil.rmtree(folder)
-    assert window.open_checkpoint(path)
+    assert open_checkpoint(qtbot, window, path)
     assert panel.dataset_choice() == ("mnist", None) and "switched" not in window.status_label.text()

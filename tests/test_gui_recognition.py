@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 
 from engine.inference import BUNDLED_MODEL
 from tests.drawn_digits import SHAPES, render
-from tests.gui_helpers import drag
+from tests.gui_helpers import drag, open_checkpoint
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="bundled model not built")
 
@@ -141,14 +141,14 @@ def test_saliency_overlay_colours_the_input_view(panel) -> None:
     assert plain != overlay
 
 
-def test_model_in_use_switches_when_a_checkpoint_is_opened(window, panel, tmp_path, tiny_dataset) -> None:
+def test_model_in_use_switches_when_a_checkpoint_is_opened(qtbot, window, panel, tmp_path, tiny_dataset) -> None:
     from engine import checkpoint as ckpt
     from engine.training import TrainConfig, Trainer
 
     trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=32, device="cpu"), tiny_dataset)
     trainer.run()
     path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "mine.pt")
-    assert window.open_checkpoint(path)
+    assert open_checkpoint(qtbot, window, path)
     assert panel.predictor.source == "mine.pt" and "mine.pt" in panel.source_label.text()
 
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSpi
 from engine import checkpoint as ckpt
 from engine.devices import list_devices
 from engine.training import StepEvent, epochs_text
+from tests.gui_helpers import open_checkpoint
 from tests.helpers import report_notice_before_training
 
 
@@ -378,13 +379,13 @@ def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, 
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     assert not any(item.isEnabled() for item in locks)  # from Train on, while the data loads too
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
-    assert not window.open_checkpoint(path) and "stop the training first" in window.status_label.text()
+    assert not open_checkpoint(qtbot, window, path) and "stop the training first" in window.status_label.text()
     assert window.checkpoint is None and window.trainer is not None
     with qtbot.waitSignal(window.training_finished, timeout=5000):
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
     assert all(item.isEnabled() for item in locks)
-    assert window.open_checkpoint(path)
+    assert open_checkpoint(qtbot, window, path)
 
 
 def test_closing_mid_training_stops_cleanly_and_keeps_the_autosave(window, qtbot, monkeypatch) -> None:
@@ -443,7 +444,7 @@ def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_
 
     from engine.inference import BUNDLED_MODEL
 
-    assert window.open_checkpoint(BUNDLED_MODEL)
+    assert open_checkpoint(qtbot, window, BUNDLED_MODEL)
     out = tmp_path / "exports"  # apart from the settings file the window writes in tmp_path
     out.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(out / name), filter_name))
@@ -533,15 +534,20 @@ def test_an_export_that_fails_says_why_and_a_second_waits_for_the_first(window, 
 
     from engine.inference import BUNDLED_MODEL
 
-    assert window.open_checkpoint(BUNDLED_MODEL)
-    target = tmp_path / "gone" / "digits.pt2"
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(target), ""))
+    assert open_checkpoint(qtbot, window, BUNDLED_MODEL)
+    answer = {"path": str(tmp_path / "digits.pt2")}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (answer["path"], ""))
     window.export_dialog()
     thread = window.export_thread
+    assert thread is not None
     window.export_dialog()  # refused while the first is under way
     assert window.export_thread is thread and "still being written" in window.status_label.text()
     qtbot.waitUntil(lambda: window.export_thread is None, timeout=30000)
-    assert window.errors and "folder" in window.errors[-1] and str(target.parent) in window.errors[-1]
+    assert (tmp_path / "digits.pt2").is_file() and not window.errors
+    answer["path"] = str(tmp_path / "gone" / "digits.pt2")
+    window.export_dialog()  # said at once, before any work
+    assert window.export_thread is None
+    assert window.errors and "does not exist" in window.errors[-1] and str(tmp_path / "gone") in window.errors[-1]
 
 
 @pytest.mark.parametrize("where", ["canvas", "loss plot", "epochs field", "bars", "panel"])
@@ -578,11 +584,11 @@ def test_a_dropped_file_that_is_no_checkpoint_is_refused_or_explained(window, qt
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100])
-def test_corrupt_checkpoint_shows_an_error_and_keeps_the_model(window, tmp_path, content) -> None:
+def test_corrupt_checkpoint_shows_an_error_and_keeps_the_model(qtbot, window, tmp_path, content) -> None:
     before = window.recognition.predictor
     bad = tmp_path / "bad.pt"
     bad.write_bytes(content)
-    assert not window.open_checkpoint(bad)
+    assert not open_checkpoint(qtbot, window, bad)
     assert window.errors and "bad.pt" in window.errors[-1]
     assert window.recognition.predictor is before
 
@@ -594,7 +600,7 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
     path = tmp_path / "one.pt"
     assert window.save_to(path)
-    assert window.open_checkpoint(path)
+    assert open_checkpoint(qtbot, window, path)
     steps_per_epoch = 10  # 320 training images, batch 32
     assert window.plots.epoch_steps == [steps_per_epoch]  # the test loss sits where the epoch ended
     assert window.recognition.predictor.source == "one.pt"
@@ -653,7 +659,7 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
 
     other = tmp_path / "other.pt"
     other.write_bytes(BUNDLED_MODEL.read_bytes())
-    assert window.open_checkpoint(other)
+    assert open_checkpoint(qtbot, window, other)
     assert window.windowTitle().startswith("other.pt")
     window.save_action.trigger()  # the opened model goes back to its own file, not to the last one saved
     assert len(asked) == 1 and first.read_bytes() == first_bytes
@@ -667,13 +673,13 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     assert ckpt.load(tmp_path / "asked2.pt").architecture == "lenet"
 
 
-def test_open_recent_greys_out_a_file_that_is_gone(window, tmp_path) -> None:
+def test_open_recent_greys_out_a_file_that_is_gone(qtbot, window, tmp_path) -> None:
     from engine.inference import BUNDLED_MODEL
 
     kept, gone = tmp_path / "kept.pt", tmp_path / "gone.pt"
     for path in (kept, gone):
         path.write_bytes(BUNDLED_MODEL.read_bytes())
-        assert window.open_checkpoint(path)
+        assert open_checkpoint(qtbot, window, path)
     gone.unlink()
     window.recent_menu.aboutToShow.emit()  # as when the user opens the menu
     entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions() if a.text()}

@@ -81,6 +81,8 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "amsgrad turned on": (lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("amsgrad", True), "amsgrad"),
     "infinite learning rate": (lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("lr", math.inf),
                                "learning rate"),
+    "nested optimizer option": (lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("x", [[[1]]]),
+                                "not a plain value"),
     "optimizer state not a dict": (_set("optimizer_state", value=[1, 2]), "must be a dictionary"),
     "NaN weight": (lambda d: d["model_state"]["conv1.weight"].view(-1).__setitem__(3, math.nan), "NaN or infinite"),
     "infinite weight": (lambda d: d["model_state"]["fc3.bias"].fill_(math.inf), "NaN or infinite"),
@@ -105,8 +107,8 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "history of unequal length": (lambda d: d["history"]["losses"].append(1.0), "losses"),
     "history epoch accuracy out of range": (lambda d: d["history"]["epochs"][0].__setitem__("test_accuracy", 7.0),
                                             "accuracy"),
-    "too long a history": (_set("history", value={"steps": [1] * 1_000_001, "losses": [1.0] * 1_000_001}),
-                           "more than the 1,000,000"),
+    "too long a history": (_set("history", value={"steps": [1] * 250_001, "losses": [1.0] * 250_001}),
+                           "more than the 250,000"),
     "config not a dict": (_set("config", value=[]), "config must be a dictionary"),
     "config with a text epoch count": (_set("config", "epochs", value="3"), "config epochs"),
     "config seed beyond 64 bits": (_set("config", "seed", value=2**70), "seed"),
@@ -231,3 +233,12 @@ def test_evaluate_json_is_strict(payload, tiny_data: Path, tmp_path: Path, capsy
         raise AssertionError(f"non-strict JSON constant {constant}")
 
     json.loads(text, parse_constant=refuse)
+
+
+def test_a_zip_listing_too_many_entries_is_refused_from_its_end_record(tmp_path: Path) -> None:
+    path = tmp_path / "many.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(10_001):
+            archive.writestr(f"many/{i}", b"")
+    with pytest.raises(CheckpointError, match="lists 10,001 entries"):
+        ckpt.load(path)
