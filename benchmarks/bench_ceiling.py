@@ -22,9 +22,9 @@ from common import DEFAULT_DATA, median, print_json, print_table
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.config import TrainConfig
 from engine.data import load_folder
 from engine.models import build_model
-from engine.training import TrainConfig
 
 TARGET_RATIO = 20.0
 

@@ -22,8 +22,9 @@ import torch
 from common import DEFAULT_DATA, median, print_json
 
 import engine.training
+from engine.config import TrainConfig
 from engine.data import Dataset, Split, load_folder
-from engine.training import TrainConfig, Trainer
+from engine.training import Trainer
 
 CONFIGS = {
     "lenet batch 8 (tutorial)": TrainConfig(model="lenet", epochs=1, batch_size=8, optimizer="sgd", lr=0.001,

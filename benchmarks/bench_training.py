@@ -25,11 +25,13 @@ from torch.utils.data import DataLoader
 from tutorial_script import Net
 
 from engine import native_library
+from engine.config import TrainConfig
 from engine.data import load_folder
 from engine.devices import resolve_device
 from engine.evaluation import evaluate
+from engine.events import EpochEvent, FinishedEvent, TrainingControl
 from engine.lenet_features import kernel_status
-from engine.training import EpochEvent, FinishedEvent, TrainConfig, Trainer, TrainingControl
+from engine.training import Trainer
 
 
 def tutorial_dataset(images: torch.Tensor, labels: torch.Tensor):
@@ -100,7 +102,7 @@ def budget_accuracy(config: TrainConfig, dataset, budget: float, device: torch.d
     start = {"t": None}
 
     def on_event(event) -> None:
-        from engine.training import StepEvent
+        from engine.events import StepEvent
 
         if isinstance(event, StepEvent):
             if start["t"] is None:

@@ -46,7 +46,6 @@ from torch import nn
 
 from engine import __version__
 from engine.checkpoint_validation import (
-    MAX_EPOCHS,
     check_architecture,
     check_archive,
     check_config,
@@ -60,11 +59,12 @@ from engine.checkpoint_validation import (
     text,
     whole,
 )
+from engine.config import MAX_EPOCHS, TrainConfig
 from engine.data import Normalization, has_split_files
 from engine.errors import CheckpointError, ConfigError
 from engine.files import atomic_write
+from engine.history import History
 from engine.models import build_model
-from engine.training import History, TrainConfig
 
 FORMAT = "digit-studio-checkpoint"
 FORMAT_VERSION = 1
@@ -368,12 +368,14 @@ def resume_trainer(
     dataset: Any,
     *,
     more_epochs: int | None = None,
-    device: str | None = None,
+    **settings: Any,
 ) -> Any:
     """A :class:`engine.training.Trainer` that continues ``checkpoint``: same weights, optimiser, history.
 
     Without ``more_epochs`` it finishes the run the checkpoint planned (``config.epochs``); with it, it
-    trains that many epochs beyond those done.
+    trains that many epochs beyond those done. ``settings`` replace those of the checkpoint's
+    configuration that do not change what is learned (``device``, ``log_every``, ``detect_anomaly``),
+    before the Trainer is built, so its device-dependent choices follow them.
     """
     from dataclasses import replace
 
@@ -381,9 +383,7 @@ def resume_trainer(
     from engine.training import Trainer
 
     check_classes(dataset, checkpoint.class_names, checkpoint.display_name)
-    config = checkpoint.config
-    if device is not None:
-        config = replace(config, device=device)
+    config = replace(checkpoint.config, **settings)
     if more_epochs is not None:
         config = replace(config, epochs=checkpoint.epochs_done + more_epochs)
     if config.epochs <= checkpoint.epochs_done:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.config import MAX_EPOCHS
 from engine.errors import CheckpointError, ConfigError
 from engine.models import MODELS, model_arguments
 
@@ -36,7 +37,6 @@ MAX_TENSOR_BYTES = 128 * 2**20
 MAX_PICKLE_BYTES = 6 * 2**20
 MAX_MEMBERS = 10_000
 MAX_HISTORY_POINTS = 250_000
-MAX_EPOCHS = 100_000
 MAX_TEXT = 10_000  # characters in any string field
 MAX_INT = 2**53  # step counters and other counts: exact as a float, and far beyond any real run
 

@@ -56,9 +56,9 @@ _seed = _number(int, lambda v: 0 <= v <= 2**32 - 1, "must be in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
     from engine.data import DATASETS
     from engine.models import model_names
-    from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
 
     defaults = TrainConfig()
     parser = _Parser(prog=PROG, description="Train, evaluate and use handwritten-digit classifiers.")
@@ -205,66 +205,57 @@ def _resume_device(previous: Any) -> str:
     return previous.config.device
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from engine import checkpoint as ckpt
-    from engine.devices import resolve_device
-    from engine.files import check_output
-    from engine.training import EpochEvent, NoticeEvent, StepEvent, TrainConfig, Trainer, TrainingControl, epochs_text
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields the command line names (None: not given)."""
+    given = {"model": args.model, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+             "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
+             "augment": args.augment, "seed": args.seed, "device": args.device, "log_every": args.log_every,
+             "detect_anomaly": args.detect_anomaly}
+    return {key: value for key, value in given.items() if value is not None}
 
-    overrides = {
-        key: value
-        for key, value in {
-            "model": args.model, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-            "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
-            "augment": args.augment, "seed": args.seed, "device": args.device, "log_every": args.log_every,
-            "detect_anomaly": args.detect_anomaly,
-        }.items()
-        if value is not None
-    }
-    out = check_output(args.out, [args.resume]) if args.out else None
-    if args.resume:
-        previous = ckpt.load(args.resume)
-        ignored = sorted(set(overrides) - {"device", "log_every", "detect_anomaly"})
-        if ignored:
-            raise UserError(f"--resume continues the checkpoint's own settings; drop {', '.join('--' + k.replace('_', '-') for k in ignored)}")
-        device = args.device
-        if device is not None:
-            resolve_device(device)  # an unusable device is reported before any data is downloaded
-        else:
-            device = _resume_device(previous)
-        dataset = _load_data(args, previous.dataset_name, previous)
-        trainer = ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, device=device)
-        trainer.config = replace(trainer.config, **{k: v for k, v in overrides.items() if k != "device"})
-    else:
-        config = TrainConfig.for_model(overrides.pop("model", TrainConfig().model), **overrides)
+
+def _trainer(args: argparse.Namespace) -> Any:
+    """A Trainer for ``train``'s arguments: a new run, or ``--resume``'s; its config is built once, whole,
+    before the Trainer, so that every choice the Trainer makes from it (a CUDA graph, the layout) holds."""
+    from engine import checkpoint as ckpt
+    from engine.config import TrainConfig
+    from engine.devices import resolve_device
+    from engine.training import Trainer
+
+    settings = _train_settings(args)
+    if not args.resume:
+        config = TrainConfig.for_model(settings.pop("model", TrainConfig().model), **settings)
         if args.epochs is not None:
             config = replace(config, epochs=args.epochs)
         config.validate()
         resolve_device(config.device)  # an unusable device is reported before any data is downloaded
-        dataset = _load_data(args)
-        trainer = Trainer(config, dataset)
-    if out is not None:  # the data set's own files, now that it is known which
-        check_output(out, [args.resume, *_data_files(dataset)])
-    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
+        return Trainer(config, _load_data(args))
+    previous = ckpt.load(args.resume)
+    ignored = sorted(set(settings) - {"device", "log_every", "detect_anomaly"})
+    if ignored:
+        raise UserError(f"--resume continues the checkpoint's own settings; drop "
+                        f"{', '.join('--' + k.replace('_', '-') for k in ignored)}")
+    if args.device is not None:
+        resolve_device(args.device)  # an unusable device is reported before any data is downloaded
+    else:
+        settings["device"] = _resume_device(previous)
+    dataset = _load_data(args, previous.dataset_name, previous)
+    return ckpt.resume_trainer(previous, dataset, more_epochs=args.epochs, **settings)
 
-    saved_epochs = -1
 
-    def autosave(t: Trainer) -> None:
-        nonlocal saved_epochs
-        if out is not None:
-            ckpt.save(ckpt.trainer_payload(t, command, slim=args.slim), out)
-            saved_epochs = t.epochs_done
+def _progress_reporter(trainer: Any, quiet: bool) -> tuple[Callable[[Any], None], Any]:
+    """``on_event`` for a run: a tqdm bar on stderr (none with ``quiet``), notes always; and the bar."""
+    from engine.events import EpochEvent, NoticeEvent, StepEvent
 
-    control = TrainingControl()
     bar = None
-    if not args.quiet:
+    if not quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=trainer.config.epochs * trainer.steps_per_epoch, initial=trainer.global_step,
                    unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
 
     def on_event(event: Any) -> None:
-        if isinstance(event, NoticeEvent):  # shown even with --quiet: it explains a slower run
+        if isinstance(event, NoticeEvent):  # shown even when quiet: it explains a slower run
             message = f"{PROG}: note: {event.message}"
             if bar is not None:
                 bar.write(message, file=sys.stderr)
@@ -280,6 +271,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.write(f"epoch {event.epoch}/{event.total_epochs}: train loss {event.train_loss:.4f}, "
                       f"test loss {event.test_loss:.4f}, test accuracy {event.test_accuracy:.2%}")
 
+    return on_event, bar
+
+
+def _run_until_done_or_interrupted(trainer: Any, on_event: Callable[[Any], None],
+                                   on_epoch_end: Callable[[Any], None]) -> Any:
+    """Run ``trainer``; the first Ctrl-C stops it after the batch in progress, a second one at once."""
+    from engine.events import TrainingControl
+
+    control = TrainingControl()
+
     def on_sigint(signum: int, frame: Any) -> None:
         if control.stopped:
             raise KeyboardInterrupt
@@ -287,9 +288,33 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = trainer.run(on_event, control, on_epoch_end=autosave)
+        return trainer.run(on_event, control, on_epoch_end=on_epoch_end)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine import checkpoint as ckpt
+    from engine.events import epochs_text
+    from engine.files import check_output
+
+    out = check_output(args.out, [args.resume]) if args.out else None
+    trainer = _trainer(args)
+    if out is not None:  # the data set's own files, now that it is known which
+        check_output(out, [args.resume, *_data_files(trainer.dataset)])
+    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
+    saved_epochs = -1
+
+    def autosave(t: Any) -> None:
+        nonlocal saved_epochs
+        if out is not None:
+            ckpt.save(ckpt.trainer_payload(t, command, slim=args.slim), out)
+            saved_epochs = t.epochs_done
+
+    on_event, bar = _progress_reporter(trainer, args.quiet)
+    try:
+        result = _run_until_done_or_interrupted(trainer, on_event, autosave)
+    finally:
         if bar is not None:
             bar.close()
     if out is not None and saved_epochs != trainer.epochs_done and trainer.epochs_done > 0:
@@ -297,21 +322,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stopped:
         where = f"; epoch {trainer.epochs_done} is saved in {out}" if out and trainer.epochs_done else ""
         print(f"{PROG}: training stopped during epoch {trainer.epochs_done + 1}{where}", file=sys.stderr)
-    summary = {
-        "model": trainer.config.model,
-        "device": str(trainer.device),
-        "epochs": trainer.epochs_done,
-        "stopped": result.stopped,
-        "train_seconds": round(result.train_seconds, 3),
-        "samples_per_second": round(result.samples_per_second, 1),
-        "test_accuracy": result.test_accuracy,
-        "final_loss": result.final_loss,
-        "checkpoint": str(out) if out is not None and trainer.epochs_done > 0 else None,
-    }
+    checkpoint = str(out) if out is not None and trainer.epochs_done > 0 else None
     if args.json:
-        _print_json(summary)
+        _print_json({"model": trainer.config.model, "device": str(trainer.device), "epochs": trainer.epochs_done,
+                     "stopped": result.stopped, "train_seconds": round(result.train_seconds, 3),
+                     "samples_per_second": round(result.samples_per_second, 1),
+                     "test_accuracy": result.test_accuracy, "final_loss": result.final_loss,
+                     "checkpoint": checkpoint})
     elif result.test_accuracy is not None:
-        saved = f"; saved in {out}" if summary["checkpoint"] else ""
+        saved = f"; saved in {out}" if checkpoint else ""
         print(f"test accuracy {result.test_accuracy:.2%} after {epochs_text(trainer.epochs_done)} "
               f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}")
     return 130 if result.stopped else 0

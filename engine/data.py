@@ -5,7 +5,8 @@ tensor and batches are taken by indexing it. That removes per-sample Python and 
 loop, which is where the classic tutorial spends most of its time.
 
 Where data comes from, in order: a folder the user names, ``$DIGIT_STUDIO_DATA``, the user cache dir
-(where downloads land), and finally a download (see :mod:`engine.download`).
+(where downloads land), and finally a download (:mod:`engine.download`, which knows nothing of data sets:
+files, checksums and mirrors).
 """
 
 from __future__ import annotations
@@ -24,18 +25,13 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from engine.download import ProgressCallback, RemoteFile, download_dataset
 from engine.errors import DataError, DownloadError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 IMAGE_SIZE = 28
 ENV_VAR = "DIGIT_STUDIO_DATA"
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    name: str
-    md5: str
 
 
 @dataclass(frozen=True)
@@ -369,9 +365,6 @@ def locate(name: str) -> Path | None:
     return None
 
 
-ProgressCallback = Callable[[int, int], None]
-
-
 def resolve(
     name: str = "mnist",
     folder: Path | str | None = None,
@@ -393,10 +386,9 @@ def resolve(
         looked = f" (${ENV_VAR} is {env}, which holds no {key} IDX files)" if env else ""
         if not download:
             raise DataError(f"{DATASETS[key].title} is not on this computer; put its IDX files in {target}{looked}")
-        from engine.download import download_dataset
-
+        spec = DATASETS[key]
         try:
-            found = download_dataset(DATASETS[key], target, progress=progress, cancelled=cancelled)
+            found = download_dataset(spec.files, spec.mirrors, target, progress=progress, cancelled=cancelled)
         except DownloadError as exc:
             raise DownloadError(f"{exc}{looked}") from exc
     return load_folder(found, name=key)

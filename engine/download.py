@@ -15,16 +15,27 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from engine.data import DatasetSpec, ProgressCallback, RemoteFile
 from engine.errors import DownloadCancelled, DownloadError
 
 CHUNK = 64 * 1024
 TIMEOUT_S = 20.0  # for each read: a silent server
 DEADLINE_S = 30 * 60.0  # for a whole data set: a server that trickles forever
 MAX_FILE_BYTES = 64 * 2**20  # the largest file of a known data set (Fashion-MNIST's training images) is 26 MB
+
+
+ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes expected)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file to fetch by name from any of a set of mirrors, and the MD5 sum it must have."""
+
+    name: str
+    md5: str
 
 
 class _Refused(DownloadError):
@@ -145,25 +156,26 @@ def download_file(
 
 
 def download_dataset(
-    spec: DatasetSpec,
+    files: Sequence[RemoteFile],
+    mirrors: Sequence[str],
     folder: Path,
     progress: ProgressCallback | None = None,
     cancelled: Callable[[], bool] | None = None,
     timeout: float = TIMEOUT_S,
 ) -> Path:
-    """Download every file of ``spec`` missing from ``folder``.
+    """Download every one of ``files`` missing from ``folder``, each from the first of ``mirrors`` that has it.
 
     Progress counts bytes over the files fetched so far: (bytes done, bytes expected), where the expected
     total grows as each file's size becomes known.
     """
     finished = 0
     deadline = time.monotonic() + DEADLINE_S
-    for remote in [f for f in spec.files if not (folder / f.name).is_file()]:
+    for remote in [f for f in files if not (folder / f.name).is_file()]:
 
         def report(done: int, total: int | None, base: int = finished) -> None:
             if progress is not None:
                 progress(base + done, base + (total if total is not None else done))
 
-        path = download_file(remote, spec.mirrors, folder, report, cancelled, timeout, deadline)
+        path = download_file(remote, tuple(mirrors), folder, report, cancelled, timeout, deadline)
         finished += path.stat().st_size
     return folder

@@ -1,14 +1,16 @@
 """LeNet's convolutional part -- conv1, max-pool, ReLU, conv2, max-pool, ReLU -- as one fused CPU kernel.
 
 Why: on a CPU these layers were most of a LeNet training step, waiting on memory traffic and per-operator
-overhead rather than arithmetic (README, Performance). ``engine/native/lenet_features.c`` computes them in
-one pass per 16 images that never writes an unpooled convolution output, and a backward that goes from
-the gradient of the flattened features straight to the four parameters' gradients.
+overhead rather than arithmetic (docs/performance.md, benchmarks/bench_training.py). ``engine/native/
+lenet_features.c`` computes them in one pass per 16 images that never writes an unpooled convolution
+output, and a backward that goes from the gradient of the flattened features straight to the four
+parameters' gradients.
 
-The function is the same as the plain operators' up to float rounding (tests/test_lenet_features.py
-compares values and gradients, ties and NaNs included). The plain path runs wherever the kernel does
-not apply: GPUs, other dtypes, small batches, autocast, an input that needs its own gradient, tracing,
-export and dispatch modes, or no kernel library on this machine (engine.native_library says why).
+The kernel is registered as two PyTorch operators (``torch.library.custom_op``, with an autograd formula
+and fake implementations), so autograd, ``torch.func``, tracing and FakeTensor treat it as any other
+operator. LeNet's ``forward`` is plain PyTorch unless its ``fused`` flag is set, which the Trainer does
+for CPU training. The function is the same as the plain operators' up to float rounding
+(tests/test_lenet_features.py compares values and gradients, ties and NaNs included).
 """
 from __future__ import annotations
 
@@ -20,8 +22,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
-from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from engine import native_library
 
@@ -73,16 +73,13 @@ def plain_features(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> torch
 
 
 def _applies(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> bool:
+    """Whether the kernel computes these features: CPU float32 images of one channel, at least 16 pixels a
+    side and MIN_BATCH of them, LeNet's layer sizes, no gradient wanted for the images themselves (the
+    kernel's backward gives the parameters' only), no autocast, no torch.func transform. Tracers, export
+    and FakeTensor see the registered operator (its fake implementation), so they need no test here."""
     params = (conv1.weight, conv1.bias, conv2.weight, conv2.bias)
     return (
-        not torch.jit.is_tracing()  # first: a traced or exported model records plain operators
-        and not torch.jit.is_scripting()
-        and not torch.compiler.is_compiling()
-        and not torch.compiler.is_exporting()
-        and not torch.onnx.is_in_onnx_export()
-        and type(x) is torch.Tensor  # not a fake, functional or other tensor subclass of a tracer
-        and not is_in_torch_dispatch_mode()  # FLOP counters, fake-tensor and other modes see every operator
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype == torch.float32
         and x.dim() == 4
         and x.shape[1] == 1
@@ -95,14 +92,18 @@ def _applies(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> bool:
         and all(c.stride == (1, 1) and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
                 for c in (conv1, conv2))
         and not torch.is_autocast_enabled("cpu")
+        # torch.func transforms need an autograd.Function with setup_context; a custom operator's
+        # registered autograd formula is not one, so under grad or vmap the plain operators run
+        and torch._C._functorch.maybe_current_level() is None
     )
 
 
-def features(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> torch.Tensor:
-    """flatten(relu(max_pool2d(conv2(relu(max_pool2d(conv1(x), 2))), 2))), fused on the CPU where the kernel
-    applies."""
-    if _applies(x, conv1, conv2) and _library() is not None:
-        return _FusedFeatures.apply(x, conv1.weight, conv1.bias, conv2.weight, conv2.bias)
+def features(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d, fused: bool = False) -> torch.Tensor:
+    """flatten(relu(max_pool2d(conv2(relu(max_pool2d(conv1(x), 2))), 2))); with ``fused``, through the
+    ``digit_studio::lenet_features`` operator where the kernel applies and is built (the Trainer opts in
+    for CPU training), else plain PyTorch."""
+    if fused and _applies(x, conv1, conv2) and _library() is not None:
+        return torch.ops.digit_studio.lenet_features(x, conv1.weight, conv1.bias, conv2.weight, conv2.bias)[0]
     return plain_features(x, conv1, conv2)
 
 
@@ -136,48 +137,85 @@ class _Sizes:
         self.features = CHANNELS2 * (self.qh // 2) * (self.qw // 2)
 
 
-class _FusedFeatures(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight2: torch.Tensor,
-                bias2: torch.Tensor) -> torch.Tensor:
-        lib = _library()
-        s = _Sizes(x.shape[0], x.shape[2], x.shape[3], lib.lanes)
-        x = x.contiguous()
-        w1 = weight1.detach().reshape(CHANNELS1, KERNEL * KERNEL).contiguous()
-        w2 = weight2.detach().permute(1, 2, 3, 0).contiguous()  # (C1, 5, 5, C2): see the kernel
-        b1, b2 = bias1.detach().contiguous(), bias2.detach().contiguous()
-        out = torch.empty(s.batch, s.features)
-        lanes = torch.empty(s.chunks, s.height * s.width, s.lanes)
-        hidden = torch.empty(s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)
-        index1 = torch.empty(s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes, dtype=torch.uint8)
-        index2 = torch.empty(s.chunks, s.features, s.lanes, dtype=torch.uint8)
-        pooled = _workspace("pooled", s.chunks, s.features, s.lanes)
-        _check(lib.lenet_features_forward(
-            x.data_ptr(), s.batch, s.height, s.width, w1.data_ptr(), b1.data_ptr(), w2.data_ptr(), b2.data_ptr(),
-            out.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(), index2.data_ptr(),
-            pooled.data_ptr()))
-        ctx.save_for_backward(lanes, hidden, index1, index2, weight2)
-        ctx.sizes = s
-        ctx.library = lib  # the same build in backward, whatever happens to the switch meanwhile
-        return out
+# The kernel as two PyTorch operators, so that autograd, torch.func, tracing and FakeTensor treat it like
+# any built-in operator. The forward returns what the backward needs besides its result: the images in
+# the kernel's lane layout, conv1's pooled output, and both poolings' argmax indices.
 
-    @staticmethod
-    @once_differentiable  # the kernel's gradients are not themselves differentiable: say so, never a silent 0
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        lanes, hidden, index1, index2, weight2 = ctx.saved_tensors
-        s: _Sizes = ctx.sizes
-        grad = grad.contiguous()
-        w2 = weight2.detach().permute(0, 2, 3, 1).contiguous()  # (C2, 5, 5, C1): see the kernel
-        grads1 = torch.empty(CHANNELS1, KERNEL * KERNEL + 1)  # each row: 25 weights, then the bias
-        grads2 = torch.empty(CHANNELS2, CHANNELS1 * KERNEL * KERNEL + 1)
-        # conv2's output gradient has its rows padded with KERNEL - 1 zero columns on each side
-        grad_lanes2 = _workspace("grad_lanes2", s.chunks, CHANNELS2, s.qh, s.qw + 2 * (KERNEL - 1), s.lanes)
-        grad_lanes1 = _workspace("grad_lanes1", s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)
-        partial1 = _workspace("partial1", s.chunks, *grads1.shape, s.lanes)
-        partial2 = _workspace("partial2", s.chunks, *grads2.shape, s.lanes)
-        _check(ctx.library.lenet_features_backward(
-            grad.data_ptr(), w2.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(),
-            index2.data_ptr(), s.batch, s.height, s.width, grad_lanes2.data_ptr(), grad_lanes1.data_ptr(),
-            partial1.data_ptr(), partial2.data_ptr(), grads1.data_ptr(), grads2.data_ptr()))
-        return (None, grads1[:, :-1].reshape(CHANNELS1, 1, KERNEL, KERNEL), grads1[:, -1],
-                grads2[:, :-1].reshape(CHANNELS2, CHANNELS1, KERNEL, KERNEL), grads2[:, -1])
+@torch.library.custom_op("digit_studio::lenet_features", mutates_args=(), device_types="cpu")
+def _forward(x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight2: torch.Tensor,
+             bias2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    lib = _library()
+    if lib is None:
+        raise RuntimeError(f"the {LIBRARY} kernel is not built: {kernel_status().describe()}")
+    s = _Sizes(x.shape[0], x.shape[2], x.shape[3], lib.lanes)
+    out, lanes, hidden, index1, index2 = _forward_buffers(s)
+    x = x.contiguous()
+    w1 = weight1.reshape(CHANNELS1, KERNEL * KERNEL).contiguous()
+    w2 = weight2.permute(1, 2, 3, 0).contiguous()  # (C1, 5, 5, C2): see the kernel
+    b1, b2 = bias1.contiguous(), bias2.contiguous()
+    pooled = _workspace("pooled", s.chunks, s.features, s.lanes)
+    _check(lib.lenet_features_forward(
+        x.data_ptr(), s.batch, s.height, s.width, w1.data_ptr(), b1.data_ptr(), w2.data_ptr(), b2.data_ptr(),
+        out.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(), index2.data_ptr(),
+        pooled.data_ptr()))
+    return out, lanes, hidden, index1, index2
+
+
+def _forward_buffers(s: _Sizes, like: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    empty = torch.empty if like is None else like.new_empty
+    return (empty((s.batch, s.features)), empty((s.chunks, s.height * s.width, s.lanes)),
+            empty((s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)),
+            empty((s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes), dtype=torch.uint8),
+            empty((s.chunks, s.features, s.lanes), dtype=torch.uint8))
+
+
+@_forward.register_fake
+def _forward_fake(x, weight1, bias1, weight2, bias2):  # type: ignore[no-untyped-def]
+    lib = _library()
+    return _forward_buffers(_Sizes(x.shape[0], x.shape[2], x.shape[3], lib.lanes if lib else 16), like=x)
+
+
+@torch.library.custom_op("digit_studio::lenet_features_backward", mutates_args=(), device_types="cpu")
+def _backward(grad: torch.Tensor, weight2: torch.Tensor, lanes: torch.Tensor, hidden: torch.Tensor,
+              index1: torch.Tensor, index2: torch.Tensor, height: int,
+              width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    lib = _library()
+    s = _Sizes(grad.shape[0], height, width, lanes.shape[-1])
+    grad = grad.contiguous()
+    w2 = weight2.permute(0, 2, 3, 1).contiguous()  # (C2, 5, 5, C1): see the kernel
+    grads1 = torch.empty(CHANNELS1, KERNEL * KERNEL + 1)  # each row: 25 weights, then the bias
+    grads2 = torch.empty(CHANNELS2, CHANNELS1 * KERNEL * KERNEL + 1)
+    # conv2's output gradient has its rows padded with KERNEL - 1 zero columns on each side
+    grad_lanes2 = _workspace("grad_lanes2", s.chunks, CHANNELS2, s.qh, s.qw + 2 * (KERNEL - 1), s.lanes)
+    grad_lanes1 = _workspace("grad_lanes1", s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)
+    partial1 = _workspace("partial1", s.chunks, *grads1.shape, s.lanes)
+    partial2 = _workspace("partial2", s.chunks, *grads2.shape, s.lanes)
+    _check(lib.lenet_features_backward(
+        grad.data_ptr(), w2.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(),
+        index2.data_ptr(), s.batch, s.height, s.width, grad_lanes2.data_ptr(), grad_lanes1.data_ptr(),
+        partial1.data_ptr(), partial2.data_ptr(), grads1.data_ptr(), grads2.data_ptr()))
+    return (grads1[:, :-1].reshape(CHANNELS1, 1, KERNEL, KERNEL).clone(), grads1[:, -1].clone(),
+            grads2[:, :-1].reshape(CHANNELS2, CHANNELS1, KERNEL, KERNEL).clone(), grads2[:, -1].clone())
+
+
+@_backward.register_fake
+def _backward_fake(grad, weight2, lanes, hidden, index1, index2, height, width):  # type: ignore[no-untyped-def]
+    return (grad.new_empty((CHANNELS1, 1, KERNEL, KERNEL)), grad.new_empty((CHANNELS1,)),
+            grad.new_empty((CHANNELS2, CHANNELS1, KERNEL, KERNEL)), grad.new_empty((CHANNELS2,)))
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+    x, _, _, weight2, _ = inputs
+    _, lanes, hidden, index1, index2 = output
+    ctx.save_for_backward(weight2, lanes, hidden, index1, index2)
+    ctx.mark_non_differentiable(lanes, hidden, index1, index2)
+    ctx.size = (x.shape[2], x.shape[3])
+
+
+def _gradients(ctx: Any, grad: torch.Tensor, *unused: Any) -> tuple[torch.Tensor | None, ...]:
+    # the backward operator has no gradient of its own: a second derivative raises instead of being 0
+    weights = torch.ops.digit_studio.lenet_features_backward(grad, *ctx.saved_tensors, *ctx.size)
+    return (None, *weights)
+
+
+_forward.register_autograd(_gradients, setup_context=_setup_context)

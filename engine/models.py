@@ -23,13 +23,14 @@ class LeNet(nn.Module):
 
     44,426 parameters and the tutorial's function exactly, so benchmarks compare like with like. The
     forward pools before the ReLU, which computes the same values (max-pooling and ReLU commute, both
-    being monotone) with a quarter of the ReLU work: 9 % more training samples/s on a CPU (README,
-    Performance; tests/test_models.py checks the equivalence). On a CPU its first layers run as one
-    fused kernel where one could be built (engine.lenet_features).
+    being monotone) with a quarter of the ReLU work (tests/test_models.py checks the equivalence).
+    ``fused``: run the convolutional part as one CPU kernel where it applies (engine.lenet_features);
+    off by default, so the forward is plain PyTorch; the Trainer turns it on for CPU training.
     """
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
+        self.fused = False
         self.conv1 = nn.Conv2d(1, 6, 5)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.fc1 = nn.Linear(16 * 4 * 4, 120)
@@ -37,7 +38,7 @@ class LeNet(nn.Module):
         self.fc3 = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = features(x, self.conv1, self.conv2)  # conv1, pool, ReLU, conv2, pool, ReLU, flattened
+        x = features(x, self.conv1, self.conv2, self.fused)  # conv1, pool, ReLU, conv2, pool, ReLU, flattened
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
@@ -86,8 +87,8 @@ class ModelSpec:
     ``recipe`` overrides :class:`engine.training.TrainConfig` defaults for this model (see
     ``TrainConfig.for_model``): the default CNN wants augmentation for drawn digits, while LeNet, tiny
     and augmentation-free in the tutorial, trains fastest on large plain batches.
-    ``native_cpu_convolutions_up_to`` is the largest batch size at which this model trains faster on a
-    CPU with PyTorch's own convolutions than with oneDNN's (measured; 0: none).
+    ``default_layout_up_to`` is the largest batch size at which this model trains faster on a CPU in
+    PyTorch's default memory layout than channels-last (benchmarks/bench_training.py; 0: none).
 
     ``min_batch_size``: the fewest images a training batch may have. Batch normalisation computes its
     statistics over the batch, so a model with it cannot train on one image (PyTorch raises).
@@ -101,7 +102,7 @@ class ModelSpec:
     builder: Callable[..., nn.Module]
     defaults: dict[str, Any]
     recipe: dict[str, Any] = field(default_factory=dict)
-    native_cpu_convolutions_up_to: int = 0
+    default_layout_up_to: int = 0
     min_batch_size: int = 1
     limits: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -123,7 +124,7 @@ MODELS: dict[str, ModelSpec] = {
         LeNet,
         {"num_classes": 10},
         {"batch_size": 128, "augment": False},
-        native_cpu_convolutions_up_to=8,
+        default_layout_up_to=8,
         limits={"num_classes": (2, MAX_CLASSES)},
     ),
 }

@@ -10,7 +10,9 @@ OpenMP, a read-only cache -- leaves the engine on its plain PyTorch path with th
 
 ``DIGIT_STUDIO_NATIVE=0`` turns the kernels off, to compare or to rule them out.
 Built with ``-fopenmp``, a library shares PyTorch's OpenMP runtime (same soname, already loaded), so it
-runs on the thread count the engine set for the calling thread.
+runs on the thread count the engine set for the calling thread. OpenMP is asked for only where the
+compiler's runtime is PyTorch's (GCC's libgomp for Linux wheels, LLVM's libomp for macOS ones): a second
+runtime in one process fights the first over threads (:func:`flag_choices`).
 """
 from __future__ import annotations
 
@@ -90,6 +92,33 @@ def find_compiler() -> tuple[str | None, str]:
     return None, "no C compiler found (install gcc or clang, or set CC)"
 
 
+def _compiler_family(compiler: str) -> str:
+    """"clang" or "gcc" (what ``cc`` is, on most systems), from the compiler's own version line."""
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "gcc"
+    return "clang" if "clang" in version.lower() else "gcc"
+
+
+def _torch_openmp_runtime() -> str | None:
+    """"libgomp", "libomp" or None: the OpenMP runtime PyTorch ships with (and has loaded)."""
+    import torch
+
+    folder = Path(torch.__file__).parent / "lib"
+    for runtime in ("libgomp", "libomp", "libiomp5"):
+        if any(folder.glob(f"{runtime}*")):
+            return runtime
+    return None
+
+
+def flag_choices(compiler: str) -> tuple[tuple[str, ...], ...]:
+    """FLAG_CHOICES, less the OpenMP one where this compiler would link a runtime other than PyTorch's."""
+    runtime = _torch_openmp_runtime()
+    own = {"gcc": "libgomp", "clang": "libomp"}[_compiler_family(compiler)]
+    return FLAG_CHOICES if own == runtime else tuple(f for f in FLAG_CHOICES if "-fopenmp" not in f)
+
+
 def _cpu_identity() -> str:
     """What ``-march=native`` depends on: a cached build must not be loaded on a different CPU (a home
     directory shared between machines), where it could stop the process with an illegal instruction."""
@@ -136,7 +165,7 @@ def _compile_and_load(name: str) -> NativeLibrary:
     except OSError as exc:
         return NativeLibrary(name, None, reason=f"cannot read {source}: {exc.strerror or exc}")
     complaints = []
-    for flags in FLAG_CHOICES:
+    for flags in flag_choices(compiler):
         key = hashlib.sha256(b"\0".join([code, compiler.encode(), " ".join(BASE_FLAGS + flags).encode(),
                                          _cpu_identity().encode()])).hexdigest()[:16]
         target = folder / f"{name}-{key}{'.dylib' if sys.platform == 'darwin' else '.so'}"

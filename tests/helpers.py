@@ -46,7 +46,7 @@ def report_notice_before_training(monkeypatch, message: str) -> None:
 
     def run_with_notice(self, on_event=None, control=None, on_epoch_end=None):
         if on_event is not None:
-            on_event(engine.training.NoticeEvent(message))
+            on_event(engine.events.NoticeEvent(message))
         return original(self, on_event, control, on_epoch_end)
 
     monkeypatch.setattr(engine.training.Trainer, "run", run_with_notice)

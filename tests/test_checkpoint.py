@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from engine import checkpoint as ckpt
+from engine.config import TrainConfig
 from engine.errors import CheckpointError, ConfigError
-from engine.training import StepEvent, TrainConfig, Trainer, TrainingControl
+from engine.events import StepEvent, TrainingControl
+from engine.training import Trainer
 
 CONFIG = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=2)
 

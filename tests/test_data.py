@@ -158,7 +158,6 @@ def test_a_model_of_other_classes_is_refused_naming_both(tiny_data: Path, tmp_pa
 
 
 def test_a_data_variable_pointing_where_the_files_are_not_is_named_in_the_error(tmp_path, monkeypatch) -> None:
-    import engine.download
     from engine.data import resolve
     from engine.errors import DownloadError
 
@@ -169,7 +168,7 @@ def test_a_data_variable_pointing_where_the_files_are_not_is_named_in_the_error(
     def offline(*args, **kwargs):
         raise DownloadError("cannot download train-images-idx3-ubyte.gz: no network connection")
 
-    monkeypatch.setattr(engine.download, "download_dataset", offline)
+    monkeypatch.setattr(data, "download_dataset", offline)
     with pytest.raises(DownloadError, match=r"no network connection \(\$DIGIT_STUDIO_DATA is .*typo, which holds"):
         resolve("mnist")
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import DatasetSpec, RemoteFile
-from engine.download import download_dataset, download_file
+from engine.download import RemoteFile, download_dataset, download_file
 from engine.errors import DownloadCancelled, DownloadError
 
 PAYLOAD = bytes(range(256)) * 2000  # 512 KB
@@ -72,13 +71,12 @@ def test_offline_error_names_the_folder(tmp_path: Path) -> None:
 
 
 def test_download_dataset_fetches_only_missing_files(server: str, http_server, tmp_path: Path) -> None:
-    spec = DatasetSpec("x", "X", tuple("0123456789"), (server + "m/",),
-                       (RemoteFile("good.bin", _md5(PAYLOAD)),))
+    files, mirrors = (RemoteFile("good.bin", _md5(PAYLOAD)),), (server + "m/",)
     totals: list[tuple[int, int]] = []
-    download_dataset(spec, tmp_path, progress=lambda d, t: totals.append((d, t)))
+    download_dataset(files, mirrors, tmp_path, progress=lambda d, t: totals.append((d, t)))
     assert totals[-1] == (len(PAYLOAD), len(PAYLOAD))
     count = len(http_server.requests)
-    download_dataset(spec, tmp_path)
+    download_dataset(files, mirrors, tmp_path)
     assert len(http_server.requests) == count
 
 

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from engine import data
+from engine.download import RemoteFile
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def mnist_mirror(http_server, tiny_data: Path, monkeypatch: pytest.MonkeyPatch):
     files = []
     for path in sorted(tiny_data.iterdir()):
         http_server.files[path.name] = path.read_bytes()
-        files.append(data.RemoteFile(path.name, hashlib.md5(path.read_bytes()).hexdigest()))
+        files.append(RemoteFile(path.name, hashlib.md5(path.read_bytes()).hexdigest()))
     spec = replace(data.DATASETS["mnist"], mirrors=(http_server.url + "mnist/",), files=tuple(files))
     monkeypatch.setitem(data.DATASETS, "mnist", spec)
     return spec
@@ -44,7 +45,7 @@ def test_cancel_stops_the_download_and_unlocks_the_panel(window, qtbot, http_ser
     qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
     assert window.training_panel.cancel_download_button.isVisible()
     qtbot.mouseClick(window.training_panel.cancel_download_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.dataset_thread is None, timeout=10000)
+    qtbot.waitUntil(lambda: not window.loader.loading, timeout=10000)
     assert window.training_panel.train_button.isEnabled() and not window.is_training
     assert window.errors == [] and "cancelled" in window.status_label.text().lower()
     cache = data.cache_dir() / "mnist"
@@ -72,4 +73,4 @@ def test_data_set_line_says_before_training_where_the_data_will_come_from(window
                              "when training starts")
     panel.add_folder(str(tiny_data))
     assert status.text() == f"Loaded from {tiny_data} when training starts"
-    assert window.datasets == {}  # describing a choice loads nothing
+    assert window.loader.datasets == {}  # describing a choice loads nothing

@@ -19,8 +19,9 @@ import torch
 
 from engine import checkpoint as ckpt
 from engine.checkpoint_validation import MAX_TENSOR_BYTES
+from engine.config import TrainConfig
 from engine.errors import CheckpointError, ConfigError
-from engine.training import TrainConfig, Trainer
+from engine.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,5 @@
-"""engine/ must run without Qt: it never imports PySide6, pyqtgraph or gui/."""
+"""engine/ must run without Qt: it never imports PySide6, pyqtgraph or gui/; and its modules import one
+another one way only (no cycles)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,30 @@ def test_importing_every_engine_module_loads_no_qt() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _engine_imports(path: Path) -> set[str]:
+    """The engine modules ``path`` imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("engine"):
+            found |= ({node.module} if node.module != "engine" else {f"engine.{a.name}" for a in node.names})
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("engine.")}
+    return found
+
+
+def test_engine_modules_import_each_other_without_cycles() -> None:
+    graph = {f"engine.{p.stem}": _engine_imports(p) for p in (ROOT / "engine").glob("*.py") if p.stem != "__init__"}
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph.get(module, ())):
+            if target in path:
+                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target in graph and len(path) < len(graph):
+                visit(target, path + [target])
+
+    for module in graph:
+        visit(module, [module])
+    assert not cycles, cycles[:5]

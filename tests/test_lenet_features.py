@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def ran_fused(out: torch.Tensor) -> bool:
-    return type(out.grad_fn).__name__ == "_FusedFeaturesBackward"
+    return "digit_studio_lenet_features" in type(out.grad_fn).__name__
 
 
 def fused_and_plain(model: LeNet, x: torch.Tensor):
@@ -29,7 +29,7 @@ def fused_and_plain(model: LeNet, x: torch.Tensor):
         model.zero_grad(set_to_none=True)
         with torch.enable_grad():
             if fused:
-                out = lenet_features.features(x, model.conv1, model.conv2)
+                out = lenet_features.features(x, model.conv1, model.conv2, fused=True)
                 assert ran_fused(out)
             else:
                 out = lenet_features.plain_features(x, model.conv1, model.conv2)
@@ -137,7 +137,7 @@ def test_a_nan_pixel_propagates_as_in_pytorch():
     model = LeNet()
     x = torch.randn(16, 1, 28, 28)
     x[3, 0, 10, 10] = math.nan
-    fused = lenet_features.features(x, model.conv1, model.conv2).detach()
+    fused = lenet_features.features(x, model.conv1, model.conv2, fused=True).detach()
     plain = lenet_features.plain_features(x, model.conv1, model.conv2).detach()
     assert torch.equal(fused.isnan(), plain.isnan()) and fused.isnan().any()
     assert not fused[torch.arange(16) != 3].isnan().any()
@@ -154,7 +154,7 @@ def test_gradients_do_not_depend_on_the_thread_count():
         for threads in (1, 2):
             torch.set_num_threads(threads)
             model.zero_grad(set_to_none=True)
-            lenet_features.features(x, model.conv1, model.conv2).sum().backward()
+            lenet_features.features(x, model.conv1, model.conv2, fused=True).sum().backward()
             grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
     finally:
         torch.set_num_threads(before)
@@ -170,7 +170,7 @@ def test_threads_running_the_kernel_at_once_do_not_share_scratch_memory():
     results: dict[int, list[torch.Tensor]] = {}
 
     def work(k: int) -> None:
-        results[k] = [lenet_features.features(inputs[k], model.conv1, model.conv2).detach() for _ in range(30)]
+        results[k] = [lenet_features.features(inputs[k], model.conv1, model.conv2, fused=True).detach() for _ in range(30)]
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
@@ -184,15 +184,62 @@ def test_threads_running_the_kernel_at_once_do_not_share_scratch_memory():
 
 def test_a_second_derivative_is_refused_rather_than_wrong():
     model = LeNet()
-    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2)
+    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2, fused=True)
     (grad,) = torch.autograd.grad(out.square().sum(), model.conv1.weight, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable"):
+    with pytest.raises(RuntimeError, match="no autograd formula was registered"):
         grad.sum().backward()
+
+
+def test_the_model_is_plain_pytorch_unless_the_trainer_opts_in(tiny_dataset):
+    """A LeNet as built runs plain operators (a FLOP counter sees its convolutions); a CPU Trainer turns the
+    kernel on for its model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.config import TrainConfig
+    from engine.training import Trainer
+
+    model = LeNet()
+    assert model.fused is False
+    with FlopCounterMode(display=False) as counter:
+        out = model(torch.randn(16, 1, 28, 28))
+    assert counter.get_total_flops() >= 2 * 16 * (24 * 24 * 6 * 25 + 8 * 8 * 16 * 150)
+    assert not ran_fused(out)
+    assert Trainer(TrainConfig.for_model("lenet", device="cpu"), tiny_dataset).model.fused is True
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_torch_func_grad_over_lenet_works_with_the_kernel_built(fused):
+    torch.manual_seed(0)
+    model = LeNet()
+    model.fused = fused
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    expected = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    params = {name: p.detach() for name, p in model.named_parameters()}
+
+    def loss(p, x, y):
+        return F.cross_entropy(torch.func.functional_call(model, p, (x,)), y)
+
+    grads = torch.func.grad(loss)(params, x, y)
+    for (name, grad), want in zip(grads.items(), expected):
+        torch.testing.assert_close(grad, want, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+    batched = torch.func.vmap(model)(x.view(4, 8, 1, 28, 28))
+    torch.testing.assert_close(batched.reshape(32, 10), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_export_sees_the_registered_operator():
+    torch.manual_seed(0)
+    model = LeNet().eval()
+    model.fused = True
+    x = torch.randn(8, 1, 28, 28)
+    program = torch.export.export(model, (x,))
+    assert "digit_studio.lenet_features" in str(program.graph)
+    torch.testing.assert_close(program.module()(x), model(x))
 
 
 def test_inference_uses_the_kernel_and_matches():
     torch.manual_seed(0)
     model = LeNet().eval()
+    model.fused = True
     x = torch.randn(50, 1, 28, 28)
     with torch.inference_mode():
         fused = model(x)
@@ -201,8 +248,7 @@ def test_inference_uses_the_kernel_and_matches():
     torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["small batch", "input needs a gradient", "float64", "switched off", "tracing",
-                                  "flop counter"])
+@pytest.mark.parametrize("case", ["small batch", "input needs a gradient", "float64", "switched off", "tracing"])
 def test_the_plain_path_runs_where_the_kernel_does_not_apply(case):
     model = LeNet()
     x = torch.randn(lenet_features.MIN_BATCH - 1 if case == "small batch" else 16, 1, 28, 28)
@@ -212,25 +258,20 @@ def test_the_plain_path_runs_where_the_kernel_does_not_apply(case):
         model, x = model.double(), x.double()
     if case == "switched off":
         with native_library.switched_off():
-            out = lenet_features.features(x, model.conv1, model.conv2)
-    elif case == "flop counter":  # a dispatch mode must see every operator: the convolutions are counted
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with FlopCounterMode(display=False) as counter:
-            out = lenet_features.features(x, model.conv1, model.conv2)
-        assert counter.get_total_flops() == 2 * 16 * (24 * 24 * 6 * 25 + 8 * 8 * 16 * 150)
-    elif case == "tracing":
+            out = lenet_features.features(x, model.conv1, model.conv2, fused=True)
+    elif case == "tracing":  # a model as built (not opted in) traces to plain operators other programs run
         traced = torch.jit.trace(model, x, check_trace=False)
-        assert "_FusedFeatures" not in str(traced.graph) and "PythonOp" not in str(traced.graph)
+        assert "digit_studio" not in str(traced.graph) and "PythonOp" not in str(traced.graph)
         return
     else:
-        out = lenet_features.features(x, model.conv1, model.conv2)
+        out = lenet_features.features(x, model.conv1, model.conv2, fused=True)
     assert not ran_fused(out)
     torch.testing.assert_close(out, lenet_features.plain_features(x, model.conv1, model.conv2))
 
 
 def test_lenet_trains_the_same_with_and_without_the_kernel(tiny_dataset):
-    from engine.training import TrainConfig, Trainer
+    from engine.config import TrainConfig
+    from engine.training import Trainer
 
     config = TrainConfig.for_model("lenet", epochs=2, batch_size=32, device="cpu")
     fused = Trainer(config, tiny_dataset).run()
@@ -257,7 +298,7 @@ def test_a_compiler_that_fails_leaves_the_plain_path_with_the_reason(fresh_loade
     assert not status.available
     assert "false could not build lenet_features.c" in status.reason
     model = LeNet()
-    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2)
+    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2, fused=True)
     assert not ran_fused(out)
 
 
@@ -266,7 +307,7 @@ def test_other_architectures_keep_the_plain_operators_until_measured(monkeypatch
     status = lenet_features.kernel_status()
     assert not status.available and status.reason == "not yet measured against PyTorch's own operators on arm64"
     model = LeNet()
-    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2)
+    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2, fused=True)
     assert not ran_fused(out)
 
 
@@ -278,7 +319,7 @@ def test_a_cache_folder_that_cannot_be_written_is_named(fresh_loader, monkeypatc
     assert not status.available
     assert f"cannot write to {native_library.native_cache_dir()}" in status.reason
     model = LeNet()
-    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2)
+    out = lenet_features.features(torch.randn(16, 1, 28, 28), model.conv1, model.conv2, fused=True)
     assert not ran_fused(out)
 
 
@@ -318,3 +359,13 @@ def test_the_about_box_says_whether_the_kernel_is_in_use_without_building_it(fre
     assert "LeNet's fused CPU kernel: in use" in about_text("cpu", "LeNet")
     with native_library.switched_off():
         assert "LeNet's fused CPU kernel: not in use (turned off by DIGIT_STUDIO_NATIVE=0)" in about_text("cpu", "x")
+
+
+def test_openmp_only_with_a_compiler_whose_runtime_is_pytorchs(monkeypatch):
+    """Clang links LLVM's libomp; PyTorch's Linux wheels run GCC's libgomp: two runtimes in one process
+    fight over threads, so such a build goes without OpenMP."""
+    monkeypatch.setattr(native_library, "_torch_openmp_runtime", lambda: "libgomp")
+    monkeypatch.setattr(native_library, "_compiler_family", lambda compiler: "clang")
+    assert native_library.flag_choices("clang") == (("-march=native",),)
+    monkeypatch.setattr(native_library, "_compiler_family", lambda compiler: "gcc")
+    assert native_library.flag_choices("cc") == native_library.FLAG_CHOICES

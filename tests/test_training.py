@@ -7,20 +7,11 @@ import pytest
 import torch
 
 from engine.augment import augment_batch
+from engine.config import TrainConfig
 from engine.errors import ConfigError, DeviceError, TrainingError
-from engine.training import (
-    EpochEvent,
-    FailedEvent,
-    FinishedEvent,
-    NoticeEvent,
-    StepEvent,
-    TrainConfig,
-    Trainer,
-    TrainingControl,
-    learning_rate,
-    native_cpu_convolutions,
-    steps_per_epoch,
-)
+from engine.events import EpochEvent, FailedEvent, FinishedEvent, NoticeEvent, StepEvent, TrainingControl
+from engine.optim import learning_rate, steps_per_epoch
+from engine.training import Trainer
 
 FAST = TrainConfig(model="lenet", epochs=2, batch_size=32, lr=3e-3, device="cpu", log_every=1, augment=False)
 FEATURES_AND_LABELS = [((16, 20), torch.float32), ((16,), torch.long)]  # the GraphedStep inputs of the CUDA tests
@@ -197,7 +188,7 @@ def test_graphed_step_replays_exactly_what_eager_steps_do() -> None:
     from torch.nn import functional as F
 
     from engine.cuda_graphs import GraphedStep, make_step
-    from engine.training import make_optimizer
+    from engine.optim import make_optimizer
 
     def train(graphs: bool):
         torch.manual_seed(0)
@@ -410,58 +401,17 @@ def test_cpu_training_uses_at_most_one_thread_per_two_samples(tiny_dataset, thre
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize(("model", "batch_size", "native"), [("lenet", 8, True), ("lenet", 9, False),
-                                                             ("digitnet", 8, False)])
-def test_small_batches_train_with_the_convolutions_their_model_is_fastest_with(tiny_dataset, model, batch_size,
-                                                                                native) -> None:
-    """PyTorch's own convolutions while the batches of a run the registry lists train, oneDNN's for the
-    test pass and after the run; the model keeps the layout its convolutions are fastest in."""
-    seen: dict[type, set[bool]] = {StepEvent: set(), EpochEvent: set()}
+@pytest.mark.parametrize(("model", "batch_size", "channels_last"), [("lenet", 8, False), ("lenet", 9, True),
+                                                                    ("digitnet", 8, True)])
+def test_a_run_changes_no_process_wide_switch_and_keeps_the_layout_its_model_is_fastest_in(
+        tiny_dataset, model, batch_size, channels_last) -> None:
+    """Another thread's convolutions (prediction, evaluation) never change kernels because a run is on."""
+    seen: set[bool] = set()
     trainer = Trainer(replace(FAST, model=model, epochs=1, batch_size=batch_size, log_every=1), tiny_dataset)
-    trainer.run(lambda event: seen.get(type(event), set()).add(torch.backends.mkldnn.enabled))
-    assert seen[StepEvent] == {not native} and seen[EpochEvent] == {True}
-    assert torch.backends.mkldnn.enabled
+    trainer.run(lambda event: seen.add(torch.backends.mkldnn.enabled))
+    assert seen == {True}
     conv = next(p for p in trainer.model.parameters() if p.dim() == 4 and p.shape[1] > 1)  # layout unambiguous
-    assert conv.is_contiguous(memory_format=torch.channels_last) == (not native) == (not conv.is_contiguous())
-
-
-def test_lenet_trains_alike_with_either_convolutions(tiny_dataset, monkeypatch) -> None:
-    import dataclasses
-
-    from engine import models
-
-    config = replace(FAST, epochs=1, batch_size=8, log_every=1)
-    native = Trainer(config, tiny_dataset)
-    native.run()
-    monkeypatch.setitem(models.MODELS, "lenet",
-                        dataclasses.replace(models.MODELS["lenet"], native_cpu_convolutions_up_to=0))
-    onednn = Trainer(config, tiny_dataset)
-    onednn.run()
-    assert native.native_convolutions and not onednn.native_convolutions
-    torch.testing.assert_close(native.history.losses, onednn.history.losses, rtol=1e-4, atol=1e-5)
-
-
-def test_native_convolutions_are_restored_by_the_last_of_overlapping_users() -> None:
-    assert torch.backends.mkldnn.enabled
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
-
-    def first() -> None:
-        with native_cpu_convolutions():
-            first_in.set()
-            second_in.wait(5)
-        first_out.set()
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    first_in.wait(5)
-    with native_cpu_convolutions():
-        second_in.set()
-        first_out.wait(5)
-        assert not torch.backends.mkldnn.enabled  # the first user has left, this one has not
-    thread.join(5)
-    assert torch.backends.mkldnn.enabled
-    with native_cpu_convolutions(enabled=False):
-        assert torch.backends.mkldnn.enabled
+    assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last == (not conv.is_contiguous())
 
 
 def test_detect_anomaly_option_runs(tiny_dataset) -> None:
@@ -476,7 +426,7 @@ def test_warm_up_does_the_first_optimisers_imports_ahead_of_time() -> None:
     import sys
     from pathlib import Path
 
-    code = ("import sys, engine.training as t\n"
+    code = ("import sys, engine.training, engine.cpu_tuning as t\n"
             "before = 'torch._dynamo' in sys.modules\n"
             "t.warm_up()\n"
             "print(before, 'torch._dynamo' in sys.modules)\n")

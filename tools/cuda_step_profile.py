@@ -23,10 +23,11 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.config import TrainConfig  # noqa: E402
 from engine.cuda_graphs import on_side_stream  # noqa: E402
 from engine.data import load_folder  # noqa: E402
 from engine.models import build_model  # noqa: E402
-from engine.training import TrainConfig, Trainer  # noqa: E402
+from engine.training import Trainer  # noqa: E402
 
 
 def trainer_ms(config: TrainConfig, dataset) -> float:
