@@ -6,7 +6,7 @@
    PIL ToTensor + Normalize per sample, SGD lr 0.001 momentum 0.9) against the engine with the same
    hyper-parameters, and against the engine's defaults for LeNet (on a CPU also with LeNet's fused
    kernel switched off, to show what it adds). Measured in ``--repeats`` rounds of
-   tutorial-then-engine, because this machine's speed drifts by 15-20 % from one minute to the next:
+   tutorial-then-engine, because a shared machine's speed can drift by 15-20 % from one minute to the next:
    a ratio is taken within a round, and the table gives the median ratio and its range.
 2. Default model: training seconds to reach 98.5 % and 99.0 % test accuracy, and the accuracy after a
    fixed training budget, against the tutorial loop given the same budget.

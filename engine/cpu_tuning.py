@@ -16,7 +16,7 @@ def warm_up() -> None:
     """Do ahead of time the one-off work that would otherwise delay a process's first training run.
 
     PyTorch imports ``torch._dynamo`` (sympy and some 900 modules with it) the first time any optimiser
-    is built: 0.9 s and about 120,000 new Python objects on this project's 2-core machine. The app calls
+    is built: 0.9 s and about 120,000 new Python objects on a 2-core CPU. The app calls
     this on a background thread once its window is up, so that pressing Train starts training at once.
     It also builds (first run on a machine: about half a second) or loads LeNet's fused CPU kernel.
     """
@@ -29,14 +29,10 @@ def cpu_threads_for(trainer: Any) -> Iterator[None]:
     """At most one intra-op thread per two samples of a batch, while a CPU run lasts.
 
     PyTorch uses every core by default; for small batches an OpenMP region over all of them costs more
-    than it saves. On a 16-core machine (benchmarks/bench_threads.py, median of 3 interleaved rounds)
-    LeNet at the tutorial's batch 8 trained at 5,558 samples/s with 4 threads, 4,778 with 8 and 2,683
-    with 16; from batch 16 up more threads were faster or within 4 %, and on 2 cores 2 threads were never
-    slower than 1, even at batch 4. Since LeNet's small batches use PyTorch's own convolutions the penalty
-    is smaller (session 10, same machine: 4 threads within 8 % of the best count, every core up to 13 %
-    slower than 4), so the cap still pays. A caller's own lower setting is kept (the app leaves a core to its
-    GUI thread where it cannot lower the training thread's priority). OpenMP thread counts are per
-    calling thread.
+    than it saves: on 16 cores the cap costs at most 8 % against the best thread count and saves up to
+    13 % against every core (benchmarks/bench_threads.py; docs/performance.md). A caller's own lower
+    setting is kept (the app leaves a core to its GUI thread where it cannot lower the training thread's
+    priority). OpenMP thread counts are per calling thread.
     """
     before = torch.get_num_threads()
     wanted = max(1, min(before, trainer.config.batch_size // 2))

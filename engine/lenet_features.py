@@ -31,10 +31,10 @@ CHANNELS1, CHANNELS2 = 6, 16  # compile-time constants of the kernel (its C1 and
 # Below this batch size the fused path's fixed costs (a Python autograd function, workspaces, ctypes
 # calls, a 16-image chunk a few images fill) outweigh what it saves, and PyTorch's own small-batch
 # convolutions are faster: LeNet in the Trainer trained 0.95x as fast with the kernel at batch 4,
-# 1.08-1.11x at 5, 1.05x at 6, 1.2x at 8 (README, Performance).
+# 1.08-1.11x at 5, 1.05x at 6, 1.2x at 8 (docs/performance.md).
 MIN_BATCH = 5
 # Where the kernel was measured faster than the plain operators: on x86-64, built for AVX-512 (16 lanes),
-# AVX2 (8) and SSE (4) alike (README, Performance). Elsewhere (ARM's NEON) no one has measured it yet, so
+# AVX2 (8) and SSE (4) alike (docs/performance.md). Elsewhere (ARM's NEON) no one has measured it yet, so
 # the plain operators run there.
 MEASURED_MACHINES = ("x86_64", "amd64")
 MACHINE = platform.machine()

@@ -40,7 +40,7 @@ COMPILE_TIMEOUT_S = 120
 # kernels are made of; asked for explicitly as well, for Clang
 BASE_FLAGS = ("-O3", "-std=gnu11", "-ffp-contract=fast", "-shared", "-fPIC", "-fno-math-errno")
 # tried in this order; the first that compiles wins (Apple's clang knows no -fopenmp). Always for this
-# machine's own vector unit: the kernels' layout and register use follow from it (README, Performance).
+# machine's own vector unit: the kernels' layout and register use follow from it (docs/performance.md).
 FLAG_CHOICES = (("-march=native", "-fopenmp"), ("-march=native",))
 
 

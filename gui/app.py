@@ -1,4 +1,4 @@
-"""Starting the desktop app: one QApplication, one MainWindow, the event loop."""
+"""Starting the desktop app: one QApplication, the main window, the event loop."""
 
 from __future__ import annotations
 
@@ -65,10 +65,9 @@ def run(argv: list[str] | None = None) -> int:
 
     from PySide6.QtGui import QIcon
 
-    from gui.main_window import APP_ICON, MainWindow
+    from gui.main_window import APP_ICON, open_main_window
 
     app.setWindowIcon(QIcon(str(APP_ICON)))  # dialogs' too
     report_unexpected_errors()
-    window = MainWindow()
-    window.show()
+    window = open_main_window()  # noqa: F841 (held until the event loop ends)
     return app.exec()

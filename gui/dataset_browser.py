@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from gui.evaluation_view import digit_icon, make_gallery
@@ -14,15 +14,21 @@ PAGE_SIZE = 120
 
 
 class DatasetBrowser(QWidget):
-    def __init__(self, window: Any) -> None:
+    """Shows the data set the loader loads; a clicked image goes to the canvas (``send_to_canvas``)."""
+
+    send_to_canvas = Signal(object)  # an image (uint8 28x28 array) to classify on the canvas
+    message = Signal(str)
+    error = Signal(str, str)
+
+    def __init__(self, loader: Any) -> None:
         super().__init__()
-        self.window = window
+        self.loader = loader
         self.dataset: Any = None
         self.indices = np.zeros(0, dtype=np.int64)
         self.page = 0
 
         self.load_button = QPushButton("Load data set", objectName="browserLoadButton")
-        self.load_button.clicked.connect(lambda: self.window.ensure_dataset(self.set_dataset))
+        self.load_button.clicked.connect(lambda: loader.ensure(self.set_dataset))
         self.split_combo = QComboBox(objectName="browserSplitCombo")
         self.split_combo.addItem("Training images", "train")
         self.split_combo.addItem("Test images", "test")
@@ -58,8 +64,9 @@ class DatasetBrowser(QWidget):
         layout.addLayout(choose)
         layout.addLayout(pages)
         layout.addWidget(self.grid, 1)
-        window.dataset_loaded.connect(self.set_dataset)
+        loader.loaded.connect(self.set_dataset)
 
+    @Slot(object)
     def set_dataset(self, dataset: Any) -> None:
         self.dataset = dataset
         for i in range(10):
@@ -107,4 +114,5 @@ class DatasetBrowser(QWidget):
 
     def _send_to_canvas(self, item: QListWidgetItem) -> None:
         index = item.data(Qt.ItemDataRole.UserRole)
-        self.window.recognition.show_array(self._split().images[index].numpy())
+        self.send_to_canvas.emit(self._split().images[index].numpy())
+        self.message.emit(f"{self.split_combo.currentText()[:-7]} image {index} sent to the canvas")

@@ -8,12 +8,13 @@ same function as the CLI's ``evaluate``.
 from __future__ import annotations
 
 import copy
+import html
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -37,7 +38,7 @@ from engine.errors import UserError
 from engine.evaluation import EvaluationResult, abbreviate, write_csv
 from gui.image_files import save_png
 from gui.settings import ask_export_path
-from gui.workers import EvaluationWorker, finish, start
+from gui.workers import EvaluationWorker, Job
 
 THUMB = 56
 GALLERY_LIMIT = 500  # images shown at once: more would take seconds to build and no one pages through them
@@ -104,18 +105,29 @@ class CountMatrix(QTableWidget):
 
 
 class EvaluationView(QWidget):
+    """Evaluates the model on hand (``set_model``) on the chosen data set's test split, which it asks the
+    data set loader for; says what it wants done elsewhere through its signals."""
+
     evaluated = Signal(object)  # EvaluationResult
     cell_selected = Signal(int, int)
+    send_to_canvas = Signal(object)  # a test image (uint8 28x28 array) to classify on the canvas
+    message = Signal(str)  # for the status line
+    error = Signal(str, str)  # title, message
+    export_requested = Signal(object, str)  # write() -> files written, the path asked for
 
-    def __init__(self, window: Any) -> None:
+    def __init__(self, loader: Any, settings: Any) -> None:
         super().__init__()
-        self.window = window
+        self.loader = loader
+        self.settings = settings
         self.result: EvaluationResult | None = None
         self.split: Any = None
         self.class_names: tuple[str, ...] = tuple(str(i) for i in range(10))
         self.model_source = ""
-        self.worker: EvaluationWorker | None = None
-        self.thread: QThread | None = None
+        self.predictor: Any = None
+        self.model_version = 0  # of the model on hand (gui.model_on_hand); -1: a model tried on the canvas
+        self.result_version: int | None = None  # of the model the figures shown belong to
+        self.job = Job(self)
+        self.job.finished.connect(self._finish)
 
         self.evaluate_button = QPushButton("Evaluate on the test set", objectName="evaluateButton")
         self.evaluate_button.clicked.connect(self.evaluate)
@@ -192,43 +204,54 @@ class EvaluationView(QWidget):
         layout.addWidget(body, 1)
 
     # -- running --------------------------------------------------------------------------------------------
-    def model_changed(self, source: str) -> None:
-        self.model_source = source
+    def set_model(self, predictor: Any, version: int) -> None:
+        """The model Evaluate evaluates from now on; figures of another model are marked out of date."""
+        self.predictor = predictor
+        self.model_version = version
+        if self.result is not None:
+            self._show_summary()
+
+    @property
+    def stale(self) -> bool:
+        """Whether the figures shown are of a model other than the one Evaluate would evaluate now."""
+        return self.result is not None and self.result_version != self.model_version
 
     def evaluate(self) -> None:
-        if self.thread is not None:
+        if self.job.running:
             return
-        predictor = self.window.recognition.predictor
+        predictor = self.predictor
         if predictor is None:
-            self.window.show_error("Evaluate", "No model to evaluate: train one or open a checkpoint.")
+            self.error.emit("Evaluate", "No model to evaluate: train one or open a checkpoint.")
             return
         self.evaluate_button.setEnabled(False)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         model = copy.deepcopy(predictor.model)
-        source = predictor.source
-        self.window.ensure_dataset(lambda dataset: self._start(model, predictor, source, dataset),
-                                   on_fail=self._finish)
+        source, version = predictor.source, self.model_version
+        self.loader.ensure(lambda dataset: self._start(model, predictor, source, version, dataset),
+                           on_fail=self._finish)
 
-    def _start(self, model: Any, predictor: Any, source: str, dataset: Any) -> None:
+    def _start(self, model: Any, predictor: Any, source: str, version: int, dataset: Any) -> None:
         try:
             check_classes(dataset, predictor.class_names, f"The model in use ({source})")
         except UserError as exc:
-            self.window.show_error("Evaluate", str(exc))
+            self.error.emit("Evaluate", str(exc))
             self._finish()
             return
-        self.split = dataset.test
-        self.class_names = predictor.class_names
-        self.model_source = source
+        self._pending = (dataset.test, predictor.class_names, source, version)
         self._dataset_name = dataset.name
-        self.worker = worker = EvaluationWorker(model, dataset.test, predictor.normalization,
-                                                len(predictor.class_names))
-        self.thread = start(worker, self, progress=self._on_progress, result=self.show_result, failed=self._on_failed,
-                            done=self._finish)
+        self.job.start(EvaluationWorker(model, dataset.test, predictor.normalization, len(predictor.class_names)),
+                       progress=self._on_progress, result=self._on_result, failed=self._on_failed)
+
+    @Slot(object)
+    def _on_result(self, result: EvaluationResult) -> None:
+        split, class_names, source, version = self._pending
+        self.result_version = version
+        self.show_result(result, split, class_names, source)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
-        self.window.show_error("Evaluation failed", message)
+        self.error.emit("Evaluation failed", message)
 
     @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
@@ -237,17 +260,14 @@ class EvaluationView(QWidget):
 
     @Slot()
     def _finish(self) -> None:
-        finish(self.thread)
-        self.thread = None
-        self.worker = None
+        if self.job.running:  # the data set was there: the worker has started and will finish later
+            return
         self.progress.setVisible(False)
         self.evaluate_button.setEnabled(True)
 
     def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-        if self.thread is not None:
-            self.thread.wait()
+        self.job.cancel()
+        self.job.wait()
 
     # -- showing --------------------------------------------------------------------------------------------
     def _set_headers(self) -> None:
@@ -290,17 +310,26 @@ class EvaluationView(QWidget):
         self.per_class_bars.setOpts(x0=0, width=per_class)
         low = max(0.0, float(per_class.min()) - 5) if len(per_class) else 0
         self.per_class_plot.setXRange(low, 100, padding=0.02)
-        self.summary.setText(
-            f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
-            f"({result.mistakes} mistakes, loss {result.loss:.4f}). Model: {self.model_source}.")
-        for button in (self.export_csv_button, self.export_png_button, self.all_mistakes_button):
-            button.setEnabled(True)
+        self._show_summary()
+        self.all_mistakes_button.setEnabled(True)
         worst_cells = result.most_confused(1)
         if worst_cells:
             self.select_cell(*worst_cells[0][:2])
         else:
             self.gallery.clear()
         self.evaluated.emit(result)
+
+    def _show_summary(self) -> None:
+        """Which model the figures are of; out of date (and not exported) once the model has changed."""
+        result = self.result
+        text = (f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
+                f"({result.mistakes} mistakes, loss {result.loss:.4f}). Model: {html.escape(self.model_source)}.")
+        if self.stale:
+            text = (f"<span style='color:#a05000'><b>Out of date:</b> the model has changed since; evaluate "
+                    f"again.</span><br>{text}")
+        self.summary.setText(text)
+        for button in (self.export_csv_button, self.export_png_button):
+            button.setEnabled(not self.stale)
 
     def select_cell(self, true_label: int, predicted: int) -> None:
         """Fill the gallery with the test images of class ``true_label`` predicted as ``predicted``."""
@@ -348,8 +377,8 @@ class EvaluationView(QWidget):
 
     def _send_to_canvas(self, item: QListWidgetItem) -> None:
         index = item.data(Qt.ItemDataRole.UserRole)
-        self.window.recognition.show_array(self.split.images[index].numpy())
-        self.window.show_status(f"Test image {index} sent to the canvas")
+        self.send_to_canvas.emit(self.split.images[index].numpy())
+        self.message.emit(f"Test image {index} sent to the canvas")
 
     # -- export ---------------------------------------------------------------------------------------------
     def export_csv(self, path: str | Path) -> Path:
@@ -368,11 +397,11 @@ class EvaluationView(QWidget):
         return [plot_path, matrix_path]
 
     def export_csv_dialog(self) -> None:
-        path, _ = ask_export_path(self, self.window.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
+        path, _ = ask_export_path(self, self.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
         if path:
-            self.window.write_export(lambda: [self.export_csv(path)], path)
+            self.export_requested.emit(lambda: [self.export_csv(path)], path)
 
     def export_png_dialog(self) -> None:
-        path, _ = ask_export_path(self, self.window.settings, "Export plots", "evaluation.png", "PNG (*.png)")
+        path, _ = ask_export_path(self, self.settings, "Export plots", "evaluation.png", "PNG (*.png)")
         if path:
-            self.window.write_export(lambda: self.export_png(path), path)
+            self.export_requested.emit(lambda: self.export_png(path), path)

@@ -10,7 +10,7 @@ per-generation thresholds the automatic collector uses.
 Collections walk the objects of the generations they collect, and the app's start-up leaves a great
 many that live as long as it does: 230,000 once torch and Qt are imported, 350,000 once an optimiser
 has pulled in torch._dynamo. Walking them took 70 ms (a generation-1 collection right after that
-import) to 140 ms (a full one) on this project's machine, a visible freeze each time. So start-up work
+import) to 140 ms (a full one) on a 2-core CPU (docs/performance.md), a visible freeze each time. So start-up work
 runs under :meth:`GuiThreadGarbageCollector.hold`, and :meth:`~GuiThreadGarbageCollector.freeze` then
 moves everything alive into the permanent generation that collections skip (``gc.freeze``, which the
 gc docs suggest for objects that live as long as the process).

@@ -1,8 +1,10 @@
 """The main window: training on the left, plots and evaluation in the middle, recognition on the right.
 
-The window owns the app's state (the data sets loaded, the loaded checkpoint, the model answering on
-the canvas, the running worker) and wires the panels to the engine. It adds no engine logic of its
-own: training, checkpoints, evaluation and preprocessing are all engine calls.
+The window connects the panels (which show, collect and emit signals) to the owners of the app's state:
+the :class:`gui.datasets.DatasetLoader` (data sets), the :class:`gui.model_on_hand.ModelOnHand` (the
+model Save, Continue, Evaluate, the canvas and the title read), and one :class:`gui.workers.Job` per
+kind of worker. It adds no engine logic of its own: training, checkpoints, evaluation and preprocessing
+are all engine calls, and a run reaches it only as events carrying plain data (gui.workers).
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -28,31 +29,24 @@ from PySide6.QtWidgets import (
 )
 
 from engine import checkpoint as ckpt
-from engine.data import DATASETS, cache_dir, locate, split_files
+from engine.data import DATASETS, locate
 from engine.devices import list_devices
 from engine.errors import UserError
+from engine.events import EpochEvent, FinishedEvent, epochs_text
 from engine.files import check_output
 from engine.inference import Predictor, load_bundled
-from engine.training import EpochEvent, FinishedEvent, Trainer, epochs_text
 from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
 from gui.dataset_browser import DatasetBrowser
+from gui.datasets import DatasetLoader
 from gui.draw_canvas import dropped_file
 from gui.evaluation_view import EvaluationView
 from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
+from gui.model_on_hand import ModelOnHand
 from gui.prediction_panel import RecognitionPanel
 from gui.settings import ask_export_path, settings_list
 from gui.training_panel import TrainingPanel
-from gui.workers import (
-    CheckpointWorker,
-    DatasetWorker,
-    ExportWorker,
-    ModelSnapshot,
-    TrainingWorker,
-    WarmUpWorker,
-    finish,
-    start,
-)
+from gui.workers import CheckpointWorker, ExportWorker, Job, TrainingWorker, WarmUpWorker
 
 APP_NAME = "Digit Studio"
 APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "digit-studio.svg"
@@ -90,36 +84,24 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.settings = settings or QSettings("DigitStudio", "Digit Studio")
         self.devices = list_devices()
-        self.datasets: dict[tuple[str, str | None], Any] = {}
-        self.checkpoint: ckpt.Checkpoint | None = None
-        self.trainer: Trainer | None = None
-        self.snapshot: ModelSnapshot | None = None
-        self.training_worker: TrainingWorker | None = None
-        self.training_thread: QThread | None = None
-        self.dataset_worker: DatasetWorker | None = None
-        self.dataset_thread: QThread | None = None
-        self.warm_up_worker: WarmUpWorker | None = None
-        self.warm_up_thread: QThread | None = None
-        self.export_worker: ExportWorker | None = None
-        self.export_thread: QThread | None = None
-        self.checkpoint_worker: CheckpointWorker | None = None
-        self.checkpoint_thread: QThread | None = None
+        self.loader = DatasetLoader(self)
+        self.model = ModelOnHand()
+        self.training = Job(self)
+        self.warm_up = Job(self)
+        self.exporting = Job(self)
+        self.opening = Job(self)
+        self.training.finished.connect(self._on_training_done)
+        self.warm_up.finished.connect(self.garbage_collector.freeze)
         self._warm_up_scheduled = False
         self.last_error: str | None = None
-        # The file the model on hand was opened from or last saved to: Save writes there. A new run has
-        # none (Save asks for a name), so that it never overwrites another model's file.
-        self.model_file: Path | None = None
-        self._after_dataset: list[Any] = []
         self.autosave_path: Path | None = None
-        self._steps_per_epoch = 1
-        self._total_epochs = 1
-        self._eta_rate = 0.0
+        self._run: dict[str, Any] = {"steps_per_epoch": 1, "epochs": 1, "batch_size": 1}
 
         self.training_panel = TrainingPanel(self.devices)
         self.plots = TrainingPlots()
         self.recognition = RecognitionPanel()
-        self.evaluation = EvaluationView(self)
-        self.browser = DatasetBrowser(self)
+        self.evaluation = EvaluationView(self.loader, self.settings)
+        self.browser = DatasetBrowser(self.loader)
         scroll = QScrollArea()
         scroll.setWidget(self.training_panel)
         scroll.setWidgetResizable(True)
@@ -151,7 +133,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._load_bundled_model()
         self._update_device_label()
-        self._describe_dataset_choice()
+        self._choose_dataset()
 
     # ------------------------------------------------------------------------------------------ start-up
     def showEvent(self, event: QShowEvent) -> None:
@@ -162,7 +144,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _warm_up(self) -> None:
-        """The first training run's one-off start-up work, in the background (engine.training.warm_up).
+        """The first training run's one-off start-up work, in the background (engine.cpu_tuning.warm_up).
 
         Collections are held meanwhile, and the objects it creates (and the rest of start-up's) are then
         frozen out of later collections: see gui.garbage_collection.
@@ -170,14 +152,7 @@ class MainWindow(QMainWindow):
         if not self.isVisible():  # closed before the timer fired
             return
         self.garbage_collector.hold()
-        self.warm_up_worker = worker = WarmUpWorker()  # referenced until done, or Python would delete it
-        self.warm_up_thread = start(worker, self, failed=self.show_status, done=self._on_warm_up_done)
-
-    @Slot()
-    def _on_warm_up_done(self) -> None:
-        finish(self.warm_up_thread)
-        self.warm_up_thread = self.warm_up_worker = None
-        self.garbage_collector.freeze()
+        self.warm_up.start(WarmUpWorker(), failed=self.show_status)
 
     # ------------------------------------------------------------------------------------------ construction
     def _build_menus(self) -> None:
@@ -239,11 +214,24 @@ class MainWindow(QMainWindow):
         panel.pause_toggled.connect(self.set_paused)
         panel.stop_requested.connect(self.stop_training)
         panel.open_folder_requested.connect(self.open_data_folder_dialog)
-        panel.download_cancel_requested.connect(self.cancel_download)
-        panel.dataset_changed.connect(self._describe_dataset_choice)
-        panel.device_combo.currentIndexChanged.connect(lambda _: self._update_device_label())
+        panel.download_cancel_requested.connect(self.loader.cancel)
+        panel.dataset_changed.connect(self._choose_dataset)
+        panel.device_changed.connect(self._update_device_label)
+        loader = self.loader
+        loader.status.connect(panel.show_dataset_status)
+        loader.notice.connect(self.show_status)
+        loader.busy.connect(panel.show_download)
+        loader.progress.connect(panel.show_download_progress)
+        loader.progress.connect(self.download_progress)
+        loader.loaded.connect(self._on_dataset_loaded)
+        loader.failed.connect(lambda message: self.show_error("Data set", message))
         self.recognition.open_image_requested.connect(self.open_image_dialog)
         self.recognition.message.connect(self.show_status)
+        for view in (self.evaluation, self.browser):
+            view.send_to_canvas.connect(self.recognition.show_array)
+            view.message.connect(self.show_status)
+            view.error.connect(self.show_error)
+        self.evaluation.export_requested.connect(self.write_export)
         # A checkpoint file dropped anywhere opens: Qt offers a drag to the innermost widget that takes
         # drops, then to its parents while refused, and the canvas, plots and lists refuse checkpoints.
         self.setAcceptDrops(True)
@@ -272,102 +260,43 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ models
     def _load_bundled_model(self) -> None:
         try:
-            self.recognition.set_predictor(load_bundled())
+            self.model.use_bundled(load_bundled())
         except UserError as exc:
             self.show_status(f"No default model: {exc}")
+            return
+        self._model_changed()
 
     def current_model_description(self) -> str:
-        return self.recognition.predictor.source if self.recognition.predictor else "no model"
+        return self.model.predictor.source if self.model.predictor else "no model"
 
     def set_predictor(self, predictor: Predictor) -> None:
+        """Answer on the canvas with ``predictor`` (a model that is not the one on hand, for a try)."""
         self.recognition.set_predictor(predictor)
-        self.evaluation.model_changed(predictor.source)
+        self.evaluation.set_model(predictor, -1)
+
+    def _model_changed(self) -> None:
+        """Everything that shows the model on hand follows it: the canvas, Evaluate, the title, Continue."""
+        model = self.model
+        if model.predictor is not None:
+            self.recognition.set_predictor(model.predictor)
+            self.evaluation.set_model(model.predictor, model.version)
+        self.setWindowModified(not model.saved)
+        name = model.title()
+        self.setWindowTitle(f"{name}[*] - {APP_NAME}" if name else APP_NAME)
+        source = model.resume_source()
+        self.training_panel.set_resumable(source is not None, model.description(),
+                                          source.config if source is not None else None,
+                                          checked=self.training_panel.continuing() and source is not None)
 
     # ------------------------------------------------------------------------------------------ data sets
-    def ensure_dataset(self, then: Any, on_fail: Any = None) -> None:
-        """Call ``then(dataset)`` with the chosen data set, loading or downloading it on a worker first;
-        ``on_fail()`` runs instead when loading fails or is cancelled."""
-        name, folder = self.training_panel.dataset_choice()
-        key = (name, folder)
-        if key in self.datasets:
-            then(self.datasets[key])
-            return
-        loading = self.dataset_worker
-        if loading is not None and (loading.name, loading.folder) != key:  # another set is loading
-            self.show_status(f"Still loading {loading.name}; try again when it is loaded")
-            if on_fail is not None:
-                on_fail()
-            return
-        self._after_dataset.append((then, on_fail))
-        if loading is not None:  # the same set is already on its way
-            return
-        self.training_panel.show_download(True)
-        self.training_panel.dataset_status.setText("Loading data set...")
-        self.dataset_worker = worker = DatasetWorker(name, folder)
-        self.dataset_thread = start(worker, self, progress=self._on_download_progress, loaded=self._on_dataset_loaded,
-                                    failed=self._on_dataset_failed, cancelled=self._on_dataset_cancelled,
-                                    done=self._on_dataset_done)
-        self.show_status(f"Loading {name}...")
-
     @Slot()
-    def _describe_dataset_choice(self) -> None:
-        """Say before Train is pressed where the chosen data set will come from, so that a download (or
-        a data set that is missing) is no surprise. Only looks for files: loading waits for Train."""
-        name, folder = self.training_panel.dataset_choice()
-        dataset = self.datasets.get((name, folder))
-        if dataset is not None:
-            text = _describe(dataset)
-        elif folder is not None:
-            text = f"Loaded from {folder} when training starts"
-        else:
-            found = locate(name)
-            text = (f"Found in {found}\nloaded when training starts" if found is not None else
-                    f"Not on this computer yet: downloaded into {cache_dir() / name} when training starts")
-        self.training_panel.dataset_status.setText(text)
-
-    @Slot(int, int)
-    def _on_download_progress(self, done: int, total: int) -> None:
-        bar = self.training_panel.download_progress
-        if total > 0:
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * done / total))
-            bar.setFormat(f"Downloading {done / 2**20:.1f} / {total / 2**20:.1f} MB")
-        self.download_progress.emit(done, total)
+    def _choose_dataset(self) -> None:
+        self.loader.choose(*self.training_panel.dataset_choice())
 
     @Slot(object)
     def _on_dataset_loaded(self, dataset: Any) -> None:
-        self.datasets[(self.dataset_worker.name, self.dataset_worker.folder)] = dataset
-        self.training_panel.dataset_status.setText(_describe(dataset))
         self.show_status(f"Loaded {dataset.name} from {dataset.folder}")
-        callbacks, self._after_dataset = self._after_dataset, []
         self.dataset_loaded.emit(dataset)
-        for then, _ in callbacks:
-            then(dataset)
-
-    @Slot(str)
-    def _on_dataset_failed(self, message: str) -> None:
-        self.training_panel.dataset_status.setText(message)
-        self.show_error("Data set", message)
-
-    @Slot()
-    def _on_dataset_cancelled(self) -> None:
-        self.training_panel.dataset_status.setText("Download cancelled")
-        self.show_status("Download cancelled")
-
-    @Slot()
-    def _on_dataset_done(self) -> None:
-        callbacks, self._after_dataset = self._after_dataset, []
-        for _, on_fail in callbacks:  # still waiting: loading failed or was cancelled
-            if on_fail is not None:
-                on_fail()
-        self.training_panel.show_download(False)
-        self.dataset_worker = None
-        finish(self.dataset_thread)
-        self.dataset_thread = None
-
-    def cancel_download(self) -> None:
-        if self.dataset_worker is not None:
-            self.dataset_worker.cancel()
 
     def open_data_folder_dialog(self) -> None:
         start_dir = str(self.settings.value("paths/data", str(Path.home())))
@@ -379,7 +308,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ training
     @property
     def is_training(self) -> bool:
-        return self.training_thread is not None
+        return self.training.running
 
     def start_training(self) -> None:
         if self.is_training:
@@ -389,11 +318,11 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error("Training settings", str(exc))
             return
-        resume = self._resume_source() if self.training_panel.resume_check.isChecked() else None
+        resume = self.model.resume_source() if self.training_panel.continuing() else None
         self._set_running(True)
-        self.training_panel.progress.setFormat("loading data...")
-        self.ensure_dataset(lambda dataset: self._start_worker(dataset, config, resume),
-                            on_fail=lambda: self._set_running(False))
+        self.training_panel.show_progress_text("loading data...")
+        self.loader.ensure(lambda dataset: self._start_worker(dataset, config, resume),
+                           on_fail=lambda: self._set_running(False))
 
     def _set_running(self, running: bool) -> None:
         """Lock what would change a run's data or model under it, from Train until the run has ended: the
@@ -403,36 +332,19 @@ class MainWindow(QMainWindow):
         self.open_action.setEnabled(not running)
         self.open_data_folder_action.setEnabled(not running)
         self._refresh_recent_menu()
-
-    def _trained_run(self) -> Trainer | None:
-        """The last run, once it has completed an epoch: then its model is the one on hand, which Save
-        saves and Continue continues, rather than the checkpoint opened before it."""
-        return self.trainer if self.trainer is not None and self.trainer.epochs_done > 0 else None
-
-    def _resume_source(self) -> ckpt.Checkpoint | None:
-        """What Continue continues: the model on hand, as Save saves it (the last run's last completed
-        epoch, or else the checkpoint opened)."""
-        trainer = self._trained_run()
-        return ckpt.from_payload(ckpt.trainer_payload(trainer)) if trainer is not None else self.checkpoint
+        if not running:
+            self.training_panel.show_progress_text("")
 
     def _start_worker(self, dataset: Any, config: Any, checkpoint: ckpt.Checkpoint | None) -> None:
-        if checkpoint is None:  # a new model: Save must not write over the file of the one before
-            self.model_file = None
-            self.setWindowModified(False)
-        extra_epochs = config.epochs
-
-        def make_trainer() -> Trainer:
-            if checkpoint is not None:
-                return ckpt.resume_trainer(checkpoint, dataset, more_epochs=extra_epochs, device=config.device)
-            return Trainer(config, dataset)
-
+        self.model.start_run(continuing=checkpoint is not None)
+        self._model_changed()
         self._update_device_label()  # clears a previous run's note
         self.autosave_path = self._new_autosave_path(config.model, dataset.name)
-        self.training_worker = worker = TrainingWorker(make_trainer, self.autosave_path)
-        self.training_thread = start(
-            worker, self, started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,
-            snapshot=self._on_snapshot, saved=self._on_autosaved, notice=self._on_training_notice,
-            finished=self._on_finished, failed=self._on_training_failed, done=self._on_training_done)
+        self.training.start(
+            TrainingWorker(dataset, config, checkpoint, self.autosave_path),
+            started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,
+            epoch_model=self._on_epoch_model, saved=self._on_autosaved, notice=self._on_training_notice,
+            finished=self._on_finished, failed=self._on_training_failed)
         self.show_status("Preparing training...")
 
     def _new_autosave_path(self, model: str, dataset: str) -> Path | None:
@@ -443,20 +355,17 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._on_training_notice(f"No autosaves for this run: cannot create {folder} ({exc.strerror or exc})")
             return None
-        in_use = [self.checkpoint.path] if self.checkpoint is not None and self.checkpoint.path else []
+        in_use = [self.model.file] if self.model.file is not None else []
         prune(folder, keep=MAX_KEPT - 1, protect=[*in_use, *map(Path, self._recent())])  # room for this run's
         return new_autosave_path(folder, model, dataset)
 
     @Slot(object)
     def _on_training_started(self, info: dict) -> None:
-        self.trainer = self.training_worker.trainer if self.training_worker else None
-        self._update_title()  # a new run's model has no file yet
-        self._steps_per_epoch = info["steps_per_epoch"]
-        self._total_epochs = info["config"].epochs
-        self.plots.load_history(info["history"], self._steps_per_epoch)
-        self.training_panel.progress.setRange(0, self._total_epochs * self._steps_per_epoch)
-        self.training_panel.progress.setValue(info["epochs_done"] * self._steps_per_epoch)
-        self._eta_rate = 0.0
+        self._run = {"steps_per_epoch": info["steps_per_epoch"], "epochs": info["config"].epochs,
+                     "batch_size": info["config"].batch_size, "model": info["config"].model}
+        self.plots.load_history(info["history"], info["steps_per_epoch"])
+        self.training_panel.show_run_progress(info["epochs_done"] * info["steps_per_epoch"],
+                                              info["config"].epochs * info["steps_per_epoch"])
         self.tabs.setCurrentWidget(self.plots)
         self.show_status(f"Training {info['config'].model} on {info['device']}")
 
@@ -464,28 +373,29 @@ class MainWindow(QMainWindow):
     def _on_steps(self, events: list) -> None:
         self.plots.add_losses([e.step for e in events], [e.loss for e in events])
         last = events[-1]
-        bar = self.training_panel.progress
-        bar.setValue(last.step)
-        bar.setFormat(f"epoch {last.epoch + 1}/{self._total_epochs}  batch {last.batch}/{last.batches_per_epoch}")
-        remaining_steps = self._total_epochs * self._steps_per_epoch - last.step
-        batch_size = self.trainer.config.batch_size if self.trainer else 1
-        eta = remaining_steps * batch_size / max(last.samples_per_second, 1e-9)
+        self.training_panel.show_run_progress(last.step, None, f"epoch {last.epoch + 1}/{self._run['epochs']}  "
+                                                               f"batch {last.batch}/{last.batches_per_epoch}")
+        remaining_steps = self._run["epochs"] * self._run["steps_per_epoch"] - last.step
+        eta = remaining_steps * self._run["batch_size"] / max(last.samples_per_second, 1e-9)
         self.speed_label.setText(f"{last.samples_per_second:,.0f} samples/s  ETA {_duration(eta)}  "
                                  f"loss {last.loss:.4f}")
         self.training_steps.emit(events)
 
     @Slot(object)
     def _on_epoch(self, event: EpochEvent) -> None:
-        self.plots.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy)
+        self.plots.add_epoch(event.epoch, event.epoch * self._run["steps_per_epoch"], event.test_loss,
+                             event.test_accuracy)
         self.show_status(f"Epoch {event.epoch}/{event.total_epochs}: test accuracy {event.test_accuracy:.2%}")
-        self.setWindowModified(True)
         self.training_epoch.emit(event)
 
     @Slot(object)
-    def _on_snapshot(self, snapshot: ModelSnapshot) -> None:
-        self.snapshot = snapshot
-        self.set_predictor(Predictor.from_state(snapshot.architecture, snapshot.model_kwargs, snapshot.state,
-                                                snapshot.normalization, snapshot.class_names, snapshot.label))
+    def _on_epoch_model(self, checkpoint: ckpt.Checkpoint) -> None:
+        """The run's last completed epoch is now the model on hand (canvas, Evaluate, Save, Continue)."""
+        planned = self._run["epochs"]
+        done = checkpoint.epochs_done
+        progress = epochs_text(done) if done >= planned else f"{done} of {epochs_text(planned)}"
+        self.model.epoch_done(checkpoint, f"training run ({checkpoint.architecture}, {progress})")
+        self._model_changed()
 
     @Slot(str)
     def _on_training_notice(self, message: str) -> None:
@@ -502,44 +412,37 @@ class MainWindow(QMainWindow):
         verb = "Stopped" if event.stopped else "Finished"
         accuracy = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
         self.show_status(f"{verb} after {epochs_text(event.epochs_done)}{accuracy}")
-        self.training_panel.progress.setFormat(f"{verb.lower()}: {epochs_text(event.epochs_done)}{accuracy}")
+        self._finished_text = f"{verb.lower()}: {epochs_text(event.epochs_done)}{accuracy}"
         self.training_finished.emit(event)
 
     @Slot(str)
     def _on_training_failed(self, message: str) -> None:
+        self._finished_text = "failed"
         self.show_error("Training failed", message)
         self.training_finished.emit(None)
 
     @Slot()
     def _on_training_done(self) -> None:
-        finish(self.training_thread)
-        self.training_thread = None
-        self.training_worker = None
         self._set_running(False)
+        self.training_panel.show_progress_text(getattr(self, "_finished_text", ""))
         self.speed_label.setText("")
-        trainer = self._trained_run()
-        if trainer is not None:  # Continue now continues this run
-            self.training_panel.set_resumable(
-                True, f"The last run ({trainer.config.model}): {epochs_text(trainer.epochs_done)} done",
-                trainer.config, checked=self.training_panel.resume_check.isChecked())
 
     def set_paused(self, paused: bool) -> None:
-        if self.training_worker is None:
+        if not self.training.running:
             return
         if paused:
-            self.training_worker.control.pause()
+            self.training.worker.control.pause()
             self.show_status("Paused")
         else:
-            self.training_worker.control.resume()
+            self.training.worker.control.resume()
             self.show_status("Resumed")
 
     def stop_training(self, wait: bool = False) -> None:
-        if self.training_worker is not None:
-            self.training_worker.cancel()
+        if self.training.running:
+            self.training.cancel()
             self.show_status("Stopping...")
-        if wait and self.training_thread is not None:
-            self.training_thread.wait()
-            QApplication.processEvents()
+        if wait:
+            self.training.wait()
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def open_checkpoint_dialog(self) -> None:
@@ -549,21 +452,20 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(path)
 
     def open_checkpoint(self, path: str | Path) -> bool:
-        """Start opening a checkpoint on a worker; whether it started. On any problem the current model
+        """Start opening a checkpoint on a worker; whether it started. On any problem the model on hand
         stays and the problem is shown. ``checkpoint_opened`` says how it ended (False at once when refused)."""
         refusal = None
         if not self.open_action.isEnabled():  # a run is on (the menu is locked; this catches other callers)
             refusal = f"Not opened {Path(path).name}: stop the training first"
-        elif self.checkpoint_thread is not None:
-            refusal = f"Not opened {Path(path).name}: still opening {Path(self.checkpoint_worker.path).name}"
+        elif self.opening.running:
+            refusal = f"Not opened {Path(path).name}: still opening {Path(self.opening.worker.path).name}"
         if refusal is not None:
             self.show_status(refusal)
             self.checkpoint_opened.emit(False)
             return False
         self.show_status(f"Opening {Path(path).name}...")
-        self.checkpoint_worker = worker = CheckpointWorker(str(path))
-        self.checkpoint_thread = start(worker, self, loaded=self._on_checkpoint_loaded,
-                                       failed=self._on_checkpoint_failed, done=self._on_checkpoint_done)
+        self.opening.start(CheckpointWorker(str(path)), loaded=self._on_checkpoint_loaded,
+                           failed=self._on_checkpoint_failed)
         return True
 
     @Slot(str)
@@ -572,29 +474,18 @@ class MainWindow(QMainWindow):
         self.show_error("Cannot open checkpoint", message)
         self.checkpoint_opened.emit(False)
 
-    @Slot()
-    def _on_checkpoint_done(self) -> None:
-        finish(self.checkpoint_thread)
-        self.checkpoint_thread = self.checkpoint_worker = None
-
     @Slot(object)
     def _on_checkpoint_loaded(self, loaded: ckpt.Checkpoint) -> None:
         if not self.open_action.isEnabled():  # a run started while the file was being read
             self.show_status(f"Not opened {loaded.display_name}: a training run started meanwhile")
             self.checkpoint_opened.emit(False)
             return
-        path = loaded.path
-        self.checkpoint = loaded
-        self.snapshot = None
-        self.trainer = None
-        self._set_model_file(Path(path))
-        self.settings.setValue("paths/checkpoints", str(Path(path).parent))
-        self._remember_recent(str(Path(path).resolve()))
-        self.set_predictor(Predictor.from_checkpoint(loaded))
+        self.model.open(loaded)
+        self.settings.setValue("paths/checkpoints", str(Path(loaded.path).parent))
+        self._remember_recent(str(Path(loaded.path).resolve()))
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
-        self.training_panel.set_resumable(True, f"{loaded.display_name}: {epochs_text(loaded.epochs_done)} done",
-                                          loaded.config)
+        self._model_changed()
         switched = self._select_dataset_of(loaded)
         self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
                          + (f"; data set switched to {switched}, which it was trained on" if switched else ""))
@@ -622,34 +513,14 @@ class MainWindow(QMainWindow):
             return None
         return spec.title if self.training_panel.select_dataset(spec.key) else None
 
-    def _set_model_file(self, path: Path) -> None:
-        """The model on hand was just opened from or saved to ``path``: Save writes there now."""
-        self.model_file = path
-        self.setWindowModified(False)
-        self._update_title()
-
-    def _update_title(self) -> None:
-        """The model's file in the title, with ``*`` (window modified) once it has trained since."""
-        name = self.model_file.name if self.model_file else ("unsaved model" if self.trainer is not None else "")
-        self.setWindowTitle(f"{name}[*] - {APP_NAME}" if name else APP_NAME)
-
-    def _has_model_to_save(self) -> bool:
-        return self._trained_run() is not None or self.checkpoint is not None
-
-    def _current_payload(self) -> dict | None:
-        trainer = self._trained_run()
-        if trainer is not None:
-            return ckpt.trainer_payload(trainer)
-        return ckpt.checkpoint_payload(self.checkpoint) if self.checkpoint is not None else None
-
     def save_checkpoint(self) -> None:
-        if self.model_file is None:
+        if self.model.file is None:
             self.save_checkpoint_as()
         else:
-            self.save_to(self.model_file)
+            self.save_to(self.model.file)
 
     def save_checkpoint_as(self) -> None:
-        if not self._has_model_to_save():
+        if not self.model.can_save:
             self.show_error("Save checkpoint", NOTHING_TO_SAVE)
             return
         start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
@@ -663,9 +534,9 @@ class MainWindow(QMainWindow):
 
         No file is written over a data set the app has loaded, nor, with ``keep_model_file``, over the
         model's own checkpoint (an export named like it); Save itself does replace the model's file."""
-        inputs = [file for dataset in self.datasets.values() for file in split_files(Path(dataset.folder))]
+        inputs: list[Path | None] = list(self.loader.files())
         if keep_model_file:
-            inputs += [self.model_file, self.checkpoint.path if self.checkpoint is not None else None]
+            inputs += [self.model.file, self.model.checkpoint.path if self.model.checkpoint is not None else None]
         try:
             check_output(path, inputs)
         except UserError as exc:
@@ -674,7 +545,7 @@ class MainWindow(QMainWindow):
         return True
 
     def save_to(self, path: str | Path) -> bool:
-        payload = self._current_payload()
+        payload = self.model.payload()
         if payload is None:
             self.show_error("Save checkpoint", NOTHING_TO_SAVE)
             return False
@@ -685,7 +556,8 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error("Cannot save checkpoint", str(exc))
             return False
-        self._set_model_file(saved)
+        self.model.saved_to(saved)
+        self._model_changed()
         self.settings.setValue("paths/checkpoints", str(saved.parent))
         self._remember_recent(str(saved.resolve()))
         self.show_status(f"Saved {saved}")
@@ -697,10 +569,10 @@ class MainWindow(QMainWindow):
     def export_dialog(self) -> None:
         from engine.export import SUFFIXES, format_for_path
 
-        if self.export_thread is not None:
+        if self.exporting.running:
             self.show_status("An export is still being written; try again when it is done")
             return
-        if not self._has_model_to_save():
+        if not self.model.can_save:
             self.show_error("Export", "Nothing to export yet: train a model or open a checkpoint.")
             return
         start_dir = str(self.settings.value("paths/checkpoints", str(Path.home())))
@@ -715,9 +587,8 @@ class MainWindow(QMainWindow):
         if not self.may_write(path, "Export failed", keep_model_file=True):
             return
         self.show_status(f"Exporting {fmt} model to {path}...")
-        self.export_worker = worker = ExportWorker(ckpt.from_payload(self._current_payload()), fmt, path)
-        self.export_thread = start(worker, self, exported=self._on_exported, failed=self._on_export_failed,
-                                   done=self._on_export_done)
+        self.exporting.start(ExportWorker(ckpt.from_payload(self.model.payload()), fmt, path),
+                             exported=self._on_exported, failed=self._on_export_failed)
 
     CURVE_FILTERS = {"CSV table (*.csv)": ".csv", "PNG image (*.png)": ".png"}
 
@@ -741,6 +612,7 @@ class MainWindow(QMainWindow):
         written = self.write_export(lambda: [write(path)], path)
         return written[0] if written else None
 
+    @Slot(object, str)
     def write_export(self, write: Callable[[], list[Path]], path: str | Path) -> list[Path] | None:
         """Run an export's ``write`` (which returns the files written) and say what came of it: the files
         in the status line, or why not in a dialog. Returns the files, or None when it failed."""
@@ -761,11 +633,6 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_export_failed(self, message: str) -> None:
         self.show_error("Export failed", message)
-
-    @Slot()
-    def _on_export_done(self) -> None:
-        finish(self.export_thread)
-        self.export_thread = self.export_worker = None
 
     def _remember_recent(self, path: str) -> None:
         recent = [p for p in self._recent() if p != path]
@@ -847,22 +714,23 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_training(wait=True)
-        # What waits for a data set being loaded (a Train or Evaluate press) must not start once the
-        # window is gone: the app would quit with that worker's thread still running, and abort.
-        self._after_dataset.clear()
-        self.cancel_download()
-        if self.dataset_thread is not None:
-            self.dataset_thread.wait()
-        finish(self.warm_up_thread)  # it cannot be cancelled, but it takes a second at most
-        self.warm_up_thread = None
-        finish(self.export_thread)  # nor can an export, which takes a second or two at most
-        self.export_thread = None
-        finish(self.checkpoint_thread)  # nor a checkpoint being opened, bounded by its size limits
-        self.checkpoint_thread = None
+        # Nothing that waits for a data set may start once the window is gone: the app would quit with
+        # that worker's thread still running, and abort. The other workers cannot be cancelled but are
+        # bounded: a warm-up a second, an export a second or two, a checkpoint by its size limits.
+        self.loader.shutdown()
+        for job in (self.warm_up, self.exporting, self.opening):
+            job.wait()
         self.evaluation.shutdown()
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
+
+
+def open_main_window() -> MainWindow:
+    """The app's window, shown (gui.app runs the event loop around it)."""
+    window = MainWindow()
+    window.show()
+    return window
 
 
 class EnabledMirror(QObject):
@@ -905,10 +773,6 @@ def about_text(device: str, model: str) -> str:
             f"<p>PyTorch {torch.__version__}<br>Qt {qVersion()} (PySide6 {PySide6.__version__})<br>"
             f"Device in use: {device}<br>Model on the canvas: {model}<br>"
             f"LeNet's fused CPU kernel: {kernel_line}</p>")
-
-
-def _describe(dataset: Any) -> str:
-    return f"{dataset.name}: {len(dataset.train):,} training / {len(dataset.test):,} test images\n{dataset.folder}"
 
 
 def _duration(seconds: float) -> str:

@@ -1,6 +1,6 @@
 """The training side's controls: data set, model, hyper-parameters, device, Train/Pause/Stop, progress.
 
-The panel only shows and collects values; :class:`gui.main_window.MainWindow` decides what happens.
+The panel only shows and collects values and emits signals; the window decides what happens.
 Every value has a range or a fixed list of choices, so invalid values cannot be entered.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from engine.data import DATASETS
 from engine.devices import DeviceInfo, best_device
 from engine.models import MODELS, build_model, model_spec, parameter_count
-from engine.training import OPTIMIZERS, SCHEDULES, TrainConfig
 from gui.settings import settings_list
 
 FOLDER_ITEM = "folder"
@@ -41,6 +41,7 @@ class TrainingPanel(QWidget):
     open_folder_requested = Signal()
     download_cancel_requested = Signal()
     dataset_changed = Signal()
+    device_changed = Signal()
 
     def __init__(self, devices: tuple[DeviceInfo, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,6 +99,7 @@ class TrainingPanel(QWidget):
                                       "so the model copes with digits drawn on the canvas")
         self.seed_spin = _int_spin("seedSpin", 0, 2**31 - 1)
         self.device_combo = _shrinkable_combo("deviceCombo")
+        self.device_combo.currentIndexChanged.connect(lambda _: self.device_changed.emit())
         for device in devices:
             self.device_combo.addItem(f"{device.name} - {device.description}", device.name)
         # a GPU where there is one, as the command line's auto (a remembered choice replaces it)
@@ -292,11 +294,40 @@ class TrainingPanel(QWidget):
         self.pause_button.setText("Resume" if paused else "Pause")
         self.pause_toggled.emit(paused)
 
+    def continuing(self) -> bool:
+        """Whether Train is to continue the model on hand rather than start a new one."""
+        return self.resume_check.isChecked()
+
+    @Slot(bool)
     def show_download(self, visible: bool) -> None:
         self.download_progress.setVisible(visible)
         self.cancel_download_button.setVisible(visible)
         if visible:
             self.download_progress.setRange(0, 0)
+
+    @Slot(int, int)
+    def show_download_progress(self, done: int, total: int) -> None:
+        if total > 0:
+            self.download_progress.setRange(0, 1000)
+            self.download_progress.setValue(int(1000 * done / total))
+            self.download_progress.setFormat(f"Downloading {done / 2**20:.1f} / {total / 2**20:.1f} MB")
+
+    @Slot(str)
+    def show_dataset_status(self, text: str) -> None:
+        self.dataset_status.setText(text)
+
+    def show_run_progress(self, step: int, total_steps: int | None = None, text: str | None = None) -> None:
+        """The run's progress bar at ``step`` (of ``total_steps``, when it changes), captioned ``text``."""
+        if total_steps is not None:
+            self.progress.setRange(0, total_steps)
+        self.progress.setValue(step)
+        if text is not None:
+            self.progress.setFormat(text)
+
+    def show_progress_text(self, text: str) -> None:
+        """The run bar's caption alone ("loading data...", "finished: 3 epochs"); empty keeps the last one."""
+        if text:
+            self.progress.setFormat(text)
 
     # -- settings -------------------------------------------------------------------------------------------
     def save_settings(self, settings: QSettings) -> None:

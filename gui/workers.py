@@ -21,24 +21,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QMetaMethod, QObject, Qt, QThread, Signal, Slot
-
-
-@dataclass(frozen=True)
-class ModelSnapshot:
-    """Weights published by a training run (CPU copies), enough to build a predictor or a checkpoint."""
-
-    architecture: str
-    model_kwargs: dict[str, Any]
-    state: dict[str, Any]
-    normalization: Any
-    class_names: tuple[str, ...]
-    epochs_done: int
-    label: str
 
 
 class Worker(QObject):
@@ -123,6 +109,56 @@ def start(worker: Worker, parent: QObject, **slots: Callable[..., Any]) -> QThre
     return thread
 
 
+class Job(QObject):
+    """One worker's lifetime, from start to clean-up; at most one worker at a time.
+
+    Every worker of the app runs through a Job (superqt's ``create_worker`` is the pattern): ``start``
+    connects the worker's signals and runs it on a new thread; ``cancel`` asks it to stop; ``wait``
+    blocks until it has ended (closing the window); ``finished`` comes once its thread has ended and been
+    freed, so a slot connected to it may start the next worker. A new worker is its class and one
+    ``start`` call; no done-slot is written twice.
+    """
+
+    finished = Signal()
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self.worker: Any = None
+        self._thread: QThread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, worker: Worker, **slots: Callable[..., Any]) -> bool:
+        """Run ``worker`` with its signals connected to ``slots`` (see :func:`start`); False, and nothing
+        started, while another worker of this job is still running."""
+        if self.running:
+            return False
+        self.worker = worker
+        self._thread = start(worker, self, done=self._on_done, **slots)
+        return True
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def wait(self) -> None:
+        """Block until the worker has ended, then clean up (``finished`` is emitted now)."""
+        if self._thread is not None:
+            self._thread.wait()
+            self._on_done()
+
+    @Slot()
+    def _on_done(self) -> None:
+        if self._thread is None:  # already cleaned up by wait()
+            return
+        finish(self._thread)
+        self._thread = None
+        self.worker = None
+        self.finished.emit()
+
+
 def is_declared_slot(method: Any) -> bool:
     """Whether ``method`` is bound to a QObject whose class declares it as a slot (``@Slot``)."""
     receiver = getattr(method, "__self__", None)
@@ -159,9 +195,8 @@ def training_threads(lowered_priority: bool) -> int:
     """Intra-op threads for training inside the app: every core when the training thread runs below the
     GUI's priority, else all but one, which the GUI thread keeps.
 
-    On this project's 2-core machine, both cores at lowered priority trained 15-25 % faster than one core
-    at normal priority, with event-loop lateness p99 at 22-25 ms instead of 18-21 (both cores at normal
-    priority: 30-36 ms), measured while the plots still redrew 20 times a second.
+    On 2 cores, both at lowered priority trained 15-25 % faster than one at normal priority, with GUI
+    lateness about as low (benchmarks/bench_gui.py; docs/performance.md).
     """
     cores = os.cpu_count() or 2
     return cores if lowered_priority else max(1, cores - 1)
@@ -175,33 +210,35 @@ def finish(thread: QThread | None) -> None:
 
 
 class TrainingWorker(Worker):
-    """Runs one :class:`engine.training.Trainer` to the end, or until stopped.
+    """Runs one training run to the end, or until stopped: a new model, or one continuing ``checkpoint``.
 
-    ``make_trainer`` is called in the worker thread (loading data and building the model take time).
-    Step events are batched and sent at most every ``emit_interval`` seconds, so a fast GPU cannot flood
-    the GUI thread with signals; every logged loss still arrives.
+    The Trainer is built and lives in the worker thread; the GUI learns of the run only through these
+    signals. Step events are batched and sent at most every ``emit_interval`` seconds, so a fast GPU cannot
+    flood the GUI thread with signals; every logged loss still arrives. At each completed epoch the model
+    comes as a checkpoint of its own (``epoch_model``): the model on hand is always a whole epoch's.
     """
 
     steps = Signal(object)  # list[StepEvent]
     epoch = Signal(object)  # EpochEvent
+    epoch_model = Signal(object)  # engine.checkpoint.Checkpoint of the epoch just completed, CPU copies
     finished = Signal(object)  # FinishedEvent
-    snapshot = Signal(object)  # ModelSnapshot
     saved = Signal(str)  # path of the autosaved checkpoint
     notice = Signal(str)  # NoticeEvent.message: a slower fallback the user should know about
-    started_training = Signal(object)  # the Trainer's config, steps per epoch, epochs done, history
+    started_training = Signal(object)  # the run's config, steps per epoch, epochs done, history, device
 
     background = True
 
-    def __init__(self, make_trainer: Callable[[], Any], autosave_path: Path | None,
+    def __init__(self, dataset: Any, config: Any, checkpoint: Any, autosave_path: Path | None,
                  emit_interval: float = 0.05) -> None:
         super().__init__()
-        from engine.training import TrainingControl
+        from engine.events import TrainingControl
 
-        self.make_trainer = make_trainer
+        self.dataset = dataset
+        self.config = config
+        self.checkpoint = checkpoint
         self.autosave_path = autosave_path
         self.control = TrainingControl()
         self.emit_interval = emit_interval
-        self.trainer: Any = None
         self._pending: list[Any] = []
         self._last_emit = 0.0
 
@@ -212,12 +249,21 @@ class TrainingWorker(Worker):
         super().cancel()
         self.control.stop()
 
+    def _make_trainer(self) -> Any:
+        from engine.checkpoint import resume_trainer
+        from engine.training import Trainer
+
+        if self.checkpoint is not None:  # the panel's epochs are "more epochs" when continuing
+            return resume_trainer(self.checkpoint, self.dataset, more_epochs=self.config.epochs,
+                                  device=self.config.device)
+        return Trainer(self.config, self.dataset)
+
     def work(self) -> None:
         from engine import checkpoint
         from engine.errors import UserError
-        from engine.training import EpochEvent, FinishedEvent, NoticeEvent, StepEvent
+        from engine.events import EpochEvent, FinishedEvent, NoticeEvent, StepEvent
 
-        self.trainer = trainer = self.make_trainer()
+        trainer = self._make_trainer()
         if self.control.stopped:
             return
         self.started_training.emit({
@@ -244,14 +290,14 @@ class TrainingWorker(Worker):
                 self.notice.emit(event.message)
             elif isinstance(event, FinishedEvent):
                 flush()
-                self.snapshot.emit(self._snapshot(trainer, stopped=event.stopped))
                 self.finished.emit(event)
 
         def on_epoch_end(t: Any) -> None:
-            self.snapshot.emit(self._snapshot(t))
+            payload = checkpoint.trainer_payload(t)
+            self.epoch_model.emit(checkpoint.from_payload(payload))
             if self.autosave_path is not None:
                 try:
-                    checkpoint.save(checkpoint.trainer_payload(t), self.autosave_path)
+                    checkpoint.save(payload, self.autosave_path)
                 except UserError as exc:  # a full disk, say: the run and its model in memory go on
                     self.notice.emit(f"Autosave failed, training goes on (use Save to keep the model): {exc}")
                 else:
@@ -259,40 +305,16 @@ class TrainingWorker(Worker):
 
         trainer.run(on_event, self.control, on_epoch_end=on_epoch_end)
 
-    @staticmethod
-    def _snapshot(trainer: Any, stopped: bool | None = None) -> ModelSnapshot:
-        """The model as it is now; ``stopped`` is the finished run's, None while the run goes on."""
-        state = trainer.weights_snapshot()
-        epochs = trainer.history.epochs
-        if stopped and epochs and epochs[-1].get("step") == trainer.global_step:
-            stopped = False  # stopped before the next epoch's first step: the model is the epoch's
-        progress = snapshot_progress(trainer.epochs_done, trainer.config.epochs, stopped)
-        label = f"training run ({trainer.config.model}, {progress})"
-        return ModelSnapshot(trainer.config.model, dict(trainer.model_kwargs), state, trainer.normalization,
-                             tuple(trainer.dataset.class_names), trainer.epochs_done, label)
-
-
-def snapshot_progress(epochs_done: int, epochs_planned: int, stopped: bool | None) -> str:
-    """How far a run's model has trained, for labels: '2 of 3 epochs' at an epoch's end, '3 epochs' when the
-    run is done, 'stopped in epoch 3' when it was stopped part-way through one."""
-    from engine.training import epochs_text
-
-    if stopped:
-        return f"stopped in epoch {epochs_done + 1}"
-    if stopped is None:
-        return f"{epochs_done} of {epochs_text(epochs_planned)}"
-    return epochs_text(epochs_done)
-
 
 class WarmUpWorker(Worker):
-    """Does the first training run's one-off start-up work (``engine.training.warm_up``) in the background,
+    """Does the first training run's one-off start-up work (``engine.cpu_tuning.warm_up``) in the background,
     and removes what an autosave killed mid-write left behind (engine.files.remove_stale_temporaries)."""
 
     background = True
 
     def work(self) -> None:
+        from engine.cpu_tuning import warm_up
         from engine.files import remove_stale_temporaries
-        from engine.training import warm_up
         from gui.autosave import autosave_dir
 
         remove_stale_temporaries(autosave_dir())
@@ -301,7 +323,7 @@ class WarmUpWorker(Worker):
 
 class ExportWorker(Worker):
     """Exports a model (:func:`engine.export.export`) off the GUI thread: torch.export and ONNX take
-    0.5-1.5 s on this project's machine, a frozen window otherwise."""
+    0.5-1.5 s on a 2-core CPU, a frozen window otherwise."""
 
     exported = Signal(str, str)  # format, path written
 

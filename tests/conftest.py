@@ -72,8 +72,8 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if win.is_training:
         win.stop_training(wait=True)
     win.evaluation.shutdown()
-    qtbot.waitUntil(lambda: not win.is_training and win.dataset_thread is None and win.warm_up_thread is None
-                    and win.checkpoint_thread is None, timeout=30000)
+    qtbot.waitUntil(lambda: not win.is_training and not win.loader.loading and not win.warm_up.running
+                    and not win.opening.running, timeout=30000)
     if win.garbage_collector.active:  # still open (pytest-qt's close came while a run asked first): close it,
         monkeypatch.setattr(win, "confirm", lambda title, question: True)  # so automatic gc is back on
         win.close()

@@ -190,8 +190,9 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     """Opening a Fashion-MNIST checkpoint chooses Fashion-MNIST; evaluating or continuing it on MNIST
     digits is refused with a message instead of reporting meaningless numbers."""
     from engine import checkpoint as ckpt
+    from engine.config import TrainConfig
     from engine.data import load_folder
-    from engine.training import TrainConfig, Trainer
+    from engine.training import Trainer
     from tests.helpers import write_dataset
 
     data = tmp_path / "data"
@@ -213,7 +214,7 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     qtbot.mouseClick(view.evaluate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(window.errors), timeout=30000)
     assert "recognises the Fashion-MNIST (clothing) classes" in window.errors[-1]
-    assert view.thread is None and view.evaluate_button.isEnabled() and view.result is None
+    assert not view.job.running and view.evaluate_button.isEnabled() and view.result is None
 
     panel.resume_check.setChecked(True)
     with qtbot.waitSignal(window.training_finished, timeout=30000) as finished:
@@ -229,8 +230,9 @@ def test_a_checkpoint_brings_the_folder_its_data_came_from(qtbot, window, tmp_pa
     import shutil
 
     from engine import checkpoint as ckpt
+    from engine.config import TrainConfig
     from engine.data import load_folder
-    from engine.training import TrainConfig, Trainer
+    from engine.training import Trainer
 
     folder = tmp_path / "my-digits"
     shutil.copytree(tiny_data, folder)
@@ -248,3 +250,19 @@ def test_a_checkpoint_brings_the_folder_its_data_came_from(qtbot, window, tmp_pa
     shutil.rmtree(folder)
     assert open_checkpoint(qtbot, window, path)
     assert panel.dataset_choice() == ("mnist", None) and "switched" not in window.status_label.text()
+
+
+def test_figures_of_a_model_that_changed_since_are_marked_out_of_date(window, qtbot, scripted) -> None:
+    from engine.inference import BUNDLED_MODEL
+
+    window.set_predictor(scripted[0])
+    view = window.evaluation
+    with qtbot.waitSignal(view.evaluated, timeout=30000):
+        view.evaluate()
+    assert not view.stale and view.export_csv_button.isEnabled()
+    assert open_checkpoint(qtbot, window, BUNDLED_MODEL)  # the model on hand changes
+    assert view.stale and "Out of date" in view.summary.text()
+    assert not view.export_csv_button.isEnabled() and not view.export_png_button.isEnabled()
+    with qtbot.waitSignal(view.evaluated, timeout=30000):
+        view.evaluate()
+    assert not view.stale and "digitnet-mnist.pt" in view.summary.text() and view.export_csv_button.isEnabled()

@@ -63,7 +63,7 @@ def test_the_window_warms_up_in_the_background_then_freezes_start_up_objects(win
     import sys
 
     qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=30000)  # frozen when the warm-up is done
-    assert window.warm_up_thread is None and not window.garbage_collector.holding
+    assert not window.warm_up.running and not window.garbage_collector.holding
     assert "torch._dynamo" in sys.modules  # what the first optimiser would otherwise import
     assert gc.get_freeze_count() > 100_000
     assert window.close()

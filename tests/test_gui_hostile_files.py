@@ -33,7 +33,7 @@ def test_a_checkpoint_opens_on_a_worker_while_the_window_stays_live(qtbot, windo
                                                                         "losses": [1.0 / s for s in steps]})))
     with qtbot.waitSignal(window.checkpoint_opened, timeout=60000) as opened:
         assert window.open_checkpoint(path)
-        assert window.checkpoint_thread is not None  # read and checked off the GUI thread
+        assert window.opening.running  # read and checked off the GUI thread
     assert opened.args == [True]
     assert len(window.plots.steps.view) <= MAX_LOADED_POINTS  # a screenful, not a quarter of a million points
     assert window.plots.steps.view[-1] == 250_000
@@ -53,7 +53,7 @@ def test_a_checkpoint_that_would_crash_training_is_refused_and_the_model_kept(qt
     path.write_bytes(_bundled_with(short_moments))
     assert not open_checkpoint(qtbot, window, path)
     assert "crafted.pt" in window.errors[-1] and "\n" not in window.errors[-1]
-    assert window.recognition.predictor is before and window.checkpoint is None
+    assert window.recognition.predictor is before and window.model.checkpoint is None
 
 
 def test_bad_images_are_reported_at_the_canvas(window, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_no_save_or_export_replaces_a_file_the_app_reads(qtbot, window, tiny_dat
     from PySide6.QtWidgets import QFileDialog
 
     data = Path(shutil.copytree(tiny_data, tmp_path / "mnist"))
-    window.datasets[("mnist", str(data))] = load_folder(data)
+    window.loader.datasets[("mnist", str(data))] = load_folder(data)
     model = tmp_path / "model.pt"
     shutil.copy(BUNDLED_MODEL, model)
     assert open_checkpoint(qtbot, window, model)
@@ -85,7 +85,7 @@ def test_no_save_or_export_replaces_a_file_the_app_reads(qtbot, window, tiny_dat
     # a TorchScript export (.pt) named like the model's own file
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(model), "TorchScript (*.pt)"))
     window.export_dialog()
-    assert window.export_thread is None and "model.pt" in window.errors[-1]
+    assert not window.exporting.running and "model.pt" in window.errors[-1]
     assert window.save_to(model)  # Save itself replaces the model's file, as it should
     assert {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == {f: digests[f] for f in files}
     assert ckpt.load(model).architecture == "digitnet"

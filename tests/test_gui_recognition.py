@@ -143,7 +143,8 @@ def test_saliency_overlay_colours_the_input_view(panel) -> None:
 
 def test_model_in_use_switches_when_a_checkpoint_is_opened(qtbot, window, panel, tmp_path, tiny_dataset) -> None:
     from engine import checkpoint as ckpt
-    from engine.training import TrainConfig, Trainer
+    from engine.config import TrainConfig
+    from engine.training import Trainer
 
     trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=32, device="cpu"), tiny_dataset)
     trainer.run()

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSpi
 
 from engine import checkpoint as ckpt
 from engine.devices import list_devices
-from engine.training import StepEvent, epochs_text
+from engine.events import StepEvent, epochs_text
 from tests.gui_helpers import open_checkpoint
 from tests.helpers import report_notice_before_training
 
@@ -186,7 +186,7 @@ def test_training_runs_below_the_gui_priority_on_every_core(window, qtbot) -> No
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
-    worker = window.training_worker
+    worker = window.training.worker
     niceness = _thread_niceness()
     window.stop_training(wait=True)
     assert worker.lowered_priority and worker.intra_op_threads == (os.cpu_count() or 2)
@@ -360,13 +360,15 @@ def test_stop_ends_within_a_second(window, qtbot) -> None:
     assert finished.args[0].stopped
     qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
     done = finished.args[0].epochs_done  # the worker may be a few epochs in by the time Stop arrives
-    labels = {f"training run (lenet, stopped in epoch {done + 1})", f"training run (lenet, {epochs_text(done)})"}
-    qtbot.waitUntil(lambda: window.recognition.predictor.source in labels, timeout=5000)
+    # the model on hand is the last completed epoch's (or, before any, the one before the run)
+    label = f"training run (lenet, {done} of {epochs_text(200)})" if done else "bundled default model"
+    assert window.recognition.predictor.source == label
 
 
 def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, qtbot, tmp_path, tiny_dataset):
     """A checkpoint opened mid-run replaced the live curves with its history and the ETA's batch size."""
-    from engine.training import TrainConfig, Trainer
+    from engine.config import TrainConfig
+    from engine.training import Trainer
 
     trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"), tiny_dataset)
     trainer.run()
@@ -380,7 +382,8 @@ def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, 
     assert not any(item.isEnabled() for item in locks)  # from Train on, while the data loads too
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
     assert not open_checkpoint(qtbot, window, path) and "stop the training first" in window.status_label.text()
-    assert window.checkpoint is None and window.trainer is not None
+    assert not window.model.from_run or window.model.checkpoint is not None  # nothing was opened mid-run
+    assert window.is_training
     with qtbot.waitSignal(window.training_finished, timeout=5000):
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
@@ -406,16 +409,16 @@ def test_closing_while_the_data_set_loads_starts_nothing_afterwards(window, qtbo
     """What waited for the data set ran once it arrived, after the window had closed: a run or an
     evaluation then started in a closed window, and the app aborted at exit ("QThread: Destroyed while
     thread is still running")."""
-    assert not window.datasets  # the first press loads the data set on a worker
+    assert not window.loader.datasets  # the first press loads the data set on a worker
     started: list[str] = []
     window.training_steps.connect(lambda _: started.append("training"))
     window.training_finished.connect(lambda _: started.append("training"))
     window.evaluation.evaluated.connect(lambda _: started.append("evaluation"))
     {"train": window.training_panel.train_button, "evaluate": window.evaluation.evaluate_button}[button].click()
-    assert window.dataset_thread is not None
+    assert window.loader.loading
     window.close()
     qtbot.wait(500)  # the worker's signals, queued while the window closed, are delivered now
-    assert started == [] and window.training_thread is None and window.evaluation.thread is None
+    assert started == [] and not window.training.running and not window.evaluation.job.running
 
 
 def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
@@ -449,14 +452,14 @@ def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_
     out.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(out / name), filter_name))
     window.export_dialog()
-    worker = window.export_worker  # the export runs on a worker: torch.export takes a second or so
+    worker = window.exporting.worker  # the export runs on a worker: torch.export takes a second or so
     assert worker is not None and "Exporting pt2" in window.status_label.text()
-    qtbot.waitUntil(lambda: window.export_thread is None, timeout=30000)
+    qtbot.waitUntil(lambda: not window.exporting.running, timeout=30000)
     assert worker.native_thread_id != threading.get_native_id()
     assert [p.name for p in out.iterdir()] == [written]
     program = torch.export.load(str(out / written)).module()
     images = torch.rand(3, 1, 28, 28)
-    model, norm = window.checkpoint.model, window.checkpoint.normalization
+    model, norm = window.model.checkpoint.model, window.model.checkpoint.normalization
     with torch.no_grad():
         torch.testing.assert_close(program(images), model((images - norm.mean) / norm.std), rtol=1e-4, atol=1e-4)
     assert "Exported pt2" in window.status_label.text()
@@ -488,7 +491,7 @@ def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(w
     assert [float(r["smoothed_loss"]) for r in rows] == pytest.approx(list(window.plots.smoothed.view), rel=1e-7)
     ends = [r for r in rows if r["epoch"]]
     assert [int(r["epoch"]) for r in ends] == [1, 2] and int(ends[-1]["step"]) == steps[-1].step
-    history = window.trainer.history.epochs
+    history = window.model.checkpoint.history.epochs
     assert [float(r["test_accuracy"]) for r in ends] == pytest.approx([e["test_accuracy"] for e in history])
     assert [float(r["test_loss"]) for r in ends] == pytest.approx([e["test_loss"] for e in history], rel=1e-6)
 
@@ -538,15 +541,15 @@ def test_an_export_that_fails_says_why_and_a_second_waits_for_the_first(window, 
     answer = {"path": str(tmp_path / "digits.pt2")}
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (answer["path"], ""))
     window.export_dialog()
-    thread = window.export_thread
-    assert thread is not None
+    worker = window.exporting.worker
+    assert worker is not None
     window.export_dialog()  # refused while the first is under way
-    assert window.export_thread is thread and "still being written" in window.status_label.text()
-    qtbot.waitUntil(lambda: window.export_thread is None, timeout=30000)
+    assert window.exporting.worker is worker and "still being written" in window.status_label.text()
+    qtbot.waitUntil(lambda: not window.exporting.running, timeout=30000)
     assert (tmp_path / "digits.pt2").is_file() and not window.errors
     answer["path"] = str(tmp_path / "gone" / "digits.pt2")
     window.export_dialog()  # said at once, before any work
-    assert window.export_thread is None
+    assert not window.exporting.running
     assert window.errors and "does not exist" in window.errors[-1] and str(tmp_path / "gone") in window.errors[-1]
 
 
@@ -564,9 +567,9 @@ def test_a_checkpoint_dropped_anywhere_opens(window, qtbot, tmp_path, where) -> 
             "epochs field": window.training_panel.epochs_spin, "bars": window.recognition.bars,
             "panel": window.training_panel}[where]
     assert drop_file(window, over, path)
-    qtbot.waitUntil(lambda: window.checkpoint is not None and window.checkpoint.path == path)
+    qtbot.waitUntil(lambda: window.model.checkpoint is not None and window.model.checkpoint.path == path)
     assert window.recognition.predictor is not before and "Opened dropped" in window.status_label.text()
-    assert window.training_panel.epochs_spin.value() == window.checkpoint.config.epochs  # nothing typed into it
+    assert window.training_panel.epochs_spin.value() == window.model.checkpoint.config.epochs  # nothing typed into it
 
 
 def test_a_dropped_file_that_is_no_checkpoint_is_refused_or_explained(window, qtbot, tmp_path) -> None:
@@ -719,7 +722,7 @@ def test_the_training_menu_drives_the_run_from_the_keyboard(window, qtbot) -> No
         QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert enabled() == {"trainAction": False, "pauseAction": True, "stopAction": True, "evaluateAction": True}
     QTest.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
-    assert window.training_panel.pause_button.isChecked() and window.training_worker.control.paused
+    assert window.training_panel.pause_button.isChecked() and window.training.worker.control.paused
     with qtbot.waitSignal(window.training_finished, timeout=10000) as finished:
         QTest.keyClick(window, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
     assert finished.args[0].stopped

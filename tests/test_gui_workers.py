@@ -7,7 +7,7 @@ import threading
 import pytest
 from PySide6.QtCore import QObject, Slot
 
-from gui.workers import Worker, finish, is_declared_slot, snapshot_progress, start
+from gui.workers import Worker, finish, is_declared_slot, start
 
 
 class _Echo(Worker):
@@ -96,33 +96,25 @@ def test_a_workers_thread_count_survives_another_thread_setting_its_own(qtbot) -
     assert worker.seen == worker.intra_op_threads == 2
 
 
-@pytest.mark.parametrize(("done", "planned", "stopped", "text"), [
-    (2, 3, None, "2 of 3 epochs"),
-    (1, 1, None, "1 of 1 epoch"),
-    (3, 3, False, "3 epochs"),
-    (1, 3, False, "1 epoch"),
-    (0, 3, True, "stopped in epoch 1"),
-])
-def test_a_training_runs_model_says_how_far_it_has_trained(done, planned, stopped, text) -> None:
-    assert snapshot_progress(done, planned, stopped) == text
+@pytest.mark.parametrize("stop_at_step", [1, 13])  # in the first epoch (10 steps), and in the second
+def test_a_stopped_run_hands_over_only_completed_epochs_the_same_as_it_saves(tiny_dataset, tmp_path,
+                                                                             stop_at_step: int) -> None:
+    """The model on hand after Stop (canvas, Evaluate) is the last completed epoch, the one autosaved."""
+    import torch
 
-
-@pytest.mark.parametrize(("stop_when", "label"), [
-    ("epoch_end", "training run (lenet, 1 epoch)"),  # the next epoch had not taken a step: the model is epoch 1's
-    ("first_step", "training run (lenet, stopped in epoch 1)"),
-])
-def test_a_stopped_runs_model_is_labelled_by_where_it_stopped(tiny_dataset, stop_when: str, label: str) -> None:
-    from engine.training import StepEvent, TrainConfig, Trainer, TrainingControl
+    from engine import checkpoint
+    from engine.config import TrainConfig
     from gui.workers import TrainingWorker
 
-    control = TrainingControl()
-    trainer = Trainer(TrainConfig(model="lenet", epochs=3, batch_size=32, device="cpu", log_every=1), tiny_dataset)
-    on_epoch_end = (lambda _: control.stop()) if stop_when == "epoch_end" else None
-
-    def on_event(event) -> None:
-        if stop_when == "first_step" and isinstance(event, StepEvent):
-            control.stop()
-
-    result = trainer.run(on_event, control, on_epoch_end=on_epoch_end)
-    assert result.stopped
-    assert TrainingWorker._snapshot(trainer, stopped=True).label == label
+    config = TrainConfig(model="lenet", epochs=3, batch_size=32, device="cpu", log_every=1)
+    worker = TrainingWorker(tiny_dataset, config, None, tmp_path / "auto.pt")
+    models = []
+    worker.epoch_model.connect(models.append)
+    worker.steps.connect(lambda events: worker.cancel() if events[-1].step >= stop_at_step else None)
+    worker.emit_interval = 0.0
+    worker.work()  # in this thread: the signals reach the lambdas directly
+    assert [m.epochs_done for m in models] == ([] if stop_at_step < 10 else [1])
+    if models:
+        saved = checkpoint.load(tmp_path / "auto.pt")
+        for name, value in saved.model.state_dict().items():
+            torch.testing.assert_close(models[-1].model.state_dict()[name], value, rtol=0, atol=0)
