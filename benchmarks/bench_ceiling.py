@@ -6,7 +6,7 @@ Counts the floating-point work of one LeNet training sample (forward, backward; 
 measures in rounds, side by side: the tutorial loop's samples/s, the engine's LeNet recipe, and this
 processor's float32 matrix-product rate at the same thread count (a 1024 x 1024 product, where oneDNN and
 the BLAS run near their best). Prints the engine's achieved GFLOP/s as a share of that matrix-product rate,
-and the rate that issue #8's target of 20x the tutorial would need. Why: a convolution with 6 or 16
+and the rate that 20x the tutorial's would need. Why: a convolution with 6 or 16
 channels does too little work per byte to run at matrix-product speed, so this share says how much of
 the gap to 20x any kernel could still close.
 """

@@ -280,9 +280,9 @@ class MainWindow(QMainWindow):
         if model.predictor is not None:
             self.recognition.set_predictor(model.predictor)
             self.evaluation.set_model(model.predictor, model.version)
-        self.setWindowModified(not model.saved)
         name = model.title()
         self.setWindowTitle(f"{name}[*] - {APP_NAME}" if name else APP_NAME)
+        self.setWindowModified(not model.saved and bool(name))
         source = model.resume_source()
         self.training_panel.set_resumable(source is not None, model.description(),
                                           source.config if source is not None else None,
