@@ -36,18 +36,30 @@ ENV_VAR = "DIGIT_STUDIO_DATA"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A known data set: its display name, class names and where to download it."""
+    """A known data set: its display name, class names and where to download it; or, ``bundled``, the
+    folder of the app's own copy. ``fallback``: the known set to use when this one cannot be downloaded."""
 
     key: str
     title: str
     class_names: tuple[str, ...]
-    mirrors: tuple[str, ...]
-    files: tuple[RemoteFile, ...]
+    mirrors: tuple[str, ...] = ()
+    files: tuple[RemoteFile, ...] = ()
+    bundled: Path | None = None
+    fallback: str | None = None
 
 
 _DIGITS = tuple(str(i) for i in range(10))
 
+SAMPLE_FOLDER = Path(__file__).resolve().parents[1] / "resources" / "datasets" / "mnist-sample"
+
 DATASETS: dict[str, DatasetSpec] = {
+    # shipped with the app (resources/datasets/mnist-sample/README.md), so it trains with no network
+    "mnist-sample": DatasetSpec(
+        key="mnist-sample",
+        title="MNIST sample (10,000 training images, built in)",
+        class_names=_DIGITS,
+        bundled=SAMPLE_FOLDER,
+    ),
     "mnist": DatasetSpec(
         key="mnist",
         title="MNIST (handwritten digits)",
@@ -63,6 +75,7 @@ DATASETS: dict[str, DatasetSpec] = {
             RemoteFile("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
             RemoteFile("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
         ),
+        fallback="mnist-sample",
     ),
     "fashion-mnist": DatasetSpec(
         key="fashion-mnist",
@@ -300,7 +313,7 @@ def describe_classes(class_names: Sequence[str]) -> str:
     """``the Fashion-MNIST (clothing) classes`` for a known set's names, else the names themselves."""
     names = tuple(class_names)
     for spec in DATASETS.values():
-        if spec.class_names == names:
+        if spec.class_names == names and spec.bundled is None:  # a sample's classes are its full set's
             return f"the {spec.title} classes"
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     return f"{len(names)} classes ({shown})"
@@ -322,7 +335,7 @@ def check_classes(dataset: Dataset, class_names: Sequence[str], model: str) -> N
 
 def guess_name(folder: Path) -> str:
     lowered = folder.name.lower().replace("_", "-")
-    for key in ("fashion-mnist", "kmnist", "mnist"):
+    for key in ("fashion-mnist", "kmnist", "mnist-sample", "mnist"):
         if key in lowered:
             return key
     return "mnist"
@@ -350,6 +363,9 @@ def has_split_files(folder: Path) -> bool:
 def locate(name: str) -> Path | None:
     """The folder holding data set ``name`` without downloading: ``$DIGIT_STUDIO_DATA``, then the cache."""
     spec_key = name.lower()
+    spec = DATASETS.get(spec_key)
+    if spec is not None and spec.bundled is not None:
+        return spec.bundled if has_split_files(spec.bundled) else None
     env = os.environ.get(ENV_VAR)
     candidates: list[Path] = []
     if env:
@@ -379,6 +395,8 @@ def resolve(
     if key not in DATASETS:
         raise DataError(f"unknown data set '{name}' (known: {', '.join(DATASETS)})")
     found = locate(key)
+    if found is None and DATASETS[key].bundled is not None:
+        raise DataError(f"{DATASETS[key].title} is missing from this installation ({DATASETS[key].bundled})")
     if found is None:
         target = cache_dir() / key
         # a variable that points where the files are not would otherwise go unmentioned: say so

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.data import cache_dir, locate, split_files
+from engine.data import DATASETS, cache_dir, locate, split_files
 from gui.workers import DatasetWorker, Job
 
 Key = tuple[str, "str | None"]  # (data set name, folder or None)
@@ -28,6 +28,7 @@ class DatasetLoader(QObject):
     notice = Signal(str)  # what the loader is doing, for the status line
     failed = Signal(str)  # why the chosen set could not be loaded
     busy = Signal(bool)  # loading or downloading (a progress bar and Cancel are shown meanwhile)
+    fell_back = Signal(str, str)  # the built-in set used instead of the one chosen, and why
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +54,9 @@ class DatasetLoader(QObject):
             return describe(dataset)
         if folder is not None:
             return f"Loaded from {folder} when training starts"
+        spec = DATASETS.get(name)
+        if spec is not None and spec.bundled is not None:
+            return "Built into the app: 10,000 training and 10,000 test images; no download needed"
         found = locate(name)
         return (f"Found in {found}\nloaded when training starts" if found is not None else
                 f"Not on this computer yet: downloaded into {cache_dir() / name} when training starts")
@@ -85,7 +89,7 @@ class DatasetLoader(QObject):
             return
         self._loading = name, folder = self.choice
         self.job.start(DatasetWorker(name, folder), progress=self._on_progress, loaded=self._on_loaded,
-                       failed=self._on_failed, cancelled=self._on_cancelled)
+                       failed=self._on_failed, cancelled=self._on_cancelled, fell_back=self._on_fell_back)
         self.busy.emit(True)
         self.status.emit("Loading data set...")
         self.notice.emit(f"Loading {name}...")
@@ -118,6 +122,13 @@ class DatasetLoader(QObject):
         self.loaded.emit(dataset)
         for then, _ in waiting:
             then(dataset)
+
+    @Slot(str, str)
+    def _on_fell_back(self, key: str, reason: str) -> None:
+        """The set asked for could not be had: what the worker loads next is ``key``'s, which becomes the
+        choice (``choose`` follows when the panel shows it)."""
+        self._loading = self.choice = (key, None)
+        self.fell_back.emit(key, reason)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:

@@ -225,6 +225,7 @@ class MainWindow(QMainWindow):
         loader.progress.connect(self.download_progress)
         loader.loaded.connect(self._on_dataset_loaded)
         loader.failed.connect(lambda message: self.show_error("Data set", message))
+        loader.fell_back.connect(self._on_dataset_fell_back)
         self.recognition.open_image_requested.connect(self.open_image_dialog)
         self.recognition.message.connect(self.show_status)
         for view in (self.evaluation, self.browser):
@@ -292,6 +293,24 @@ class MainWindow(QMainWindow):
     @Slot()
     def _choose_dataset(self) -> None:
         self.loader.choose(*self.training_panel.dataset_choice())
+
+    @Slot(str, str)
+    def _on_dataset_fell_back(self, key: str, reason: str) -> None:
+        """Offline (or every mirror failing): say so, use the built-in sample, offer a folder of one's own."""
+        self.training_panel.select_dataset(key)
+        self.inform("Using the built-in sample",
+                    f"{reason}\n\nTraining goes on with {DATASETS[key].title} instead. To use the full set, "
+                    "connect to the internet and train again, or put its four IDX files in a folder and choose "
+                    "Open folder... (File > Open data folder).", offer_folder=True)
+
+    def inform(self, title: str, message: str, offer_folder: bool = False) -> None:
+        """A message the user should read, with an Open folder... button where that is the way forward."""
+        self.show_status(message.splitlines()[0])
+        box = QMessageBox(QMessageBox.Icon.Information, title, message, QMessageBox.StandardButton.Ok, self)
+        folder_button = box.addButton("Open folder...", QMessageBox.ButtonRole.ActionRole) if offer_folder else None
+        box.exec()
+        if folder_button is not None and box.clickedButton() is folder_button:
+            self.open_data_folder_dialog()
 
     @Slot(object)
     def _on_dataset_loaded(self, dataset: Any) -> None:

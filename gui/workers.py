@@ -357,10 +357,12 @@ class CheckpointWorker(Worker):
 
 
 class DatasetWorker(Worker):
-    """Loads a data set (downloading it when needed) with byte progress and cancel."""
+    """Loads a data set (downloading it when needed) with byte progress and cancel. A known set that
+    cannot be downloaded (offline, say) is replaced by its fallback, the built-in sample, with a notice."""
 
     progress = Signal(int, int)
     loaded = Signal(object)  # engine.data.Dataset
+    fell_back = Signal(str, str)  # the fallback's key, why the set asked for could not be had
     cancelled = Signal()
 
     def __init__(self, name: str, folder: str | None) -> None:
@@ -370,13 +372,19 @@ class DatasetWorker(Worker):
 
     def work(self) -> None:
         from engine import data
-        from engine.errors import DownloadCancelled
+        from engine.errors import DownloadCancelled, DownloadError
 
         try:
             dataset = data.resolve(self.name, self.folder, progress=self.progress.emit, cancelled=self.is_cancelled)
         except DownloadCancelled:
             self.cancelled.emit()
             return
+        except DownloadError as exc:
+            spec = data.DATASETS.get(self.name)
+            if self.folder is not None or spec is None or spec.fallback is None:
+                raise
+            dataset = data.resolve(spec.fallback)
+            self.fell_back.emit(spec.fallback, str(exc))
         self.loaded.emit(dataset)
 
 

@@ -59,9 +59,12 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tiny_data.parent))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings)
+    win.training_panel.select_dataset("mnist")  # the tiny set, through $DIGIT_STUDIO_DATA (not the sample)
     errors: list[str] = []
     monkeypatch.setattr(win, "show_error", lambda title, message: errors.append(message))
     win.errors = errors
+    win.informed = []  # messages the app would show in an information box (which would wait for a click)
+    monkeypatch.setattr(win, "inform", lambda title, message, offer_folder=False: win.informed.append(message))
     # A modal question would wait for a click forever here; closing mid-run (pytest-qt closes the window
     # before this fixture's teardown) answers Yes. Tests of the question patch it themselves.
     monkeypatch.setattr(win, "confirm", lambda title, question: True)

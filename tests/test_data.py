@@ -218,3 +218,11 @@ def test_blank_training_images_are_refused(tmp_path: Path) -> None:
         data.write_idx(folder / f"{split}-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
     with pytest.raises(DataError, match="all the same shade"):
         data.load_folder(folder)
+
+
+def test_the_built_in_sample_loads_without_any_network_or_cache(monkeypatch) -> None:
+    monkeypatch.setattr(data, "download_dataset", lambda *a, **k: pytest.fail("tried a download"))
+    sample = data.resolve("mnist-sample")
+    assert sample.name == "mnist-sample" and len(sample.train) == 10_000 and len(sample.test) == 10_000
+    assert sample.folder == data.SAMPLE_FOLDER and data.locate("mnist-sample") == data.SAMPLE_FOLDER
+    assert data.DATASETS["mnist"].fallback == "mnist-sample"

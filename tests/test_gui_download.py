@@ -52,15 +52,33 @@ def test_cancel_stops_the_download_and_unlocks_the_panel(window, qtbot, http_ser
     assert not any((cache / f.name).exists() for f in mnist_mirror.files)
 
 
-def test_offline_message_names_the_folder(window, qtbot, monkeypatch):
+def test_offline_the_full_set_falls_back_to_the_built_in_sample(window, qtbot, monkeypatch):
+    """A first Train with no network: the app says so, offers a folder, and trains on the sample."""
     monkeypatch.delenv("DIGIT_STUDIO_DATA")
     spec = replace(data.DATASETS["mnist"], mirrors=("http://127.0.0.1:9/",))
     monkeypatch.setitem(data.DATASETS, "mnist", spec)
+    window.training_panel.model_combo.setCurrentIndex(window.training_panel.model_combo.findData("lenet"))
     qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(window.errors), timeout=30000)
-    assert "no network connection" in window.errors[-1]
-    assert str(data.cache_dir() / "mnist") in window.errors[-1]
-    qtbot.waitUntil(lambda: window.training_panel.train_button.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: bool(window.informed), timeout=30000)
+    assert "no network connection" in window.informed[-1] and str(data.cache_dir() / "mnist") in window.informed[-1]
+    assert "MNIST sample" in window.informed[-1] and "Open folder" in window.informed[-1]
+    assert window.training_panel.dataset_choice() == ("mnist-sample", None)
+    with qtbot.waitSignal(window.training_steps, timeout=30000):
+        pass
+    window.stop_training(wait=True)
+    assert not window.errors and window.loader.chosen().name == "mnist-sample" and len(window.loader.chosen().train) == 10_000
+
+
+def test_the_command_line_falls_back_to_the_sample_offline_with_a_note(monkeypatch, capsys):
+    import argparse
+
+    from engine.cli import _load_data
+
+    monkeypatch.setitem(data.DATASETS, "mnist", replace(data.DATASETS["mnist"], mirrors=("http://127.0.0.1:9/",)))
+    dataset = _load_data(argparse.Namespace(data=None, dataset=None))
+    assert dataset.name == "mnist-sample" and len(dataset.train) == 10_000
+    note = capsys.readouterr().err.strip().splitlines()
+    assert len(note) == 1 and "note:" in note[0] and "no network connection" in note[0] and "MNIST sample" in note[0]
 
 
 def test_data_set_line_says_before_training_where_the_data_will_come_from(window, monkeypatch, tiny_data: Path):
@@ -74,3 +92,14 @@ def test_data_set_line_says_before_training_where_the_data_will_come_from(window
     panel.add_folder(str(tiny_data))
     assert status.text() == f"Loaded from {tiny_data} when training starts"
     assert window.loader.datasets == {}  # describing a choice loads nothing
+
+
+def test_a_first_launch_chooses_the_built_in_sample(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    win = MainWindow(settings=QSettings(str(tmp_path / "fresh.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    assert win.training_panel.dataset_choice() == ("mnist-sample", None)
+    assert "no download needed" in win.training_panel.dataset_status.text()
