@@ -363,7 +363,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(model, dataset.test, checkpoint.normalization, device, num_classes=len(checkpoint.class_names))
     if table is not None:
         try:
-            write_csv(result, checkpoint.class_names, table)
+            write_csv(result, checkpoint.class_names, table, model=str(checkpoint.path), dataset=str(dataset.folder))
         except OSError as exc:
             raise UserError(f"cannot write {table}: {exc.strerror or exc}") from exc
     if args.json:

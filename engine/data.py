@@ -56,7 +56,7 @@ DATASETS: dict[str, DatasetSpec] = {
     # shipped with the app (resources/datasets/mnist-sample/README.md), so it trains with no network
     "mnist-sample": DatasetSpec(
         key="mnist-sample",
-        title="MNIST sample (10,000 training images, built in)",
+        title="MNIST sample (built in)",
         class_names=_DIGITS,
         bundled=SAMPLE_FOLDER,
     ),

@@ -154,8 +154,10 @@ def evaluate(
     )
 
 
-def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str], path: str | Path) -> Path:
-    """Per-class accuracy, then the confusion matrix (rows = true class), as one CSV file.
+def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str], path: str | Path,
+              model: str = "", dataset: str = "") -> Path:
+    """What was evaluated and the overall accuracy, then per-class accuracy, then the confusion matrix
+    (rows = true class), as one CSV file.
 
     Written atomically (:func:`engine.files.atomic_write`): a failure (OSError) leaves a file of that name
     as it was."""
@@ -163,6 +165,10 @@ def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str]
     def write(temporary: str) -> None:
         with open(temporary, "w", newline="") as handle:
             writer = csv.writer(handle)
+            for key, value in (("model", model), ("data set", dataset), ("accuracy", f"{result.accuracy:.6f}"),
+                               ("test images", result.count), ("loss", f"{result.loss:.6f}")):
+                writer.writerow([key, value])
+            writer.writerow([])
             writer.writerow(["class", "accuracy", "count"])
             counts = result.confusion_matrix.sum(1)
             for name, accuracy, count in zip(class_names, result.per_class_accuracy, counts):
@@ -179,6 +185,7 @@ def read_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Read back :func:`write_csv`: (class names, per-class accuracy, confusion matrix)."""
     with Path(path).open(newline="") as handle:
         rows = list(csv.reader(handle))
+    rows = rows[rows.index(["class", "accuracy", "count"]):]
     blank = rows.index([])
     names = [r[0] for r in rows[1:blank]]
     accuracy = np.array([float(r[1]) if r[1] else np.nan for r in rows[1:blank]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 NO_DISPLAY = ("no display to open the window on ($DISPLAY and $WAYLAND_DISPLAY are not set): run it in a "
               "desktop session, or use the command line (digit-studio --help lists train, evaluate, predict, "
@@ -50,6 +51,9 @@ def report_unexpected_errors() -> None:
     sys.excepthook = hook
 
 
+APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "digit-studio.svg"
+
+
 def run(argv: list[str] | None = None) -> int:
     problem = missing_display()
     if problem is not None:
@@ -63,11 +67,21 @@ def run(argv: list[str] | None = None) -> int:
     app.setOrganizationName("DigitStudio")
     app.setApplicationDisplayName("Digit Studio")
 
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QSplashScreen
 
-    from gui.main_window import APP_ICON, open_main_window
+    # Something on screen at once: importing PyTorch, which the window needs, takes seconds on a busy machine
+    icon = QIcon(str(APP_ICON))
+    app.setWindowIcon(icon)  # dialogs' too
+    splash = QSplashScreen(icon.pixmap(160, 160))
+    splash.showMessage("Starting Digit Studio...", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.show()
+    app.processEvents()
 
-    app.setWindowIcon(QIcon(str(APP_ICON)))  # dialogs' too
+    from gui.main_window import open_main_window
+
     report_unexpected_errors()
-    window = open_main_window()  # noqa: F841 (held until the event loop ends)
+    window = open_main_window()
+    splash.finish(window)
     return app.exec()

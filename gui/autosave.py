@@ -54,3 +54,18 @@ def prune(folder: Path, keep: int = MAX_KEPT, protect: Collection[Path] = ()) ->
             continue
         deleted.append(path)
     return deleted
+
+
+def autosaved_runs(folder: Path, limit: int = MAX_KEPT) -> list[tuple[Path, str]]:
+    """The autosaves in ``folder``, newest first, each with when it was written (for a menu)."""
+    found = []
+    try:
+        for path in folder.glob("*.pt"):
+            try:
+                found.append((path.stat().st_mtime, path))
+            except OSError:
+                continue
+    except OSError:
+        return []
+    found.sort(reverse=True)
+    return [(path, _dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")) for mtime, path in found[:limit]]

@@ -30,6 +30,7 @@ from engine.images import IMAGE_SUFFIXES
 
 RENDER_SIZE = 280
 DEFAULT_PEN = 0.065  # pen diameter as a fraction of the canvas: MNIST-like strokes for a digit that fills it
+MAX_UNDO = 100  # steps Undo can go back
 
 
 class DrawCanvas(QWidget):
@@ -40,14 +41,15 @@ class DrawCanvas(QWidget):
     stroke_finished = Signal()
     cleared = Signal()
     image_dropped = Signal(str)
+    image_restored = Signal()  # Undo brought an image back
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("drawCanvas")
         self.setMinimumSize(200, 200)
-        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        policy.setHeightForWidth(True)
-        self.setSizePolicy(policy)
+        # it takes the room it is given and draws the largest square that fits (not height-for-width, which
+        # in a scroll area made the panel as tall as it is wide and pushed the bars out of sight)
+        self.setSizePolicy(QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding))
         self.setAcceptDrops(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Draw a digit with the mouse or a pen. Drop an image file here to classify it, or a "
@@ -56,16 +58,11 @@ class DrawCanvas(QWidget):
         self.pen_fraction = DEFAULT_PEN
         self.background: QImage | None = None  # an opened or dropped image, shown instead of strokes
         self._drawing = False
+        self._history: list[tuple[list[tuple[float, list[QPointF]]], QImage | None]] = []  # what Undo restores
 
     # -- geometry -------------------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:
         return QSize(320, 320)
-
-    def hasHeightForWidth(self) -> bool:
-        return True
-
-    def heightForWidth(self, width: int) -> int:
-        return width
 
     def _square(self) -> QRectF:
         side = min(self.width(), self.height())
@@ -82,26 +79,40 @@ class DrawCanvas(QWidget):
     def set_pen_fraction(self, fraction: float) -> None:
         self.pen_fraction = fraction
 
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    def _remember(self) -> None:
+        """Keep what is shown now, for Undo: every stroke, Clear and image is one step back."""
+        self._history.append(([(f, list(points)) for f, points in self.strokes], self.background))
+        del self._history[:-MAX_UNDO]
+
     def clear(self) -> None:
-        was_empty = self.is_empty()
+        if self.is_empty():
+            return
+        self._remember()
         self.strokes.clear()
         self.background = None
         self.update()
-        if not was_empty:
-            self.cleared.emit()
+        self.cleared.emit()
 
     def undo(self) -> None:
-        if self.strokes:
-            self.strokes.pop()
-            self.update()
-            if self.is_empty():
-                self.cleared.emit()
-            else:
-                self.stroke_finished.emit()
+        """Back one step: the last stroke, a Clear, or an image shown."""
+        if not self._history:
+            return
+        self.strokes, self.background = self._history.pop()
+        self.update()
+        if self.is_empty():
+            self.cleared.emit()
+        elif self.background is not None and not self.strokes:
+            self.image_restored.emit()
+        else:
+            self.stroke_finished.emit()
 
     def set_image(self, image: QImage) -> None:
         """Show an image (an opened file, a test sample) in place of the drawing."""
-        self.strokes.clear()
+        self._remember()
+        self.strokes = []
         self.background = image.convertToFormat(QImage.Format.Format_Grayscale8)
         self.update()
 
@@ -109,6 +120,7 @@ class DrawCanvas(QWidget):
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
+        self._remember()
         if self.background is not None:  # drawing over a loaded image starts a fresh drawing
             self.background = None
         self._drawing = True
@@ -145,8 +157,11 @@ class DrawCanvas(QWidget):
     def _paint(self, painter: QPainter, square: QRectF) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(square, QColor("white"))
-        if self.background is not None:
-            painter.drawImage(square, self.background)
+        if self.background is not None:  # its aspect ratio kept, centred: what the model reads is not stretched
+            size = self.background.size().scaled(square.size().toSize(), Qt.AspectRatioMode.KeepAspectRatio)
+            fitted = QRectF(0, 0, size.width(), size.height())
+            fitted.moveCenter(square.center())
+            painter.drawImage(fitted, self.background)
             return
         for fraction, points in self.strokes:
             pen = QPen(QColor("black"), fraction * square.width(), Qt.PenStyle.SolidLine,

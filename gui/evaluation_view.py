@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPixmap, QResizeEvent
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPainter, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -129,7 +129,8 @@ class EvaluationView(QWidget):
         self.job = Job(self)
         self.job.finished.connect(self._finish)
 
-        self.evaluate_button = QPushButton("Evaluate on the test set", objectName="evaluateButton")
+        self.evaluate_button = QPushButton("Evaluate", objectName="evaluateButton")
+        self.evaluate_button.setToolTip("Evaluate the model on hand on the chosen data set's test split (Ctrl+E)")
         self.evaluate_button.clicked.connect(self.evaluate)
         self.progress = QProgressBar(objectName="evaluationProgress")
         self.progress.setVisible(False)
@@ -151,6 +152,7 @@ class EvaluationView(QWidget):
         self.per_class_plot.setMouseEnabled(x=False, y=False)
         self.per_class_plot.invertY(True)
         self.per_class_plot.setYRange(-0.5, 9.5, padding=0.02)
+        self.per_class_plot.setXRange(0, 100, padding=0.02)  # not pyqtgraph's empty -0.4..0.4 (x0.001)
         self.per_class_bars = pg.BarGraphItem(x0=0, y=np.arange(10), width=np.zeros(10), height=0.7, brush="#4c7fd1")
         self.per_class_plot.addItem(self.per_class_bars)
 
@@ -180,7 +182,9 @@ class EvaluationView(QWidget):
         matrix_box = QWidget()
         matrix_layout = QVBoxLayout(matrix_box)
         matrix_layout.setContentsMargins(0, 0, 0, 0)
-        matrix_layout.addWidget(QLabel("Confusion matrix (rows = true, columns = predicted)"))
+        matrix_title = QLabel("Confusion matrix (rows = true, columns = predicted)")
+        matrix_title.setWordWrap(True)  # a narrow window: two lines, not a wider window
+        matrix_layout.addWidget(matrix_title)
         matrix_layout.addWidget(self.matrix)
         gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
@@ -382,19 +386,42 @@ class EvaluationView(QWidget):
 
     # -- export ---------------------------------------------------------------------------------------------
     def export_csv(self, path: str | Path) -> Path:
-        return write_csv(self.result, self.class_names, path)
+        return write_csv(self.result, self.class_names, path, model=self.model_source,
+                         dataset=getattr(self, "_dataset_name", ""))
 
     def export_png(self, path: str | Path) -> list[Path]:
-        """The per-class plot (pyqtgraph exporter) and the confusion matrix, as two PNG files written
-        atomically; OSError when one cannot be written."""
+        """One report image, the file asked for: a title naming the model, the data set and the accuracy,
+        the confusion matrix with its axes named, and the per-class accuracy plot. Written atomically;
+        OSError when it cannot be written."""
         from pyqtgraph.exporters import ImageExporter
 
-        path = Path(path)
-        plot_path = path.with_name(path.stem + "-per-class.png")
-        save_png(ImageExporter(self.per_class_plot.plotItem).export(toBytes=True), plot_path)
-        matrix_path = path.with_name(path.stem + "-confusion.png")
-        save_png(self.matrix.grab(), matrix_path)
-        return [plot_path, matrix_path]
+        matrix = self.matrix.grab().toImage()
+        plot = ImageExporter(self.per_class_plot.plotItem).export(toBytes=True)
+        plot = plot.scaledToHeight(matrix.height(), Qt.TransformationMode.SmoothTransformation)
+        margin, title_height, caption = 24, 64, 28
+        report = QImage(margin * 3 + matrix.width() + plot.width(),
+                        title_height + caption + matrix.height() + margin * 2, QImage.Format.Format_RGB32)
+        report.fill(QColor("white"))
+        painter = QPainter(report)
+        font = painter.font()
+        font.setPointSize(15)
+        font.setBold(True)
+        painter.setFont(font)
+        result = self.result
+        painter.drawText(margin, margin + 20, f"Evaluation: {result.accuracy:.2%} accuracy on {result.count:,} "
+                                              f"test images")
+        font.setPointSize(10)
+        font.setBold(False)
+        painter.setFont(font)
+        painter.drawText(margin, margin + 44, f"Model: {self.model_source}    Data set: "
+                                              f"{getattr(self, '_dataset_name', '')}    Mistakes: {result.mistakes}")
+        top = title_height + caption
+        painter.drawText(margin, top - 8, "Confusion matrix (rows: true class, columns: predicted class)")
+        painter.drawText(margin * 2 + matrix.width(), top - 8, "Accuracy per class (%)")
+        painter.drawImage(margin, top, matrix)
+        painter.drawImage(margin * 2 + matrix.width(), top, plot)
+        painter.end()
+        return [save_png(report, Path(path))]
 
     def export_csv_dialog(self) -> None:
         path, _ = ask_export_path(self, self.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")

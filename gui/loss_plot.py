@@ -205,6 +205,15 @@ class TrainingPlots(QWidget):
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
         self._loss_framed_empty = self._accuracy_framed_empty = False
+        # what an empty plot will show, so a newcomer knows what to do and what to expect
+        self.loss_hint = pg.TextItem("Press Train: the training loss appears here", color=(120, 120, 120),
+                                     anchor=(0.5, 0.5))
+        self.accuracy_hint = pg.TextItem("Test accuracy after each epoch", color=(120, 120, 120), anchor=(0.5, 0.5))
+        self.loss_plot.addItem(self.loss_hint, ignoreBounds=True)
+        self.accuracy_plot.addItem(self.accuracy_hint, ignoreBounds=True)
+        self.loss_hint.setPos(EMPTY_STEPS / 2, 0.5)  # mid-height of the empty frame (the loss axis is log10)
+        self.accuracy_hint.setPos((1 + EMPTY_EPOCHS) / 2, 50)
+        self.accuracy_plot.getViewBox().setDefaultPadding(0.06)  # the last point's marker is not cut at the edge
         self._frame()
 
     # -- data in --------------------------------------------------------------------------------------------
@@ -274,12 +283,15 @@ class TrainingPlots(QWidget):
         loss_empty, accuracy_empty = not len(self.steps), not self.accuracies
         if loss_empty != self._loss_framed_empty:
             self._loss_framed_empty = loss_empty
+            self.loss_hint.setVisible(loss_empty)
             if loss_empty:
                 self.loss_plot.setXRange(0, EMPTY_STEPS, padding=0)
             else:
                 self.loss_plot.enableAutoRange(axis="x")
         if accuracy_empty != self._accuracy_framed_empty:
             self._accuracy_framed_empty = accuracy_empty
+            self.accuracy_hint.setVisible(accuracy_empty)
+            self.accuracy_plot.getAxis("bottom").setStyle(showValues=not accuracy_empty)  # no epochs yet
             if accuracy_empty:
                 self.accuracy_plot.setRange(xRange=(1, EMPTY_EPOCHS), yRange=(0, 100), padding=0)
             else:

@@ -15,12 +15,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QShowEvent
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QScrollArea,
     QSplitter,
@@ -35,7 +45,8 @@ from engine.errors import UserError
 from engine.events import EpochEvent, FinishedEvent, epochs_text
 from engine.files import check_output
 from engine.inference import Predictor, load_bundled
-from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
+from gui.app import APP_ICON
+from gui.autosave import MAX_KEPT, autosave_dir, autosaved_runs, new_autosave_path, prune
 from gui.dataset_browser import DatasetBrowser
 from gui.datasets import DatasetLoader
 from gui.draw_canvas import dropped_file
@@ -49,8 +60,15 @@ from gui.training_panel import TrainingPanel
 from gui.workers import CheckpointWorker, ExportWorker, Job, TrainingWorker, WarmUpWorker
 
 APP_NAME = "Digit Studio"
-APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "digit-studio.svg"
+APP_ROOT = Path(__file__).resolve().parents[1]
+SHORTCUTS = (
+    ("Ctrl+O", "Open a checkpoint"), ("Ctrl+S", "Save the model on hand"), ("Ctrl+Shift+S", "Save it as..."),
+    ("Ctrl+Return", "Train"), ("Ctrl+P", "Pause or resume"), ("Ctrl+.", "Stop"),
+    ("Ctrl+E", "Evaluate on the test set"), ("Ctrl+Z", "Undo on the canvas (a stroke, a Clear, an image)"),
+    ("Delete", "Clear the canvas"), ("Ctrl+Q", "Quit"), ("F1", "These shortcuts"),
+)
 MAX_RECENT = 8
+UNSAVED_KEY = "session/unsaved_autosave"  # the autosave of a model never saved, offered at the next launch
 WARM_UP_DELAY_MS = 300  # after the window is shown: its first layout and paint come first
 DEFAULT_SIZE = QSize(1440, 860)
 # room on the screen's available area for the window manager's frame and title bar
@@ -90,9 +108,13 @@ class MainWindow(QMainWindow):
         self.warm_up = Job(self)
         self.exporting = Job(self)
         self.opening = Job(self)
+        self.opening.finished.connect(self._on_opening_done)
+        self._restoring = False
         self.training.finished.connect(self._on_training_done)
         self.warm_up.finished.connect(self.garbage_collector.freeze)
         self._warm_up_scheduled = False
+        self._held_model: tuple[ckpt.Checkpoint, str] | None = None  # a run's epoch that learned nothing
+        self._finished_text = ""
         self.last_error: str | None = None
         self.autosave_path: Path | None = None
         self._run: dict[str, Any] = {"steps_per_epoch": 1, "epochs": 1, "batch_size": 1}
@@ -102,11 +124,9 @@ class MainWindow(QMainWindow):
         self.recognition = RecognitionPanel()
         self.evaluation = EvaluationView(self.loader, self.settings)
         self.browser = DatasetBrowser(self.loader)
-        scroll = QScrollArea()
-        scroll.setWidget(self.training_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.training_panel.minimumSizeHint().width() + 24)
+        # The side panels scroll vertically, so the window fits a 1024x600 screen (tests/test_gui_layout.py)
+        scroll = _vertical_scroll(self.training_panel)
+        recognition = _vertical_scroll(self.recognition)
         self.tabs = QTabWidget(objectName="centerTabs")
         self.tabs.addTab(self.plots, "Training")
         self.tabs.addTab(self.evaluation, "Evaluate")
@@ -114,7 +134,7 @@ class MainWindow(QMainWindow):
         splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         splitter.addWidget(scroll)
         splitter.addWidget(self.tabs)
-        splitter.addWidget(self.recognition)
+        splitter.addWidget(recognition)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 3)
         splitter.setStretchFactor(2, 2)
@@ -141,6 +161,24 @@ class MainWindow(QMainWindow):
         if not self._warm_up_scheduled:  # once the window is up: it must not wait for this
             self._warm_up_scheduled = True
             QTimer.singleShot(WARM_UP_DELAY_MS, self, self._warm_up)
+            QTimer.singleShot(0, self, self._offer_restore)
+
+    @Slot()
+    def _offer_restore(self) -> None:
+        """The last session ended with a model that was never saved (a crash, a kill): offer it back."""
+        path = str(self.settings.value(UNSAVED_KEY, "") or "")
+        self.settings.remove(UNSAVED_KEY)
+        if path and Path(path).is_file() and self.confirm(
+                "Restore the unsaved model?", f"The last session ended with a model that was never saved. "
+                f"Its last completed epoch was autosaved in {path}. Open it again?"):
+            self.restore_autosave(path)
+
+    def restore_autosave(self, path: str | Path) -> bool:
+        """Open an autosave as the model on hand, unsaved (Save asks for a name), as the run left it."""
+        self._restoring = True
+        started = self.open_checkpoint(path)
+        self._restoring = started
+        return started
 
     @Slot()
     def _warm_up(self) -> None:
@@ -161,6 +199,7 @@ class MainWindow(QMainWindow):
                                         self.open_checkpoint_dialog, "openCheckpointAction")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.setObjectName("recentMenu")
+        self.autosave_menu = QMenu("&Autosaved runs", self.recent_menu, objectName="autosaveMenu")
         self.recent_menu.aboutToShow.connect(self._refresh_recent_menu)
         self.save_action = self._action(file_menu, "&Save checkpoint", QKeySequence.StandardKey.Save,
                                         self.save_checkpoint, "saveCheckpointAction")
@@ -191,7 +230,17 @@ class MainWindow(QMainWindow):
         }
         for action, button in run_actions.items():
             EnabledMirror(action, button)
+        run_menu.addSeparator()
+        self.low_priority_action = QAction("&Lower priority (for the runs that start next)", self, checkable=True,
+                                           objectName="lowPriorityAction")
+        self.low_priority_action.setToolTip("Train below the window's priority, so other programs and the window "
+                                            "come first: a steadier window, training about 7 % slower")
+        run_menu.addAction(self.low_priority_action)
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents, self.show_shortcuts,
+                     "shortcutsAction")
+        self._action(help_menu, "&Documentation", None, self.open_documentation, "documentationAction")
+        help_menu.addSeparator()
         self._action(help_menu, "&About Digit Studio", None, self.show_about, "aboutAction")
         self._refresh_recent_menu()
 
@@ -241,12 +290,33 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_status(self, text: str) -> None:
         self.status_label.setText(text)
+        self.status_label.setToolTip(text)  # the whole of a message too long for the status bar
 
     def show_error(self, title: str, message: str) -> None:
         """Errors from the engine: a dialog (and the status bar); the app keeps running."""
         self.last_error = message
         self.show_status(message)
         QMessageBox.warning(self, title, message)
+
+    def keep_or_discard_model(self, doing: str) -> bool:
+        """Before the unsaved model on hand would be dropped (Quit, a new run): Save, Discard or Cancel, as
+        every document application asks. True to go on (saved, or discarded), False to cancel."""
+        if not self.model.unsaved:
+            return True
+        answer = self.ask_unsaved(f"{doing}: the model on hand ({self.model.predictor.source}) has not been saved. "
+                                  "Save it first?")
+        if answer == "save":
+            self.save_checkpoint()
+            return not self.model.unsaved  # a save dialog cancelled, or a save that failed: stay
+        return answer == "discard"
+
+    def ask_unsaved(self, question: str) -> str:
+        """"save", "discard" or "cancel"."""
+        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                   | QMessageBox.StandardButton.Cancel)
+        answer = QMessageBox.question(self, "Unsaved model", question, buttons, QMessageBox.StandardButton.Save)
+        return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
+            answer, "cancel")
 
     def confirm(self, title: str, question: str) -> bool:
         answer = QMessageBox.question(self, title, question,
@@ -338,10 +408,16 @@ class MainWindow(QMainWindow):
             self.show_error("Training settings", str(exc))
             return
         resume = self.model.resume_source() if self.training_panel.continuing() else None
+        if resume is None and not self.keep_or_discard_model("Start a new run"):
+            return
         self._set_running(True)
         self.training_panel.show_progress_text("loading data...")
-        self.loader.ensure(lambda dataset: self._start_worker(dataset, config, resume),
-                           on_fail=lambda: self._set_running(False))
+        self.loader.ensure(lambda dataset: self._start_worker(dataset, config, resume), on_fail=self._on_no_data)
+
+    def _on_no_data(self) -> None:
+        """The data set could not be loaded (or its download was cancelled): nothing runs, and the bar says so."""
+        self._set_running(False)
+        self.training_panel.show_progress_text("not started: the data set could not be loaded")
 
     def _set_running(self, running: bool) -> None:
         """Lock what would change a run's data or model under it, from Train until the run has ended: the
@@ -360,7 +436,8 @@ class MainWindow(QMainWindow):
         self._update_device_label()  # clears a previous run's note
         self.autosave_path = self._new_autosave_path(config.model, dataset.name)
         self.training.start(
-            TrainingWorker(dataset, config, checkpoint, self.autosave_path),
+            TrainingWorker(dataset, config, checkpoint, self.autosave_path,
+                           low_priority=self.low_priority_action.isChecked()),
             started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,
             epoch_model=self._on_epoch_model, saved=self._on_autosaved, notice=self._on_training_notice,
             finished=self._on_finished, failed=self._on_training_failed)
@@ -409,12 +486,24 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_epoch_model(self, checkpoint: ckpt.Checkpoint) -> None:
-        """The run's last completed epoch is now the model on hand (canvas, Evaluate, Save, Continue)."""
+        """The run's last completed epoch is now the model on hand (canvas, Evaluate, Save, Continue), unless
+        it has learned nothing: an epoch no better than guessing is held back, and the end of the run asks."""
         planned = self._run["epochs"]
         done = checkpoint.epochs_done
         progress = epochs_text(done) if done >= planned else f"{done} of {epochs_text(planned)}"
-        self.model.epoch_done(checkpoint, f"training run ({checkpoint.architecture}, {progress})")
+        label = f"training run ({checkpoint.architecture}, {progress})"
+        if at_chance(checkpoint):
+            self._held_model = (checkpoint, label)
+            self.show_status(f"Epoch {done}: test accuracy {last_accuracy(checkpoint):.2%}, no better than "
+                             "guessing; the model on hand stays")
+            return
+        self._held_model = None
+        self._use_run_model(checkpoint, label)
+
+    def _use_run_model(self, checkpoint: ckpt.Checkpoint, label: str) -> None:
+        self.model.epoch_done(checkpoint, label)
         self._model_changed()
+        self._remember_unsaved(self.autosave_path)
 
     @Slot(str)
     def _on_training_notice(self, message: str) -> None:
@@ -432,19 +521,31 @@ class MainWindow(QMainWindow):
         accuracy = f", test accuracy {event.test_accuracy:.2%}" if event.test_accuracy is not None else ""
         self.show_status(f"{verb} after {epochs_text(event.epochs_done)}{accuracy}")
         self._finished_text = f"{verb.lower()}: {epochs_text(event.epochs_done)}{accuracy}"
+        if self._held_model is not None:
+            self._finished_text = f"did not learn: {epochs_text(event.epochs_done)}{accuracy}"
         self.training_finished.emit(event)
 
     @Slot(str)
     def _on_training_failed(self, message: str) -> None:
         self._finished_text = "failed"
+        self._held_model = None
         self.show_error("Training failed", message)
         self.training_finished.emit(None)
 
     @Slot()
     def _on_training_done(self) -> None:
         self._set_running(False)
-        self.training_panel.show_progress_text(getattr(self, "_finished_text", ""))
+        self.training_panel.show_progress_text(self._finished_text)
         self.speed_label.setText("")
+        held, self._held_model = self._held_model, None
+        if held is not None:  # the run ended no better than guessing: its model replaces the one on hand only if asked
+            checkpoint, label = held
+            chance = 1 / len(checkpoint.class_names)
+            if self.confirm("The run did not learn",
+                            f"The run ended at {last_accuracy(checkpoint):.2%} test accuracy, no better than guessing "
+                            f"({chance:.0%}): it did not learn (a learning rate of {checkpoint.config.lr:g} may be "
+                            "too high). Use its model anyway? No keeps the model you had."):
+                self._use_run_model(checkpoint, label)
 
     def set_paused(self, paused: bool) -> None:
         if not self.training.running:
@@ -487,6 +588,17 @@ class MainWindow(QMainWindow):
                            failed=self._on_checkpoint_failed)
         return True
 
+    def _remember_unsaved(self, autosave: Path | None) -> None:
+        """Where the unsaved model on hand is autosaved, for the next launch to offer (None: nothing to offer)."""
+        if autosave is None or not self.model.unsaved:
+            self.settings.remove(UNSAVED_KEY)
+        else:
+            self.settings.setValue(UNSAVED_KEY, str(autosave))
+
+    @Slot()
+    def _on_opening_done(self) -> None:
+        self._restoring = False
+
     @Slot(str)
     def _on_checkpoint_failed(self, message: str) -> None:
         self.show_status("Not opened: see the message")
@@ -499,9 +611,13 @@ class MainWindow(QMainWindow):
             self.show_status(f"Not opened {loaded.display_name}: a training run started meanwhile")
             self.checkpoint_opened.emit(False)
             return
-        self.model.open(loaded)
-        self.settings.setValue("paths/checkpoints", str(Path(loaded.path).parent))
-        self._remember_recent(str(Path(loaded.path).resolve()))
+        if self._restoring:
+            self.model.restore(loaded, f"restored run ({loaded.architecture}, {epochs_text(loaded.epochs_done)})")
+            self._remember_unsaved(Path(loaded.path))
+        else:
+            self.model.open(loaded)
+            self.settings.setValue("paths/checkpoints", str(Path(loaded.path).parent))
+            self._remember_recent(str(Path(loaded.path).resolve()))
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
         self._model_changed()
@@ -577,6 +693,7 @@ class MainWindow(QMainWindow):
             return False
         self.model.saved_to(saved)
         self._model_changed()
+        self._remember_unsaved(None)
         self.settings.setValue("paths/checkpoints", str(saved.parent))
         self._remember_recent(str(saved.resolve()))
         self.show_status(f"Saved {saved}")
@@ -671,12 +788,19 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(path if exists else f"{path} (not found)")
             action.setEnabled(exists)
             action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
+        autosaves = self.autosave_menu
+        autosaves.clear()
+        self.recent_menu.addMenu(autosaves)
+        for path, when in autosaved_runs(autosave_dir()):
+            action = autosaves.addAction(f"{path.name}  ({when})")
+            action.triggered.connect(lambda _=False, p=path: self.restore_autosave(p))
+        autosaves.setEnabled(not autosaves.isEmpty())
         if recent:
             self.recent_menu.addSeparator()
             clear = self.recent_menu.addAction("&Clear list")
             clear.setObjectName("clearRecentAction")
             clear.triggered.connect(self._clear_recent)
-        self.recent_menu.setEnabled(bool(recent) and self.open_action.isEnabled())
+        self.recent_menu.setEnabled(self.open_action.isEnabled() and (bool(recent) or not autosaves.isEmpty()))
 
     def _clear_recent(self) -> None:
         self.settings.setValue("recent/checkpoints", [])
@@ -704,6 +828,19 @@ class MainWindow(QMainWindow):
             self.recognition.open_image(path)
 
     # ------------------------------------------------------------------------------------------ about
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{html.escape(keys)}</b></td><td>{html.escape(what)}</td></tr>"
+                       for keys, what in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table cellspacing='6'>{rows}</table>")
+
+    def open_documentation(self) -> bool:
+        """The user's manual (the README) in the system's viewer; it says where it is if none opens it."""
+        manual = APP_ROOT / "README.md"
+        opened = manual.is_file() and QDesktopServices.openUrl(QUrl.fromLocalFile(str(manual)))
+        if not opened:
+            self.inform("Documentation", f"The manual is README.md, with more in docs/, in {APP_ROOT}.")
+        return bool(opened)
+
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}", about_text(self.training_panel.device(),
                                                                self.current_model_description()))
@@ -716,9 +853,11 @@ class MainWindow(QMainWindow):
         else:
             self.resize(fitted_size(DEFAULT_SIZE, self.minimumSizeHint(), self.screen().availableGeometry().size()))
         self.training_panel.restore_settings(self.settings)
+        self.low_priority_action.setChecked(str(self.settings.value("training/low_priority", "false")) == "true")
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("training/low_priority", "true" if self.low_priority_action.isChecked() else "false")
         try:
             self.training_panel.save_settings(self.settings)
         except UserError:
@@ -733,6 +872,10 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_training(wait=True)
+        if not self.keep_or_discard_model("Quit"):
+            event.ignore()
+            return
+        self._remember_unsaved(None)  # saved or discarded: nothing to offer next time
         # Nothing that waits for a data set may start once the window is gone: the app would quit with
         # that worker's thread still running, and abort. The other workers cannot be cancelled but are
         # bounded: a warm-up a second, an export a second or two, a checkpoint by its size limits.
@@ -743,6 +886,24 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()
+
+
+def _vertical_scroll(panel: QWidget) -> QScrollArea:
+    scroll = QScrollArea()
+    scroll.setWidget(panel)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setMinimumWidth(panel.minimumSizeHint().width() + 24)
+    return scroll
+
+
+def last_accuracy(checkpoint: ckpt.Checkpoint) -> float:
+    return float(checkpoint.history.epochs[-1]["test_accuracy"]) if checkpoint.history.epochs else 0.0
+
+
+def at_chance(checkpoint: ckpt.Checkpoint) -> bool:
+    """Whether a model's last test accuracy is no better than guessing (within half of chance's share)."""
+    return bool(checkpoint.history.epochs) and last_accuracy(checkpoint) <= 1.5 / len(checkpoint.class_names)
 
 
 def open_main_window() -> MainWindow:

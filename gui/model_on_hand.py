@@ -39,6 +39,16 @@ class ModelOnHand:
         self._change(Predictor.from_checkpoint(checkpoint), checkpoint, file=checkpoint.path, saved=True,
                      from_run=False)
 
+    def restore(self, checkpoint: Checkpoint, label: str) -> None:
+        """A run's autosave brought back: its model on hand again, unsaved, with no file of its own yet."""
+        self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False,
+                     from_run=True)
+
+    @property
+    def unsaved(self) -> bool:
+        """A model that would be lost: trained (or restored) and not saved since."""
+        return self.can_save and not self.saved
+
     def start_run(self, continuing: bool) -> None:
         """A run starts: a new model will not be saved over the file of the one before; a continued one
         goes back to its own file."""

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -29,10 +28,11 @@ from PySide6.QtWidgets import (
 from engine.errors import UserError
 from engine.images import load_image
 from engine.inference import Prediction, Predictor
+from engine.preprocess import PreparedInput
 from gui.draw_canvas import DEFAULT_PEN, DrawCanvas, array_to_qimage
 
 MIN_INTERVAL_MS = 40
-INPUT_VIEW_SIZE = 168  # 6 screen pixels per model pixel
+INPUT_VIEW_SIZE = 140  # 5 screen pixels per model pixel
 
 
 class ProbabilityBars(pg.PlotWidget):
@@ -52,6 +52,9 @@ class ProbabilityBars(pg.PlotWidget):
         self.values = np.zeros(10, dtype=np.float32)
         self.bars = pg.BarGraphItem(x=np.arange(10), height=self.values, width=0.7, brushes=["#8fb3e8"] * 10)
         self.addItem(self.bars)
+
+    def sizeHint(self) -> QSize:  # pyqtgraph's 640x480 would make the panel taller than a screen
+        return QSize(320, 170)
 
     def set_labels(self, names: tuple[str, ...]) -> None:
         self.getAxis("bottom").setTicks([[(i, n if len(n) <= 3 else n[:3]) for i, n in enumerate(names)]])
@@ -85,17 +88,16 @@ class RecognitionPanel(QWidget):
         self.pen_slider.setMinimumWidth(60)
         self.pen_slider.valueChanged.connect(lambda v: self.canvas.set_pen_fraction(v / 200))
         self.clear_button = QPushButton("Clear", objectName="clearButton")
-        self.clear_button.setToolTip("Clear the canvas (Delete, Esc)")
+        self.clear_button.setToolTip("Clear the canvas (Delete); Undo brings it back")
         self.undo_button = QPushButton("Undo", objectName="undoButton")
         self.undo_button.setToolTip("Undo the last stroke (Ctrl+Z)")
         self.open_image_button = QPushButton("Open image...", objectName="openImageButton")
         self.clear_button.clicked.connect(self.canvas.clear)
         self.undo_button.clicked.connect(self.canvas.undo)
         self.open_image_button.clicked.connect(self.open_image_requested)
-        for key in (QKeySequence.StandardKey.Delete, QKeySequence(Qt.Key.Key_Escape)):
-            shortcut = QShortcut(key, self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(self.canvas.clear)
+        clear = QShortcut(QKeySequence.StandardKey.Delete, self)  # not Esc: it closes menus, and must not wipe
+        clear.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        clear.activated.connect(self.canvas.clear)
         undo = QShortcut(QKeySequence.StandardKey.Undo, self)
         undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         undo.activated.connect(self.canvas.undo)
@@ -112,7 +114,14 @@ class RecognitionPanel(QWidget):
         self.model_input_view = QLabel(objectName="modelInputView")
         self.model_input_view.setFixedSize(INPUT_VIEW_SIZE, INPUT_VIEW_SIZE)
         self.model_input_view.setToolTip("What the model sees: the 28x28 input after preprocessing")
-        self.model_input_view.setStyleSheet("background: black; border: 1px solid #888;")
+        # a selector, so that the tooltip does not take the black background too (it was an empty black box)
+        self.model_input_view.setStyleSheet("QLabel#modelInputView { background: black; border: 1px solid #888; }")
+        self.model_input_caption = QLabel("What the model sees", objectName="modelInputCaption")
+        self.model_input_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.canvas_notice = QLabel("", objectName="canvasNotice")  # a problem with what was opened, said here
+        self.canvas_notice.setWordWrap(True)
+        self.canvas_notice.setStyleSheet("QLabel#canvasNotice { color: #b00020; }")
+        self.canvas_notice.setVisible(False)
         self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
         self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
         self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
@@ -122,19 +131,21 @@ class RecognitionPanel(QWidget):
         self.source_label.setWordWrap(True)
         self.latency_label = QLabel("", objectName="latencyLabel")
 
-        tools = QHBoxLayout()
-        tools.addWidget(QLabel("Pen"))
-        tools.addWidget(self.pen_slider, 1)
-        tools.addWidget(self.undo_button)
-        tools.addWidget(self.clear_button)
-        tools.addWidget(self.open_image_button)
+        tools = QGridLayout()  # two rows, so that the panel fits beside the others on a 1024-pixel screen
+        tools.addWidget(QLabel("Pen"), 0, 0)
+        tools.addWidget(self.pen_slider, 0, 1, 1, 2)
+        tools.addWidget(self.undo_button, 1, 0, 1, 1)
+        tools.addWidget(self.clear_button, 1, 1)
+        tools.addWidget(self.open_image_button, 1, 2)
         answer = QGridLayout()
         answer.addWidget(self.prediction_label, 0, 0)
         answer.addWidget(self.confidence_label, 1, 0)
         answer.addWidget(self.saliency_check, 2, 0, Qt.AlignmentFlag.AlignCenter)
-        answer.addWidget(self.model_input_view, 0, 1, 3, 1)
+        answer.addWidget(self.model_input_caption, 0, 1)
+        answer.addWidget(self.model_input_view, 1, 1, 2, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.canvas_notice)
         layout.addLayout(tools)
         layout.addLayout(answer)
         layout.addWidget(self.bars)
@@ -146,11 +157,16 @@ class RecognitionPanel(QWidget):
         self._throttle.timeout.connect(self.predict_now)
         self._since_last = QElapsedTimer()
         self._since_last.start()
+        self._sources: dict[int, tuple[str, np.ndarray]] = {}  # a shown image's own pixels, by its QImage
         self.canvas.stroke_changed.connect(self._schedule)
-        self.canvas.stroke_finished.connect(self.predict_now)
-        self.canvas.cleared.connect(self.predict_now)
+        for changed in (self.canvas.stroke_finished, self.canvas.cleared, self.canvas.image_restored):
+            changed.connect(self.predict_now)
+        for changed in (self.canvas.stroke_changed, self.canvas.stroke_finished, self.canvas.cleared,
+                        self.canvas.image_restored):
+            changed.connect(self._update_edit_buttons)
         self.canvas.image_dropped.connect(self.open_image)
         self._show_input(None)
+        self._update_edit_buttons()
 
     # -- model ----------------------------------------------------------------------------------------------
     def set_predictor(self, predictor: Predictor) -> None:
@@ -167,12 +183,24 @@ class RecognitionPanel(QWidget):
         wait = max(0, int(interval - self._since_last.elapsed()))
         self._throttle.start(wait)
 
+    def _update_edit_buttons(self) -> None:
+        """Undo and Clear only when there is something to undo or clear."""
+        self.undo_button.setEnabled(self.canvas.can_undo())
+        self.clear_button.setEnabled(not self.canvas.is_empty())
+        self.canvas_notice.setVisible(False)
+
     def predict_now(self) -> Prediction | None:
         self._throttle.stop()
         if self.predictor is None:
             return None
         start = time.perf_counter()
-        prediction = self.predictor.predict(self.canvas.to_array())
+        source = self._sources.get(id(self.canvas.background)) if not self.canvas.strokes else None
+        if source is None:
+            prediction = self.predictor.predict(self.canvas.to_array())
+        elif source[0] == "file":  # as `predict` reads the same file: the image itself, not the canvas's copy
+            prediction = self.predictor.predict(source[1])
+        else:  # a data set's own 28x28 image, as the evaluation read it
+            prediction = self.predictor.predict_prepared(PreparedInput(source[1].astype(np.float32) / 255.0, False))
         self.last_latency_ms = 1000 * (time.perf_counter() - start)
         self._since_last.restart()
         self.show_prediction(prediction)
@@ -214,17 +242,29 @@ class RecognitionPanel(QWidget):
 
     # -- images ---------------------------------------------------------------------------------------------
     def open_image(self, path: str) -> bool:
-        """Classify an image file: shown in the canvas, preprocessed like a drawing."""
+        """Classify an image file as ``predict`` does (the same probabilities), shown on the canvas with its
+        aspect ratio; a file that cannot be read is said under the canvas, where the user looked."""
         try:
             gray = load_image(path)
         except UserError as exc:
+            self.canvas_notice.setText(str(exc))
+            self.canvas_notice.setVisible(True)
             self.message.emit(str(exc))
             return False
-        self.show_array((gray * 255).astype(np.uint8))
+        self._show(array_to_qimage((np.clip(gray, 0, 1) * 255).astype(np.uint8)), ("file", gray))
         self.message.emit(f"Classified {Path(path).name}")
         return True
 
+    @Slot(object)
     def show_array(self, array: np.ndarray) -> None:
-        """Show a grayscale image (uint8, dark ink on white or the reverse) in the canvas and classify it."""
-        self.canvas.set_image(array_to_qimage(array))
+        """Show a data set's 28x28 image (uint8, ink bright) and classify it as the data set's own image, as the
+        Evaluate tab did (no preprocessing: it is in MNIST's form already)."""
+        self._show(array_to_qimage(255 - np.asarray(array, dtype=np.uint8)), ("sample", np.asarray(array)))
+
+    def _show(self, image: QImage, source: tuple[str, np.ndarray]) -> None:
+        self.canvas.set_image(image)
+        self._sources = {key: value for key, value in self._sources.items()
+                         if key in {id(b) for _, b in self.canvas._history}}
+        self._sources[id(self.canvas.background)] = source
+        self._update_edit_buttons()
         self.predict_now()

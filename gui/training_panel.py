@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -62,6 +63,9 @@ class TrainingPanel(QWidget):
         self.open_folder_button.clicked.connect(self.open_folder_requested)
         self.dataset_status = QLabel("", objectName="datasetStatus")
         self.dataset_status.setWordWrap(True)
+        # room for three lines whatever it says, so the form below does not jump as the text changes
+        self.dataset_status.setMinimumHeight(3 * self.dataset_status.fontMetrics().lineSpacing())
+        self.dataset_status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.download_progress = QProgressBar(objectName="downloadProgress")
         self.download_progress.setVisible(False)
         self.cancel_download_button = QPushButton("Cancel", objectName="cancelDownloadButton")
@@ -127,6 +131,7 @@ class TrainingPanel(QWidget):
             widget.setToolTip(tip)
         model_box = QGroupBox("Model and training")
         form = QFormLayout(model_box)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # label above its field when narrow
         form.addRow("Model", self.model_combo)
         self.epochs_label = QLabel("Epochs")
         form.addRow(self.epochs_label, self.epochs_spin)
@@ -139,6 +144,17 @@ class TrainingPanel(QWidget):
         form.addRow("", self.augment_check)
         form.addRow("Seed", self.seed_spin)
         form.addRow("Device", self.device_combo)
+        self.settings_note = QLabel("", objectName="settingsNote")  # a value Qt had to limit, said in red
+        self.settings_note.setWordWrap(True)
+        self.settings_note.setStyleSheet("color: #b00020")
+        self.settings_note.setVisible(False)
+        form.addRow(self.settings_note)
+        for spin, name in ((self.epochs_spin, "Epochs"), (self.batch_spin, "Batch size"),
+                           (self.lr_spin, "Learning rate"), (self.momentum_spin, "Momentum"),
+                           (self.weight_decay_spin, "Weight decay"), (self.seed_spin, "Seed")):
+            spin.setAccessibleName(name)
+            spin.limited.connect(self._show_limited)
+            spin.lineEdit().textEdited.connect(lambda _: self.settings_note.setVisible(False))
 
         # run controls --------------------------------------------------------------------------------------
         self.train_button = QPushButton("Train", objectName="trainButton")
@@ -294,6 +310,11 @@ class TrainingPanel(QWidget):
         self.pause_button.setText("Resume" if paused else "Pause")
         self.pause_toggled.emit(paused)
 
+    @Slot(str)
+    def _show_limited(self, message: str) -> None:
+        self.settings_note.setText(message)
+        self.settings_note.setVisible(True)
+
     def continuing(self) -> bool:
         """Whether Train is to continue the model on hand rather than start a new one."""
         return self.resume_check.isChecked()
@@ -366,18 +387,59 @@ def _shrinkable_combo(name: str) -> QComboBox:
     item is elided in the box and shown whole in the list, so the panel fits a laptop screen."""
     combo = QComboBox(objectName=name)
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(12)
+    combo.setMinimumContentsLength(8)
     return combo
 
 
+class _SaysWhenLimited:
+    """A spin box that says when it limits a typed value (Qt would silently put its limit in its place):
+    ``limited`` carries the message, e.g. that a learning rate of 50 was set to the largest, 10."""
+
+    def validate(self, text: str, pos: int) -> object:
+        """A number out of range stays in the box (Qt drops the keystroke that leaves the range, so typing
+        50 into a box that goes up to 10 gave 5), to be limited, and said so, when editing ends."""
+        result = super().validate(text, pos)
+        state = result[0] if isinstance(result, tuple) else result
+        if state == QValidator.State.Invalid:
+            try:
+                float(text.strip().replace(",", "."))
+            except ValueError:
+                return result
+            return (QValidator.State.Intermediate, text, pos)
+        return result
+
+    def fixup(self, text: str) -> str:  # called by Qt for input it cannot take as it is
+        typed = text.strip().replace(",", ".")
+        try:
+            value = float(typed)
+        except ValueError:
+            return super().fixup(text)
+        low, high = self.minimum(), self.maximum()
+        if not low <= value <= high:
+            limit = high if value > high else low
+            self.limited.emit(f"{self.accessibleName() or self.objectName()}: {typed} is out of range "
+                              f"({self.textFromValue(low)} to {self.textFromValue(high)}); set to "
+                              f"{self.textFromValue(limit)}")
+            return self.textFromValue(limit)
+        return super().fixup(text)
+
+
+class LimitedSpinBox(_SaysWhenLimited, QSpinBox):
+    limited = Signal(str)
+
+
+class LimitedDoubleSpinBox(_SaysWhenLimited, QDoubleSpinBox):
+    limited = Signal(str)
+
+
 def _int_spin(name: str, low: int, high: int) -> QSpinBox:
-    spin = QSpinBox(objectName=name)
+    spin = LimitedSpinBox(objectName=name)
     spin.setRange(low, high)
     return spin
 
 
 def _float_spin(name: str, low: float, high: float, step: float, decimals: int) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox(objectName=name)
+    spin = LimitedDoubleSpinBox(objectName=name)
     spin.setDecimals(decimals)
     spin.setRange(low, high)
     spin.setSingleStep(step)

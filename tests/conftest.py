@@ -68,6 +68,8 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     # A modal question would wait for a click forever here; closing mid-run (pytest-qt closes the window
     # before this fixture's teardown) answers Yes. Tests of the question patch it themselves.
     monkeypatch.setattr(win, "confirm", lambda title, question: True)
+    # Save / Discard / Cancel for an unsaved model would wait too: discard, unless a test answers otherwise
+    monkeypatch.setattr(win, "ask_unsaved", lambda question: "discard")
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
@@ -79,6 +81,7 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
                     and not win.opening.running, timeout=30000)
     if win.garbage_collector.active:  # still open (pytest-qt's close came while a run asked first): close it,
         monkeypatch.setattr(win, "confirm", lambda title, question: True)  # so automatic gc is back on
+        monkeypatch.setattr(win, "ask_unsaved", lambda question: "discard")
         win.close()
     assert not win.garbage_collector.active
 

@@ -39,7 +39,7 @@ def write_dataset(folder: Path, train: int = 320, test: int = 100, compress: boo
 
 def report_notice_before_training(monkeypatch, message: str) -> None:
     """Make every ``Trainer.run`` report ``message`` as a NoticeEvent before it trains, as the CUDA-graph
-    fallback would (that path itself is tested in test_training.py); ``monkeypatch.undo()`` ends it."""
+    fallback would (that path itself is tested in test_training.py); leaving a ``MonkeyPatch.context()`` ends it."""
     import engine.training
 
     original = engine.training.Trainer.run

@@ -48,6 +48,7 @@ def test_cancel_stops_the_download_and_unlocks_the_panel(window, qtbot, http_ser
     qtbot.waitUntil(lambda: not window.loader.loading, timeout=10000)
     assert window.training_panel.train_button.isEnabled() and not window.is_training
     assert window.errors == [] and "cancelled" in window.status_label.text().lower()
+    assert "loading data" not in window.training_panel.progress.format()  # no status left stuck
     cache = data.cache_dir() / "mnist"
     assert not any((cache / f.name).exists() for f in mnist_mirror.files)
 

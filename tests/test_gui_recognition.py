@@ -76,18 +76,58 @@ def test_clear_empties_the_prediction(panel, qtbot) -> None:
     assert panel.latency_label.text() == ""  # nothing was asked, so no answer time
 
 
-def test_escape_clears_and_undo_removes_the_last_stroke(panel, qtbot) -> None:
+def test_undo_goes_back_a_stroke_or_a_clear_and_escape_never_wipes(panel, qtbot) -> None:
+    assert not panel.undo_button.isEnabled() and not panel.clear_button.isEnabled()  # nothing to undo or clear
     drag(panel.canvas, ONE)
     drag(panel.canvas, [(0.3, 0.3), (0.7, 0.3)])
-    assert len(panel.canvas.strokes) == 2
+    assert len(panel.canvas.strokes) == 2 and panel.undo_button.isEnabled() and panel.clear_button.isEnabled()
     qtbot.mouseClick(panel.undo_button, Qt.MouseButton.LeftButton)
     assert len(panel.canvas.strokes) == 1 and panel.last_prediction.label == 1
     panel.canvas.setFocus()
+    QTest.keyClick(panel.canvas, Qt.Key.Key_Escape)  # closing a menu with Esc must not wipe the drawing
+    assert len(panel.canvas.strokes) == 1
+    qtbot.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
+    assert panel.canvas.is_empty() and not panel.clear_button.isEnabled() and panel.undo_button.isEnabled()
+    QTest.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # Clear is undone
+    assert len(panel.canvas.strokes) == 1 and panel.last_prediction.label == 1
     QTest.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert panel.canvas.is_empty() and panel.last_prediction.label is None
-    drag(panel.canvas, ONE)
-    QTest.keyClick(panel.canvas, Qt.Key.Key_Escape)
-    assert panel.canvas.is_empty()
+    assert panel.canvas.is_empty() and panel.last_prediction.label is None and not panel.undo_button.isEnabled()
+
+
+def test_an_opened_image_keeps_its_aspect_ratio_and_reads_as_predict_reads_it(panel, tmp_path) -> None:
+    """A wide image was stretched to a square; the app and `predict` gave different answers."""
+    from engine.images import load_image
+
+    image = np.full((100, 400), 255, np.uint8)
+    rr, cc = np.ogrid[:100, :400]
+    image[((rr - 50) ** 2 + (cc - 200) ** 2 < 40**2) & ((rr - 50) ** 2 + (cc - 200) ** 2 > 30**2)] = 0  # a ring
+    Image.fromarray(image).save(tmp_path / "wide.png")
+    assert panel.open_image(str(tmp_path / "wide.png"))
+    expected = panel.predictor.predict(load_image(tmp_path / "wide.png"))
+    np.testing.assert_allclose(panel.last_prediction.probabilities, expected.probabilities, rtol=0, atol=1e-6)
+    shown = panel.canvas.to_array()
+    rows = np.flatnonzero((shown < 128).any(axis=1))
+    cols = np.flatnonzero((shown < 128).any(axis=0))
+    assert abs((rows[-1] - rows[0]) - (cols[-1] - cols[0])) <= 3  # the ring is round on the canvas too
+
+
+def test_a_data_set_image_reads_as_the_evaluation_read_it(panel, tiny_dataset) -> None:
+    import torch
+
+    from engine.data import to_float
+
+    image = tiny_dataset.test.images[7]
+    panel.show_array(image.numpy())
+    with torch.inference_mode():
+        logits = panel.predictor.model(to_float(image[None], panel.predictor.normalization))
+    expected = torch.softmax(logits, 1)[0].numpy()
+    np.testing.assert_allclose(panel.last_prediction.probabilities, expected, rtol=0, atol=1e-6)
+
+
+def test_an_unreadable_image_is_said_under_the_canvas(panel, tmp_path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert not panel.open_image(str(tmp_path / "bad.png"))
+    assert panel.canvas_notice.isVisibleTo(panel) and "bad.png" in panel.canvas_notice.text()
 
 
 def test_resizing_keeps_the_drawing(window, panel, qtbot) -> None:

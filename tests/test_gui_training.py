@@ -114,15 +114,15 @@ def test_a_run_keeps_the_autosave_folder_to_the_newest_files_and_the_recent_ones
 def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(window, qtbot, monkeypatch) -> None:
 
     message = "CUDA graph capture failed, so training goes on without graphs: RuntimeError: boom"
-    report_notice_before_training(monkeypatch, message)
     _configure(window, epochs=1)
-    with qtbot.waitSignal(window.training_finished, timeout=60000):
-        qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    label = window.findChild(QLabel, "statusDevice")
-    assert label.toolTip() == message and label.text().endswith("(see note)")
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
-
-    monkeypatch.undo()  # the next run has no note: the label clears
+    with pytest.MonkeyPatch.context() as patch:
+        report_notice_before_training(patch, message)
+        with qtbot.waitSignal(window.training_finished, timeout=60000):
+            qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+        label = window.findChild(QLabel, "statusDevice")
+        assert label.toolTip() == message and label.text().endswith("(see note)")
+        qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    # the next run has no note: the label clears
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     assert label.toolTip() == "" and not label.text().endswith("(see note)")
@@ -173,14 +173,15 @@ def _thread_niceness() -> dict[int, int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_training_runs_below_the_gui_priority_on_every_core(window, qtbot) -> None:
-    """The training thread and the OpenMP threads it starts yield to the GUI thread, so training may
-    use every core (gui.workers.lower_thread_priority)."""
+def test_training_runs_below_the_gui_priority_on_every_core_when_asked(window, qtbot) -> None:
+    """With Training > Lower priority, the training thread and the OpenMP threads it starts yield to the GUI
+    thread and other programs, on every core (gui.workers.lower_thread_priority)."""
     import os
     import threading
 
     from gui.workers import BACKGROUND_NICENESS
 
+    window.low_priority_action.setChecked(True)
     _configure(window, epochs=200, batch=64)
     steps = _collect_steps(window)
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
@@ -242,7 +243,7 @@ def test_empty_plots_have_a_frame_with_ticks_then_follow_their_data(window, qtbo
     plots.add_epoch(1, 150, 0.20, 0.955)
     plots.add_epoch(2, 300, 0.10, 0.987)
     plots.flush()
-    qtbot.waitUntil(lambda: 290 <= loss_view.viewRange()[0][1] < 335)  # padding kept right of step 0
+    qtbot.waitUntil(lambda: 290 <= loss_view.viewRange()[0][1] < 350)  # padding (more in a narrower plot)
     qtbot.waitUntil(lambda: 90 < accuracy_view.viewRange()[1][0] < 95.5 and 98.7 < accuracy_view.viewRange()[1][1] < 100)
     assert 1.9 <= accuracy_view.viewRange()[0][1] < 2.5
     plots.clear()
@@ -281,15 +282,19 @@ def test_loss_axis_labels_never_overlap_and_show_each_decade(qtbot, height: int)
     steps = list(range(1, 801))
     plots.add_losses(steps, [2.2 * (0.025 / 2.2) ** (step / 800) for step in steps])  # 2.2 down to 0.025
     plots.flush()
-    qtbot.wait(50)
     axis = plots.loss_plot.getAxis("left")
-    image = QImage(10, 10, QImage.Format.Format_ARGB32)
-    painter = QPainter(image)
-    try:
-        _, _, texts = axis.generateDrawSpecs(painter)
-    finally:
-        painter.end()
-    labels = sorted(((rect.top(), rect.bottom(), text) for rect, _, text in texts), key=lambda spec: spec[0])
+
+    def labels_drawn() -> list:
+        image = QImage(10, 10, QImage.Format.Format_ARGB32)
+        painter = QPainter(image)
+        try:
+            _, _, texts = axis.generateDrawSpecs(painter)
+        finally:
+            painter.end()
+        return sorted(((rect.top(), rect.bottom(), text) for rect, _, text in texts), key=lambda spec: spec[0])
+
+    qtbot.wait(300)  # the redraw timer and the layout settle (more than one event-loop turn on a busy machine)
+    labels = labels_drawn()
     shown = {text for _, _, text in labels}
     assert {"1", "0.1"} <= shown, shown
     for (_, bottom, text), (top, _, below) in zip(labels, labels[1:]):
@@ -685,7 +690,7 @@ def test_open_recent_greys_out_a_file_that_is_gone(qtbot, window, tmp_path) -> N
         assert open_checkpoint(qtbot, window, path)
     gone.unlink()
     window.recent_menu.aboutToShow.emit()  # as when the user opens the menu
-    entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions() if a.text()}
+    entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions() if a.text() and a.menu() is None}
     assert entries == {str(gone.resolve()) + " (not found)": False, str(kept.resolve()): True, "&Clear list": True}
     window.findChild(type(window.open_action), "clearRecentAction").trigger()
     assert window._recent() == [] and not window.recent_menu.isEnabled()
@@ -807,3 +812,23 @@ def test_bad_data_folder_reports_and_unlocks_the_panel(window, qtbot, tmp_path) 
     qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
     assert "no train images file" in window.errors[-1]
     qtbot.waitUntil(lambda: _widget(window, QPushButton, "trainButton").isEnabled(), timeout=5000)
+
+
+def test_by_default_training_runs_at_the_windows_priority_on_every_core(window, qtbot) -> None:
+    """Measured (benchmarks/bench_gui.py --niceness 0): lateness p99 18 ms against 9 ms at nice +10, and 7 %
+    faster; a low priority also let any busy program starve training. So it is a setting, off by default."""
+    import os
+    import threading
+
+    assert not window.low_priority_action.isChecked()
+    _configure(window, epochs=200, batch=64)
+    steps = _collect_steps(window)
+    qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
+    worker = window.training.worker
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    niceness = _thread_niceness() if sys.platform.startswith("linux") else {}
+    window.stop_training(wait=True)
+    assert not worker.lowered_priority and worker.intra_op_threads == (os.cpu_count() or 2)
+    if niceness:
+        assert niceness[worker.native_thread_id] == base

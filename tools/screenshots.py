@@ -67,6 +67,7 @@ def main() -> None:
     QTest.qWait(500)
     window.grab().save(str(out / "screenshot-evaluate.png"))
     print(f"wrote {out / 'screenshot-main.png'} and {out / 'screenshot-evaluate.png'}")
+    window.ask_unsaved = lambda question: "discard"  # a measurement, not a user's model
     window.close()
 
 
