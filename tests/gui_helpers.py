@@ -63,3 +63,13 @@ def open_checkpoint(qtbot, window, path: Path | str, timeout: int = 15000) -> bo
     with qtbot.waitSignal(window.checkpoint_opened, timeout=timeout) as blocker:
         window.open_checkpoint(path)
     return bool(blocker.args[0])
+
+
+def train_one_epoch(window, qtbot) -> None:
+    """Train LeNet for one epoch through the Train button, and wait until the run has ended."""
+    panel = window.training_panel
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData("lenet"))
+    panel.epochs_spin.setValue(1)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)

@@ -51,13 +51,10 @@ def test_a_run_that_learned_nothing_replaces_the_model_only_if_asked(window, mon
 
 
 def test_a_second_run_starts_at_once_with_the_data_set_already_loaded(window, qtbot) -> None:
-    panel = window.training_panel
-    panel.model_combo.setCurrentIndex(panel.model_combo.findData("lenet"))
-    panel.epochs_spin.setValue(1)
-    with qtbot.waitSignal(window.training_finished, timeout=60000):
-        qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
-    qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
+    from tests.gui_helpers import train_one_epoch
+
+    train_one_epoch(window, qtbot)
+    qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
     assert window.is_training and not window.loader.loading  # no "loading data..." wait: the set is kept
     window.stop_training(wait=True)
 

@@ -6,21 +6,16 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog
 
 from engine.inference import BUNDLED_MODEL
 from gui.main_window import UNSAVED_KEY
-from tests.gui_helpers import open_checkpoint
+from tests.gui_helpers import open_checkpoint, train_one_epoch
 
 
 def _train_one_epoch(window, qtbot) -> None:
-    panel = window.training_panel
-    panel.model_combo.setCurrentIndex(panel.model_combo.findData("lenet"))
-    panel.epochs_spin.setValue(1)
-    with qtbot.waitSignal(window.training_finished, timeout=60000):
-        qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    train_one_epoch(window, qtbot)
     assert window.model.unsaved and window.windowTitle().startswith("unsaved model")
 
 
