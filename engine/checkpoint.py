@@ -26,6 +26,8 @@ Format (``format_version`` 1), one dict::
     app_version        str
     created            ISO 8601 time (UTC)
     command            the command line that produced it, or None
+    taught             for a model taught a user's handwriting (engine.teaching): {"samples", "steps",
+                       "base", "held_out", "base_accuracy", "taught_accuracy"}; absent otherwise
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from engine.checkpoint_validation import (
     check_normalization,
     check_optimizer_state,
     check_scheduler_state,
+    check_taught,
     is_int,
     text,
     whole,
@@ -92,6 +95,7 @@ class Checkpoint:
     created: str
     command: str | None
     dataset_folder: str | None = None
+    taught: dict[str, Any] | None = None
 
     @property
     def display_name(self) -> str:
@@ -123,8 +127,9 @@ def build_payload(
     scheduler_state: dict[str, Any] | None = None,
     command: str | None = None,
     dataset_folder: str | None = None,
+    taught: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": {"name": architecture, "kwargs": dict(model_kwargs)},
@@ -141,6 +146,9 @@ def build_payload(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
     }
+    if taught is not None:
+        payload["taught"] = dict(taught)
+    return payload
 
 
 def trainer_payload(trainer: Any, command: str | None = None, slim: bool = False) -> dict[str, Any]:
@@ -184,6 +192,7 @@ def checkpoint_payload(checkpoint: Checkpoint) -> dict[str, Any]:
         scheduler_state=checkpoint.scheduler_state,
         command=checkpoint.command,
         dataset_folder=checkpoint.dataset_folder,
+        taught=checkpoint.taught,
     )
 
 
@@ -344,6 +353,7 @@ def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
         created=text(where, "creation time", data.get("created", "")) or "",
         command=text(where, "command", data.get("command"), optional=True),
         dataset_folder=folder,
+        taught=check_taught(where, data.get("taught")),
     )
 
 

@@ -237,6 +237,23 @@ def check_scheduler_state(where: str, value: Any) -> dict[str, Any] | None:
             "schedule": text(where, "schedule", state.get("schedule", "none"))}
 
 
+def check_taught(where: str, value: Any) -> dict[str, Any] | None:
+    """What engine.teaching records of a taught model; None for any other."""
+    if value is None:
+        return None
+    taught = mapping(where, "teaching record", value)
+    checked: dict[str, Any] = {
+        "samples": whole(where, "taught samples", taught.get("samples", 0)),
+        "steps": whole(where, "teaching steps", taught.get("steps", 0)),
+        "base": text(where, "base model", taught.get("base", "")),
+        "held_out": whole(where, "held-out samples", taught.get("held_out", 0)),
+    }
+    for key in ("base_accuracy", "taught_accuracy"):
+        item = taught.get(key)
+        checked[key] = None if item is None else number(where, key.replace("_", " "), item, 0, 1)
+    return checked
+
+
 # ------------------------------------------------------------------------------------------------ tensors
 
 def check_tensor(where: str, field: str, value: Any, like: torch.Tensor | None = None) -> torch.Tensor:

@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
     predict.add_argument("--json", action="store_true")
 
+    teach = sub.add_parser("teach", help="teach a model your handwriting from a folder of samples",
+                           description="Fine-tune a model on personal samples (SAMPLES_DIR/<digit>/*.png, any "
+                                       "size, drawn or photographed), mixed with replay of its training data.")
+    teach.add_argument("samples", metavar="SAMPLES_DIR", help="a folder per class, named as the class (0-9)")
+    teach.add_argument("--checkpoint", metavar="CKPT", help="the model to teach (default: the bundled model)")
+    teach.add_argument("--out", metavar="FILE", required=True, help="where the taught model is saved")
+    teach.add_argument("--steps", type=_number(int, lambda v: 1 <= v <= 100_000, "must be in 1..100000"),
+                       default=None, help="fine-tuning steps of 64 images (default: 60)")
+    teach.add_argument("--json", action="store_true")
+
     export = sub.add_parser("export", help="export a checkpoint as a torch.export program (.pt2), TorchScript or ONNX")
     export.add_argument("--checkpoint", metavar="CKPT", required=True)
     export.add_argument("--format", choices=["pt2", "torchscript", "onnx"], default=None,
@@ -433,6 +443,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _replay_data(checkpoint: Any) -> Any:
+    """The model's own training data where it is on this computer, else the built-in sample for digit
+    models, else None (teaching then goes without replay, with a note)."""
+    from engine import data
+
+    folder = checkpoint.data_folder()
+    try:
+        if folder is not None:
+            return data.load_folder(folder, name=checkpoint.dataset_name)
+        found = data.locate(checkpoint.dataset_name) if checkpoint.dataset_name in data.DATASETS else None
+        if found is not None:
+            return data.load_folder(found, name=checkpoint.dataset_name)
+        if tuple(checkpoint.class_names) == data.DATASETS["mnist-sample"].class_names:
+            return data.resolve("mnist-sample")
+    except UserError as exc:
+        print(f"{PROG}: note: no replay data ({exc})", file=sys.stderr)
+    return None
+
+
+def cmd_teach(args: argparse.Namespace) -> int:
+    from engine import checkpoint as ckpt
+    from engine.files import check_output
+    from engine.inference import BUNDLED_MODEL
+    from engine.teaching import STEPS, load_samples, teach
+
+    base = Path(args.checkpoint).expanduser() if args.checkpoint else BUNDLED_MODEL
+    out = check_output(args.out, [base])
+    checkpoint = ckpt.load(base)
+    samples = load_samples(args.samples, checkpoint.class_names)
+    check_output(out, [base, *(p for p in Path(args.samples).rglob("*") if p.is_file())])
+    if samples.skipped:
+        print(f"{PROG}: note: {samples.skipped} files skipped (unreadable, or no ink)", file=sys.stderr)
+    replay = _replay_data(checkpoint)
+    if replay is None:
+        print(f"{PROG}: note: none of the model's training data on this computer: taught without replay, it "
+              "may forget some of what it knew", file=sys.stderr)
+    result = teach(checkpoint, samples, replay, steps=args.steps or STEPS,
+                   base_name="bundled model" if base == BUNDLED_MODEL else str(base))
+    ckpt.save(result.payload, out)
+    summary = {"samples": result.samples, "skipped": samples.skipped, "seconds": round(result.seconds, 2),
+               "base": str(base), "checkpoint": str(out), "held_out": result.held_out,
+               "base_accuracy": result.base_accuracy, "taught_accuracy": result.taught_accuracy}
+    if args.json:
+        _print_json(summary)
+    else:
+        gain = (f"; on {result.held_out} held-out samples {result.base_accuracy:.0%} before, "
+                f"{result.taught_accuracy:.0%} after" if result.held_out else "")
+        print(f"taught {result.samples} samples in {result.seconds:.1f} s{gain}; saved in {out}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from engine import checkpoint
     from engine.export import export, format_for_path
@@ -468,7 +529,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export,
+    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "teach": cmd_teach, "export": cmd_export,
     "devices": cmd_devices, "download": cmd_download,
 }
 
