@@ -443,30 +443,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _replay_data(checkpoint: Any) -> Any:
-    """The model's own training data where it is on this computer, else the built-in sample for digit
-    models, else None (teaching then goes without replay, with a note)."""
-    from engine import data
-
-    folder = checkpoint.data_folder()
-    try:
-        if folder is not None:
-            return data.load_folder(folder, name=checkpoint.dataset_name)
-        found = data.locate(checkpoint.dataset_name) if checkpoint.dataset_name in data.DATASETS else None
-        if found is not None:
-            return data.load_folder(found, name=checkpoint.dataset_name)
-        if tuple(checkpoint.class_names) == data.DATASETS["mnist-sample"].class_names:
-            return data.resolve("mnist-sample")
-    except UserError as exc:
-        print(f"{PROG}: note: no replay data ({exc})", file=sys.stderr)
-    return None
-
-
 def cmd_teach(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
     from engine.files import check_output
     from engine.inference import BUNDLED_MODEL
-    from engine.teaching import STEPS, load_samples, teach
+    from engine.teaching import STEPS, load_samples, replay_for, teach
 
     base = Path(args.checkpoint).expanduser() if args.checkpoint else BUNDLED_MODEL
     out = check_output(args.out, [base])
@@ -475,10 +456,9 @@ def cmd_teach(args: argparse.Namespace) -> int:
     check_output(out, [base, *(p for p in Path(args.samples).rglob("*") if p.is_file())])
     if samples.skipped:
         print(f"{PROG}: note: {samples.skipped} files skipped (unreadable, or no ink)", file=sys.stderr)
-    replay = _replay_data(checkpoint)
-    if replay is None:
-        print(f"{PROG}: note: none of the model's training data on this computer: taught without replay, it "
-              "may forget some of what it knew", file=sys.stderr)
+    replay, note = replay_for(checkpoint)
+    if note:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     result = teach(checkpoint, samples, replay, steps=args.steps or STEPS,
                    base_name="bundled model" if base == BUNDLED_MODEL else str(base))
     ckpt.save(result.payload, out)

@@ -59,12 +59,32 @@ class TeachResult:
     taught_accuracy: float | None
 
 
+def replay_for(checkpoint: Checkpoint) -> tuple[Dataset | None, str]:
+    """The model's own training data where it is on this computer, else the built-in sample for a digit
+    model; and a note when there is none (teaching then goes without replay, and may forget)."""
+    from engine import data
+
+    try:
+        folder = checkpoint.data_folder()
+        if folder is not None:
+            return data.load_folder(folder, name=checkpoint.dataset_name), ""
+        found = data.locate(checkpoint.dataset_name) if checkpoint.dataset_name in data.DATASETS else None
+        if found is not None:
+            return data.load_folder(found, name=checkpoint.dataset_name), ""
+        if tuple(checkpoint.class_names) == data.DATASETS["mnist-sample"].class_names:
+            return data.resolve("mnist-sample"), ""
+    except DataError as exc:
+        return None, f"no replay data ({exc}): taught without it, the model may forget some of what it knew"
+    return None, ("none of the model's training data is on this computer: taught without replay, it may "
+                  "forget some of what it knew")
+
+
 def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
     """Every image under ``folder/<class name>/``; unreadable or blank ones are skipped and counted."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder of samples")
-    subfolders = sorted(p for p in folder.iterdir() if p.is_dir())
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [p.name for p in subfolders if p.name not in class_names]
     if unknown:
         raise DataError(f"{folder}: subfolders {', '.join(unknown[:5])} are not classes of the model "
@@ -155,3 +175,60 @@ def teach(checkpoint: Checkpoint, samples: Samples, replay: Dataset | None, step
     payload = checkpoint_payload(taught)
     return TeachResult(payload, len(samples), time.perf_counter() - start, int(len(held)), base_accuracy,
                        taught_accuracy)
+
+
+# ------------------------------------------------------------------------------------------------ the store
+
+PREPARED = ".prepared"  # each sample's 28x28 form, beside the class folders (hidden: not a class)
+
+
+def save_sample(folder: Path, label: str, drawing: np.ndarray, prepared: np.ndarray) -> Path:
+    """Keep a drawing (uint8, as drawn) as a sample of ``label``, and its 28x28 form; the drawing's path."""
+    from datetime import datetime
+
+    from engine.files import atomic_write
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    path = folder / label / f"{stamp}.png"
+    for target, pixels in ((path, drawing), (folder / PREPARED / label / f"{stamp}.png", prepared)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image = _png(np.asarray(pixels))
+        atomic_write(target, lambda tmp, image=image: Path(tmp).write_bytes(image))
+    return path
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def list_samples(folder: Path, class_names: tuple[str, ...]) -> dict[str, list[Path]]:
+    """Each class's sample files, oldest first (every class listed, empty ones too)."""
+    found: dict[str, list[Path]] = {name: [] for name in class_names}
+    for name in class_names:
+        sub = folder / name
+        if sub.is_dir():
+            found[name] = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return found
+
+
+def move_sample(path: Path, label: str | None) -> Path | None:
+    """Relabel a sample (move it, with its 28x28 form, to ``label``'s folder), or delete it (``label`` None)."""
+    folder = path.parent.parent
+    prepared = folder / PREPARED / path.parent.name / path.name
+    if label is None:
+        path.unlink(missing_ok=True)
+        prepared.unlink(missing_ok=True)
+        return None
+    target = folder / label / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path.replace(target)
+    if prepared.exists():
+        (folder / PREPARED / label).mkdir(parents=True, exist_ok=True)
+        prepared.replace(folder / PREPARED / label / path.name)
+    return target

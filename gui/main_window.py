@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QAction,
@@ -45,6 +46,7 @@ from engine.errors import UserError
 from engine.events import EpochEvent, FinishedEvent, epochs_text
 from engine.files import check_output
 from engine.inference import Predictor, load_bundled
+from engine.teaching import MIN_TO_HOLD_OUT, save_sample
 from gui.app import APP_ICON
 from gui.autosave import MAX_KEPT, autosave_dir, autosaved_runs, new_autosave_path, prune
 from gui.dataset_browser import DatasetBrowser
@@ -54,10 +56,11 @@ from gui.evaluation_view import EvaluationView
 from gui.garbage_collection import GuiThreadGarbageCollector
 from gui.loss_plot import TrainingPlots
 from gui.model_on_hand import ModelOnHand
+from gui.my_digits import MyDigitsView
 from gui.prediction_panel import RecognitionPanel
 from gui.settings import ask_export_path, settings_list
 from gui.training_panel import TrainingPanel
-from gui.workers import CheckpointWorker, ExportWorker, Job, TrainingWorker, WarmUpWorker
+from gui.workers import CheckpointWorker, ExportWorker, Job, TeachWorker, TrainingWorker, WarmUpWorker
 
 APP_NAME = "Digit Studio"
 APP_ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +111,8 @@ class MainWindow(QMainWindow):
         self.warm_up = Job(self)
         self.exporting = Job(self)
         self.opening = Job(self)
+        self.teaching = Job(self)
+        self.teaching.finished.connect(lambda: self.my_digits.show_teaching(False))
         self.opening.finished.connect(self._on_opening_done)
         self._restoring = False
         self.training.finished.connect(self._on_training_done)
@@ -124,6 +129,7 @@ class MainWindow(QMainWindow):
         self.recognition = RecognitionPanel()
         self.evaluation = EvaluationView(self.loader, self.settings)
         self.browser = DatasetBrowser(self.loader)
+        self.my_digits = MyDigitsView()
         # The side panels scroll vertically, so the window fits a 1024x600 screen (tests/test_gui_layout.py)
         scroll = _vertical_scroll(self.training_panel)
         recognition = _vertical_scroll(self.recognition)
@@ -131,6 +137,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.plots, "Training")
         self.tabs.addTab(self.evaluation, "Evaluate")
         self.tabs.addTab(self.browser, "Data")
+        self.tabs.addTab(self.my_digits, "My digits")
         splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         splitter.addWidget(scroll)
         splitter.addWidget(self.tabs)
@@ -282,6 +289,9 @@ class MainWindow(QMainWindow):
             view.message.connect(self.show_status)
             view.error.connect(self.show_error)
         self.evaluation.export_requested.connect(self.write_export)
+        self.recognition.labelled.connect(self.keep_sample)
+        self.my_digits.teach_requested.connect(self.teach)
+        self.my_digits.message.connect(self.show_status)
         # A checkpoint file dropped anywhere opens: Qt offers a drag to the innermost widget that takes
         # drops, then to its parents while refused, and the canvas, plots and lists refuse checkpoints.
         self.setAcceptDrops(True)
@@ -358,6 +368,51 @@ class MainWindow(QMainWindow):
         self.training_panel.set_resumable(source is not None, model.description(),
                                           source.config if source is not None else None,
                                           checked=self.training_panel.continuing() and source is not None)
+
+    # ------------------------------------------------------------------------------------------ teaching
+    @Slot(int)
+    def keep_sample(self, index: int) -> None:
+        """The user says what is on the canvas: keep the drawing, and its 28x28 form, as a personal sample."""
+        panel = self.recognition
+        name = panel.predictor.class_names[index]
+        prepared = panel.last_prediction.prepared.pixels if panel.last_prediction is not None else None
+        if prepared is None or panel.last_prediction.prepared.empty:
+            self.show_status("Nothing recognisable on the canvas to keep")
+            return
+        try:
+            path = save_sample(self.my_digits.folder, name, panel.canvas.to_array(),
+                               np.round(prepared * 255).astype(np.uint8))
+        except OSError as exc:
+            self.show_error("Cannot keep the sample", f"{self.my_digits.folder}: {exc.strerror or exc}")
+            return
+        self.my_digits.refresh()
+        count = len(self.my_digits.samples()[name])
+        self.show_status(f"Kept as a sample of {name} ({count} of {name}; My digits tab, then Teach) in {path.parent}")
+
+    @Slot()
+    def teach(self) -> None:
+        if self.teaching.running or self.is_training:
+            self.show_status("Teaching waits until the run in progress has ended")
+            return
+        self.my_digits.show_teaching(True)
+        self.show_status("Teaching the model your samples...")
+        self.teaching.start(TeachWorker(self.model.checkpoint, self.my_digits.folder), taught=self._on_taught,
+                            notice=self.show_status, failed=self._on_teach_failed)
+
+    @Slot(object, object)
+    def _on_taught(self, checkpoint: ckpt.Checkpoint, result: Any) -> None:
+        self.model.taught(checkpoint, f"taught model ({result.samples} samples)")
+        self._model_changed()
+        figures = (f"On {result.held_out} of your samples it never trained on: {result.base_accuracy:.0%} "
+                   f"before, {result.taught_accuracy:.0%} after. " if result.held_out else
+                   f"Keep {MIN_TO_HOLD_OUT} or more of a digit to see how it does on samples it never trained on. ")
+        self.my_digits.show_result(f"Taught {result.samples} samples in {result.seconds:.1f} s. {figures}"
+                                   "The taught model answers on the canvas now; Save keeps it.")
+        self.show_status(f"Taught {result.samples} samples; the model on hand is the taught one (not saved)")
+
+    @Slot(str)
+    def _on_teach_failed(self, message: str) -> None:
+        self.show_error("Teaching", message)
 
     # ------------------------------------------------------------------------------------------ data sets
     @Slot()
@@ -880,7 +935,7 @@ class MainWindow(QMainWindow):
         # that worker's thread still running, and abort. The other workers cannot be cancelled but are
         # bounded: a warm-up a second, an export a second or two, a checkpoint by its size limits.
         self.loader.shutdown()
-        for job in (self.warm_up, self.exporting, self.opening):
+        for job in (self.warm_up, self.exporting, self.opening, self.teaching):
             job.wait()
         self.evaluation.shutdown()
         self.save_settings()

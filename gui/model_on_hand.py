@@ -44,6 +44,11 @@ class ModelOnHand:
         self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False,
                      from_run=True)
 
+    def taught(self, checkpoint: Checkpoint, label: str) -> None:
+        """A model taught the user's samples: on hand, unsaved, with no file of its own yet."""
+        self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False,
+                     from_run=True)
+
     @property
     def unsaved(self) -> bool:
         """A model that would be lost: trained (or restored) and not saved since."""

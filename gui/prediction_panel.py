@@ -18,6 +18,7 @@ from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSlider,
@@ -33,6 +34,18 @@ from gui.draw_canvas import DEFAULT_PEN, DrawCanvas, array_to_qimage
 
 MIN_INTERVAL_MS = 40
 INPUT_VIEW_SIZE = 140  # 5 screen pixels per model pixel
+
+
+UNSURE_BELOW = 0.6  # a top probability under this is said as "not sure" (README, Using the app)
+
+
+def confidence_text(probabilities: np.ndarray, names: tuple[str, ...]) -> str:
+    """"97.3% confident", or "not sure: 4 or 9?" when the top probability is under UNSURE_BELOW."""
+    order = np.argsort(probabilities)[::-1]
+    top = float(probabilities[order[0]])
+    if top >= UNSURE_BELOW:
+        return f"{top:.1%} confident"
+    return f"not sure: {names[order[0]]} or {names[order[1]]}?"
 
 
 class ProbabilityBars(pg.PlotWidget):
@@ -73,6 +86,7 @@ class RecognitionPanel(QWidget):
     prediction_made = Signal(object)
     open_image_requested = Signal()
     message = Signal(str)
+    labelled = Signal(int)  # the user says what the digit on the canvas really is (a class index)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +136,17 @@ class RecognitionPanel(QWidget):
         self.canvas_notice.setWordWrap(True)
         self.canvas_notice.setStyleSheet("QLabel#canvasNotice { color: #b00020; }")
         self.canvas_notice.setVisible(False)
+        # "That's a ...": the user's own label for what is on the canvas, kept as a personal sample
+        self.label_buttons = []
+        for index in range(10):
+            button = QPushButton(str(index), objectName=f"labelButton{index}")
+            button.setToolTip(f"That's a {index}: keep this drawing as a sample of {index} (key {index})")
+            button.setFixedWidth(24)
+            button.clicked.connect(lambda _=False, i=index: self.label_as(i))
+            self.label_buttons.append(button)
+            key = QShortcut(QKeySequence(str(index)), self)
+            key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            key.activated.connect(lambda i=index: self.label_as(i))
         self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
         self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
         self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
@@ -147,6 +172,13 @@ class RecognitionPanel(QWidget):
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.canvas_notice)
         layout.addLayout(tools)
+        teach_row = QHBoxLayout()
+        teach_row.setSpacing(1)
+        teach_row.addWidget(QLabel("That's a"))
+        for button in self.label_buttons:
+            teach_row.addWidget(button)
+        teach_row.addStretch(1)
+        layout.addLayout(teach_row)
         layout.addLayout(answer)
         layout.addWidget(self.bars)
         layout.addWidget(self.source_label)
@@ -206,15 +238,22 @@ class RecognitionPanel(QWidget):
         self.show_prediction(prediction)
         return prediction
 
+    def label_as(self, index: int) -> None:
+        """"That's a <index>": only for something drawn or shown, and only digits the model knows."""
+        if self.canvas.is_empty() or self.predictor is None or index >= len(self.predictor.class_names):
+            return
+        self.labelled.emit(index)
+
     def show_prediction(self, prediction: Prediction) -> None:
         self.last_prediction = prediction
         if prediction.label is None:
             self.prediction_label.setText("–")
             self.confidence_label.setText("Draw a digit" if self.canvas.is_empty() else "Nothing recognisable")
         else:
-            name = self.predictor.class_names[prediction.label] if self.predictor else str(prediction.label)
+            names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
+            name = names[prediction.label]
             self.prediction_label.setText(name if len(name) <= 2 else name[:10])
-            self.confidence_label.setText(f"{prediction.confidence:.1%} confident")
+            self.confidence_label.setText(confidence_text(prediction.probabilities, names))
         self.bars.set_probabilities(prediction.probabilities)
         answered = not self.canvas.is_empty()  # an empty canvas asks nothing: no time to report
         self.latency_label.setText(f"Answered in {self.last_latency_ms:.1f} ms" if answered else "")

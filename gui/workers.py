@@ -356,6 +356,32 @@ class CheckpointWorker(Worker):
         self.loaded.emit(checkpoint.load(self.path))
 
 
+class TeachWorker(Worker):
+    """Teaches a model the personal samples (engine.teaching) off the GUI thread: the base is the checkpoint
+    given, or the bundled model when there is none (the model on hand has no checkpoint)."""
+
+    taught = Signal(object, object)  # the taught engine.checkpoint.Checkpoint, its engine.teaching.TeachResult
+    notice = Signal(str)
+
+    def __init__(self, base: Any, folder: Path) -> None:
+        super().__init__()
+        self.base = base
+        self.folder = folder
+
+    def work(self) -> None:
+        from engine import checkpoint
+        from engine.inference import BUNDLED_MODEL
+        from engine.teaching import load_samples, replay_for, teach
+
+        base = self.base if self.base is not None else checkpoint.load(BUNDLED_MODEL)
+        samples = load_samples(self.folder, base.class_names)
+        replay, note = replay_for(base)
+        if note:
+            self.notice.emit(note)
+        result = teach(base, samples, replay, base_name=base.display_name)
+        self.taught.emit(checkpoint.from_payload(result.payload), result)
+
+
 class DatasetWorker(Worker):
     """Loads a data set (downloading it when needed) with byte progress and cancel. A known set that
     cannot be downloaded (offline, say) is replaced by its fallback, the built-in sample, with a notice."""

@@ -78,7 +78,7 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         win.stop_training(wait=True)
     win.evaluation.shutdown()
     qtbot.waitUntil(lambda: not win.is_training and not win.loader.loading and not win.warm_up.running
-                    and not win.opening.running, timeout=30000)
+                    and not win.opening.running and not win.teaching.running, timeout=60000)
     if win.garbage_collector.active:  # still open (pytest-qt's close came while a run asked first): close it,
         monkeypatch.setattr(win, "confirm", lambda title, question: True)  # so automatic gc is back on
         monkeypatch.setattr(win, "ask_unsaved", lambda question: "discard")
