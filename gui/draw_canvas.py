@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QImage,
+    QKeyEvent,
     QMouseEvent,
     QPainter,
     QPainterPath,
@@ -42,6 +43,7 @@ class DrawCanvas(QWidget):
     cleared = Signal()
     image_dropped = Signal(str)
     image_restored = Signal()  # Undo brought an image back
+    digit_key = Signal(int)  # a digit key pressed while the canvas has focus: "that's a ..."
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,6 +54,7 @@ class DrawCanvas(QWidget):
         self.setSizePolicy(QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding))
         self.setAcceptDrops(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # drawing gives it focus, for the digit keys
         self.setToolTip("Draw a digit with the mouse or a pen. Drop an image file here to classify it, or a "
                         "checkpoint (.pt) to open it.")
         self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width fraction, points)
@@ -120,6 +123,7 @@ class DrawCanvas(QWidget):
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
         self._remember()
         if self.background is not None:  # drawing over a loaded image starts a fresh drawing
             self.background = None
@@ -127,6 +131,13 @@ class DrawCanvas(QWidget):
         self.strokes.append((self.pen_fraction, [self._to_unit(event.position())]))
         self.update()
         self.stroke_changed.emit()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if Qt.Key.Key_0 <= key <= Qt.Key.Key_9 and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            self.digit_key.emit(key - Qt.Key.Key_0)
+            return
+        super().keyPressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if not self._drawing or not event.buttons() & Qt.MouseButton.LeftButton:
