@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMetaMethod, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QMetaMethod, QObject, Qt, QThread, Signal, Slot
 
 
 class Worker(QObject):
@@ -77,6 +77,13 @@ class Worker(QObject):
             traceback.print_exc()
             self.failed.emit(f"Internal error: {type(exc).__name__}: {exc}")
         finally:
+            # Back to the GUI thread before the end, so that it is destroyed there, when the GUI drops it.
+            # Destroyed in this thread (deleteLater), its destructor took Qt's connection lock and waited
+            # for the GIL, which the GUI thread held while it waited for that lock: the app froze
+            # (tests/test_gui_workers.py).
+            application = QCoreApplication.instance()
+            if application is not None:
+                self.moveToThread(application.thread())
             self.done.emit()
 
     def threads_for(self, lowered_priority: bool) -> int:
@@ -104,7 +111,6 @@ def start(worker: Worker, parent: QObject, **slots: Callable[..., Any]) -> QThre
     thread.started.connect(worker.run)
     # quit() is thread-safe; a direct call lets the GUI thread wait() for the thread right after ``done``
     worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
 

@@ -44,6 +44,24 @@ def test_worker_signals_run_their_slots_on_the_gui_thread(qtbot) -> None:
     assert done == ("done", threading.main_thread().name)
 
 
+def test_a_finished_worker_belongs_to_the_gui_thread_and_is_destroyed_there(qtbot) -> None:
+    """Destroyed in its own thread, a worker's destructor waited for the GIL while holding Qt's connection
+    lock, and the GUI thread, holding the GIL, waited for that lock: the app froze."""
+    from PySide6.QtWidgets import QApplication
+
+    receiver = _Receiver()
+    worker = _Echo()
+    destroyed: list[str] = []
+    worker.destroyed.connect(lambda: destroyed.append(threading.current_thread().name))
+    thread = start(worker, receiver, failed=receiver.on_failed, done=receiver.on_done)
+    qtbot.waitUntil(lambda: len(receiver.calls) == 2, timeout=5000)
+    finish(thread)
+    assert worker.thread() is QApplication.instance().thread()
+    del worker
+    qtbot.waitUntil(lambda: bool(destroyed), timeout=5000)
+    assert destroyed == [threading.main_thread().name]
+
+
 @pytest.mark.parametrize("slot", [lambda message: None, print, "undecorated"])
 def test_anything_but_a_declared_slot_is_refused_before_a_thread_starts(qtbot, slot) -> None:
     receiver = _Receiver()
