@@ -36,7 +36,6 @@ import datetime as _dt
 import io
 import pickle
 import pickletools
-import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ from engine.checkpoint_validation import (
 from engine.config import MAX_EPOCHS, TrainConfig
 from engine.data import Normalization, has_split_files
 from engine.errors import CheckpointError, ConfigError
-from engine.files import atomic_write
+from engine.files import atomic_write, check_input
 from engine.history import History
 from engine.models import build_model
 
@@ -225,18 +224,7 @@ UNSAFE_PICKLE = ("refused: the file asks to build Python objects other than tens
 
 def _read(path: Path) -> Any:
     """The checkpoint's payload, read with the safe unpickler once the file's size and form allow it."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except OSError as exc:  # a name too long, a folder without permission, a dead mount
-        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block forever, a device never end
-        raise CheckpointError(f"{path}: not a regular file, so not a checkpoint")
-    if info.st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
+    info = check_input(path, "a checkpoint", CheckpointError)
     if info.st_size > MAX_CHECKPOINT_BYTES:  # refused before it is read: the window would freeze meanwhile
         raise CheckpointError(f"{path}: {info.st_size / 2**20:,.0f} MB, far larger than any Digit Studio "
                               "checkpoint (the largest model's is about 30 MB): not a checkpoint")
@@ -326,7 +314,7 @@ def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
     model.load_state_dict(check_model_state(where, name, model, data["model_state"]), strict=True)
     model.eval()
     normalization = Normalization(*check_normalization(where, data["normalization"]))
-    dataset_name, class_names, folder = check_dataset(where, data.get("dataset"), _outputs(model))
+    dataset_name, class_names, folder = check_dataset(where, data.get("dataset"), kwargs["num_classes"])
     try:
         config = TrainConfig.from_dict(check_config(where, data.get("config"), name)).validate()
     except ConfigError as exc:
@@ -355,11 +343,6 @@ def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
         dataset_folder=folder,
         taught=check_taught(where, data.get("taught")),
     )
-
-
-def _outputs(model: nn.Module) -> int:
-    """The number of classes a registry model tells apart: its last layer's outputs."""
-    return int([m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features)
 
 
 @torch.inference_mode()

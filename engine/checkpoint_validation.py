@@ -73,7 +73,7 @@ def check_archive(path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ values
 
 def is_int(value: Any) -> bool:
-    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:

@@ -144,7 +144,6 @@ def _load_data(args: argparse.Namespace, default_name: str = "mnist", checkpoint
     """The data set of ``--data`` or ``--dataset``; else, for a checkpoint, the folder it was trained from
     while that still holds the files; else ``default_name`` from the usual places (or a download)."""
     from engine import data
-    from engine.errors import DownloadError
 
     progress = None
     bar = None
@@ -160,17 +159,15 @@ def _load_data(args: argparse.Namespace, default_name: str = "mnist", checkpoint
             bar.refresh()
 
     recorded = checkpoint.data_folder() if checkpoint is not None and args.data is None and not args.dataset else None
-    name = args.dataset or default_name
     try:
         if recorded is not None:
             return data.load_folder(recorded, name=checkpoint.dataset_name)
-        return data.resolve(name, args.data, progress=progress)
-    except DownloadError as exc:  # offline: the built-in sample, where the set has one, with a note
-        fallback = data.DATASETS[name].fallback if args.data is None and name in data.DATASETS else None
-        if fallback is None:
-            raise
-        print(f"{PROG}: note: {exc}; using {data.DATASETS[fallback].title} instead", file=sys.stderr)
-        return data.resolve(fallback)
+        if args.data is not None:
+            return data.load_folder(args.data)
+        dataset, why = data.resolve_or_fallback(args.dataset or default_name, progress=progress)
+        if why is not None:  # offline: the built-in sample, with a note
+            print(f"{PROG}: note: {why}; using {data.DATASETS[dataset.name].title} instead", file=sys.stderr)
+        return dataset
     finally:
         if bar is not None:
             bar.close()

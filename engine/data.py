@@ -412,6 +412,19 @@ def resolve(
     return load_folder(found, name=key)
 
 
+def resolve_or_fallback(name: str, progress: ProgressCallback | None = None,
+                        cancelled: Callable[[], bool] | None = None) -> tuple[Dataset, str | None]:
+    """:func:`resolve` a known set; where it cannot be downloaded and has a fallback (MNIST: the built-in
+    sample), that instead, with why (None when the set asked for was loaded)."""
+    try:
+        return resolve(name, progress=progress, cancelled=cancelled), None
+    except DownloadError as exc:
+        spec = DATASETS.get(name.lower())
+        if spec is None or spec.fallback is None:
+            raise
+        return resolve(spec.fallback), str(exc)
+
+
 def to_float(images: torch.Tensor, normalization: Normalization | None = None) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1], normalised when ``normalization`` is given."""
     x = images.unsqueeze(1).float().div_(255.0)

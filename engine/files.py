@@ -111,6 +111,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_input(path: Path, what: str, error: type[UserError]) -> os.stat_result:
+    """``path``'s stat if it is a regular, non-empty file that can be looked at; else ``error`` saying why,
+    before anything is opened (a FIFO would block forever, a device never end)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:  # a name too long, a folder without permission, a dead mount
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{path}: is a folder, not {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{path}: not a regular file, so not {what}")
+    if info.st_size == 0:
+        raise error(f"{path}: the file is empty, not {what}")
+    return info
+
+
 def check_output(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
     """``path`` if a command may write it; else a UserError saying why, before any work is done."""
     path = Path(path).expanduser()

@@ -16,13 +16,13 @@ Any failure is an :class:`engine.errors.ImageError` naming the file; tests/test_
 
 from __future__ import annotations
 
-import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import ImageError
+from engine.files import check_input
 from engine.preprocess import to_grayscale
 
 # Pillow warns of odd metadata and of sizes between its own pixel limit and twice it; a readable image is
@@ -66,18 +66,7 @@ def load_image(path: Path | str) -> np.ndarray:
 
 
 def _check_file(path: Path) -> None:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{path}: is a folder, not an image")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageError(f"{path}: not a regular file, so not an image")
-    if info.st_size == 0:
-        raise ImageError(f"{path}: the file is empty")
+    info = check_input(path, "an image", ImageError)
     if info.st_size > MAX_FILE_BYTES:
         raise ImageError(f"{path}: {info.st_size / 2**20:,.0f} MB is larger than the "
                          f"{MAX_FILE_BYTES // 2**20} MB an image file may have")

@@ -258,24 +258,22 @@ class Trainer:
             progress.samples += len(inputs[1])
             if losses.count == config.log_every or batch == self.steps_per_epoch - 1:
                 elapsed = progress.train_seconds + time.perf_counter() - start - paused_s
-                self._log_losses(losses, progress, emit, StepEvent(
-                    epoch, batch + 1, self.steps_per_epoch, self.global_step, 0.0, lr,
-                    progress.samples / max(elapsed, 1e-9)))
+                self._log_losses(losses, progress, emit, epoch, batch + 1, lr, progress.samples / max(elapsed, 1e-9))
         return losses, paused_s
 
-    def _log_losses(self, losses: _Losses, progress: _Progress, emit: EventCallback, event: StepEvent) -> None:
+    def _log_losses(self, losses: _Losses, progress: _Progress, emit: EventCallback, epoch: int, batch: int,
+                    lr: float, samples_per_second: float) -> None:
         """Read the pending losses back once, record their mean in the history and report it."""
         value = float(losses.pending) / losses.count
         if not math.isfinite(value):
-            raise TrainingError(f"the loss became {value} at epoch {event.epoch + 1}, step {self.global_step}; "
+            raise TrainingError(f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
                                 f"try a lower learning rate (now {self.config.lr:g})")
         losses.epoch_sum += value * losses.count
         losses.epoch_batches += losses.count
         progress.final_loss = value
         self.history.steps.append(self.global_step)
         self.history.losses.append(value)
-        emit(StepEvent(event.epoch, event.batch, event.batches_per_epoch, event.step, value, event.lr,
-                       event.samples_per_second))
+        emit(StepEvent(epoch, batch, self.steps_per_epoch, self.global_step, value, lr, samples_per_second))
         losses.pending = torch.zeros((), device=self.device)
         losses.count = 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QPointF, QRectF, QSize, Qt, Signal
@@ -60,8 +61,9 @@ class DrawCanvas(QWidget):
         self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width fraction, points)
         self.pen_fraction = DEFAULT_PEN
         self.background: QImage | None = None  # an opened or dropped image, shown instead of strokes
+        self.source: Any = None  # what the background was made from, for whoever reads the canvas
         self._drawing = False
-        self._history: list[tuple[list[tuple[float, list[QPointF]]], QImage | None]] = []  # what Undo restores
+        self._history: list[tuple[list[tuple[float, list[QPointF]]], QImage | None, Any]] = []  # what Undo restores
 
     # -- geometry -------------------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:
@@ -87,7 +89,7 @@ class DrawCanvas(QWidget):
 
     def _remember(self) -> None:
         """Keep what is shown now, for Undo: every stroke, Clear and image is one step back."""
-        self._history.append(([(f, list(points)) for f, points in self.strokes], self.background))
+        self._history.append(([(f, list(points)) for f, points in self.strokes], self.background, self.source))
         del self._history[:-MAX_UNDO]
 
     def clear(self) -> None:
@@ -95,7 +97,7 @@ class DrawCanvas(QWidget):
             return
         self._remember()
         self.strokes.clear()
-        self.background = None
+        self.background = self.source = None
         self.update()
         self.cleared.emit()
 
@@ -103,7 +105,7 @@ class DrawCanvas(QWidget):
         """Back one step: the last stroke, a Clear, or an image shown."""
         if not self._history:
             return
-        self.strokes, self.background = self._history.pop()
+        self.strokes, self.background, self.source = self._history.pop()
         self.update()
         if self.is_empty():
             self.cleared.emit()
@@ -112,11 +114,13 @@ class DrawCanvas(QWidget):
         else:
             self.stroke_finished.emit()
 
-    def set_image(self, image: QImage) -> None:
-        """Show an image (an opened file, a test sample) in place of the drawing."""
+    def set_image(self, image: QImage, source: Any = None) -> None:
+        """Show an image (an opened file, a test sample) in place of the drawing; ``source``: what it was made
+        from (kept with it, through Undo too)."""
         self._remember()
         self.strokes = []
         self.background = image.convertToFormat(QImage.Format.Format_Grayscale8)
+        self.source = source
         self.update()
 
     # -- input ----------------------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ class DrawCanvas(QWidget):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         self._remember()
         if self.background is not None:  # drawing over a loaded image starts a fresh drawing
-            self.background = None
+            self.background = self.source = None
         self._drawing = True
         self.strokes.append((self.pen_fraction, [self._to_unit(event.position())]))
         self.update()

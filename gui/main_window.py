@@ -401,7 +401,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object, object)
     def _on_taught(self, checkpoint: ckpt.Checkpoint, result: Any) -> None:
-        self.model.taught(checkpoint, f"taught model ({result.samples} samples)")
+        self.model.adopt(checkpoint, f"taught model ({result.samples} samples)")
         self._model_changed()
         figures = (f"On {result.held_out} of your samples it never trained on: {result.base_accuracy:.0%} "
                    f"before, {result.taught_accuracy:.0%} after. " if result.held_out else
@@ -667,7 +667,7 @@ class MainWindow(QMainWindow):
             self.checkpoint_opened.emit(False)
             return
         if self._restoring:
-            self.model.restore(loaded, f"restored run ({loaded.architecture}, {epochs_text(loaded.epochs_done)})")
+            self.model.adopt(loaded, f"restored run ({loaded.architecture}, {epochs_text(loaded.epochs_done)})")
             self._remember_unsaved(Path(loaded.path))
         else:
             self.model.open(loaded)

@@ -8,7 +8,7 @@ tested without a window (tests/test_model_on_hand.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ class ModelOnHand:
     saved: bool = True
     from_run: bool = False
     version: int = 0
-    _resumable: bool = field(default=False, repr=False)
 
     def use_bundled(self, predictor: Predictor) -> None:
         self._change(predictor, None, file=None, saved=True, from_run=False)
@@ -39,13 +38,9 @@ class ModelOnHand:
         self._change(Predictor.from_checkpoint(checkpoint), checkpoint, file=checkpoint.path, saved=True,
                      from_run=False)
 
-    def restore(self, checkpoint: Checkpoint, label: str) -> None:
-        """A run's autosave brought back: its model on hand again, unsaved, with no file of its own yet."""
-        self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False,
-                     from_run=True)
-
-    def taught(self, checkpoint: Checkpoint, label: str) -> None:
-        """A model taught the user's samples: on hand, unsaved, with no file of its own yet."""
+    def adopt(self, checkpoint: Checkpoint, label: str) -> None:
+        """A model with no file of its own yet (a run's autosave brought back, a model just taught): on
+        hand, unsaved, so Save asks for a name."""
         self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False,
                      from_run=True)
 

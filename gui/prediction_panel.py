@@ -187,7 +187,6 @@ class RecognitionPanel(QWidget):
         self._throttle.timeout.connect(self.predict_now)
         self._since_last = QElapsedTimer()
         self._since_last.start()
-        self._sources: dict[int, tuple[str, np.ndarray]] = {}  # a shown image's own pixels, by its QImage
         self.canvas.stroke_changed.connect(self._schedule)
         for changed in (self.canvas.stroke_finished, self.canvas.cleared, self.canvas.image_restored):
             changed.connect(self.predict_now)
@@ -224,7 +223,7 @@ class RecognitionPanel(QWidget):
         if self.predictor is None:
             return None
         start = time.perf_counter()
-        source = self._sources.get(id(self.canvas.background)) if not self.canvas.strokes else None
+        source = self.canvas.source if self.canvas.background is not None and not self.canvas.strokes else None
         if source is None:
             prediction = self.predictor.predict(self.canvas.to_array())
         elif source[0] == "file":  # as `predict` reads the same file: the image itself, not the canvas's copy
@@ -299,9 +298,6 @@ class RecognitionPanel(QWidget):
         self._show(array_to_qimage(255 - np.asarray(array, dtype=np.uint8)), ("sample", np.asarray(array)))
 
     def _show(self, image: QImage, source: tuple[str, np.ndarray]) -> None:
-        self.canvas.set_image(image)
-        self._sources = {key: value for key, value in self._sources.items()
-                         if key in {id(b) for _, b in self.canvas._history}}
-        self._sources[id(self.canvas.background)] = source
+        self.canvas.set_image(image, source)  # ("file" | "sample", its own pixels)
         self._update_edit_buttons()
         self.predict_now()

@@ -404,19 +404,18 @@ class DatasetWorker(Worker):
 
     def work(self) -> None:
         from engine import data
-        from engine.errors import DownloadCancelled, DownloadError
+        from engine.errors import DownloadCancelled
 
         try:
-            dataset = data.resolve(self.name, self.folder, progress=self.progress.emit, cancelled=self.is_cancelled)
+            if self.folder is not None:
+                dataset = data.load_folder(self.folder)
+            else:
+                dataset, why = data.resolve_or_fallback(self.name, self.progress.emit, self.is_cancelled)
+                if why is not None:
+                    self.fell_back.emit(dataset.name, why)
         except DownloadCancelled:
             self.cancelled.emit()
             return
-        except DownloadError as exc:
-            spec = data.DATASETS.get(self.name)
-            if self.folder is not None or spec is None or spec.fallback is None:
-                raise
-            dataset = data.resolve(spec.fallback)
-            self.fell_back.emit(spec.fallback, str(exc))
         self.loaded.emit(dataset)
 
 
