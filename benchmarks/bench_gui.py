@@ -4,7 +4,8 @@
 
 4. A 10 ms QTimer records how late each tick fires: idle (baseline) vs while a model (the default, or
    --model with its recipe) trains on a worker thread, p50 / p99 / max; and the time from pressing Train
-   to the first losses shown.
+   to the first losses shown. The same while Teach fine-tunes the model on 200 samples of the writer of
+   tests/writer_digits.py, and how long Teach takes from the press to the taught model on hand.
 6. From the release of a drawn stroke to the updated probability bars, through real mouse events.
 5. From process start to the main window shown, against a bare Qt window.
 """
@@ -23,7 +24,8 @@ from common import DEFAULT_DATA, ROOT, median, percentile, print_json, print_tab
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def lateness(app, seconds: float) -> list[float]:
+def lateness(app, seconds: float, until=None) -> list[float]:
+    """How late a 10 ms timer fires, for ``seconds`` or (with ``until``) until ``until()`` is true."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
     samples: list[float] = []
@@ -37,11 +39,14 @@ def lateness(app, seconds: float) -> list[float]:
         now = clock.nsecsElapsed()
         samples.append(max(0.0, (now - last[0]) / 1e6 - 10.0))
         last[0] = now
+        if until is not None and until():
+            loop.quit()
 
     timer.timeout.connect(tick)
     timer.start()
     loop = QEventLoop()
-    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    if until is None:
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
     loop.exec()
     timer.stop()
     return samples[1:]
@@ -121,6 +126,17 @@ def main() -> None:
     steps = window.plots.losses.view.size
     window.stop_training(wait=True)
 
+    from tests.writer_digits import write_samples
+
+    samples_dir = tempfile.TemporaryDirectory()
+    window.my_digits.folder = write_samples(Path(samples_dir.name) / "samples", per_digit=20)
+    window.my_digits.refresh()
+    pressed = time.perf_counter()
+    window.teach()
+    teaching = lateness(app, 0, until=lambda: not window.teaching.running)
+    teach_seconds = time.perf_counter() - pressed
+    assert window.model.checkpoint.taught, "Teach ended without a taught model"
+
     canvas = window.recognition.canvas
     stroke_ms = []
     for _ in range(40):
@@ -155,6 +171,10 @@ def main() -> None:
         ("event-loop lateness p99 ms (idle vs training)", f"{percentile(idle, 99):.1f}", f"{percentile(busy, 99):.1f}", ""),
         ("event-loop lateness max ms (idle vs training)", f"{max(idle):.1f}", f"{max(busy):.1f}", ""),
         ("Train pressed -> first losses shown, s", "-", f"{to_first_losses:.2f}", ""),
+        ("event-loop lateness p99 ms (idle vs Teach, 200 samples)", f"{percentile(idle, 99):.1f}",
+         f"{percentile(teaching, 99):.1f}", ""),
+        ("event-loop lateness max ms (idle vs Teach, 200 samples)", f"{max(idle):.1f}", f"{max(teaching):.1f}", ""),
+        ("Teach pressed -> taught model on hand, s", "-", f"{teach_seconds:.2f}", ""),
         ("stroke release -> bars updated, median ms", "-", f"{median(release_ms):.1f}", ""),
         ("stroke release -> bars updated, p95 ms", "-", f"{percentile(release_ms, 95):.1f}", ""),
         ("whole stroke (12 mouse events) -> bars, median ms", "-", f"{median(stroke_ms):.1f}", ""),
@@ -167,6 +187,8 @@ def main() -> None:
         "idle_p50_ms": round(percentile(idle, 50), 2), "idle_p99_ms": round(percentile(idle, 99), 2),
         "training_p50_ms": round(percentile(busy, 50), 2), "training_p99_ms": round(percentile(busy, 99), 2),
         "training_max_ms": round(max(busy), 2), "train_to_first_losses_s": round(to_first_losses, 3),
+        "teach_p99_ms": round(percentile(teaching, 99), 2), "teach_max_ms": round(max(teaching), 2),
+        "teach_seconds": round(teach_seconds, 2),
         "release_to_bars_median_ms": round(median(release_ms), 2),
         "release_to_bars_p95_ms": round(percentile(release_ms, 95), 2),
         "startup_bare_s": round(bare, 3), "startup_app_s": round(full, 3),

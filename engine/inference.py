@@ -20,6 +20,7 @@ from engine.models import build_model
 from engine.preprocess import PreparedInput, preprocess
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "digitnet-mnist.pt"
+UNSURE_BELOW = 0.6  # a top probability under this is "not sure" (README, Using the app)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class Prediction:
     @property
     def confidence(self) -> float:
         return float(self.probabilities[self.label]) if self.label is not None else 0.0
+
+    @property
+    def doubt(self) -> str | None:
+        """Why this reading should not be trusted ("unlike any digit: ...", "low confidence"), or None."""
+        if self.label is None:
+            return None
+        unlike = self.prepared.unlike_digit()
+        if unlike:
+            return f"unlike any digit: {unlike}"
+        return "low confidence" if self.confidence < UNSURE_BELOW else None
 
 
 class Predictor:

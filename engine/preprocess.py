@@ -37,6 +37,10 @@ WORK = 80  # working resolution of the longer side (4x the 20 px box) for stroke
 MNIST_STROKE_WIDTH = 10.8
 EMPTY_INK_FRACTION = 0.0005  # less bright ink area than this (of the image) counts as empty
 NOISE_MASS = 0.002  # ink mass ignored on each side when cropping
+# Shapes beyond 99.84 % of MNIST's test digits as prepared here (tools/measure_doubt.py): flatter than
+# 1.8 wide per high, or more bright pixels than 215 of 784. A dash, a wave or a filled blob lies beyond.
+FLATTEST_DIGIT = 1.8
+MOST_INK = 215
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,18 @@ class PreparedInput:
     def tensor(self, normalization: Normalization) -> torch.Tensor:
         x = torch.from_numpy(self.pixels).view(1, 1, FIELD, FIELD)
         return (x - normalization.mean) / normalization.std
+
+    def unlike_digit(self) -> str | None:
+        """Why the ink cannot be a digit (flatter, or more ink, than any MNIST digit), or None."""
+        if self.empty:
+            return None
+        rows = np.flatnonzero(self.pixels.max(1) > 0.2)
+        cols = np.flatnonzero(self.pixels.max(0) > 0.2)
+        if len(rows) and (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1) > FLATTEST_DIGIT:
+            return "wider than any digit"
+        if int((self.pixels > 0.5).sum()) > MOST_INK:
+            return "more ink than any digit"
+        return None
 
 
 def to_grayscale(image: Any) -> np.ndarray:

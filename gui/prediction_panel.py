@@ -36,15 +36,14 @@ MIN_INTERVAL_MS = 40
 INPUT_VIEW_SIZE = 140  # 5 screen pixels per model pixel
 
 
-UNSURE_BELOW = 0.6  # a top probability under this is said as "not sure" (README, Using the app)
-
-
-def confidence_text(probabilities: np.ndarray, names: tuple[str, ...]) -> str:
-    """"97.3% confident", or "not sure: 4 or 9?" when the top probability is under UNSURE_BELOW."""
-    order = np.argsort(probabilities)[::-1]
-    top = float(probabilities[order[0]])
-    if top >= UNSURE_BELOW:
-        return f"{top:.1%} confident"
+def confidence_text(prediction: Prediction, names: tuple[str, ...]) -> str:
+    """"97.3% confident"; "not sure: 4 or 9?" under UNSURE_BELOW; "not sure: unlike any digit (...)"."""
+    doubt = prediction.doubt
+    if doubt is None:
+        return f"{prediction.confidence:.1%} confident"
+    if doubt.startswith("unlike any digit"):
+        return f"not sure: {doubt.replace(': ', ' (', 1)})"
+    order = np.argsort(prediction.probabilities)[::-1]
     return f"not sure: {names[order[0]]} or {names[order[1]]}?"
 
 
@@ -250,7 +249,7 @@ class RecognitionPanel(QWidget):
             names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
             name = names[prediction.label]
             self.prediction_label.setText(name if len(name) <= 2 else name[:10])
-            self.confidence_label.setText(confidence_text(prediction.probabilities, names))
+            self.confidence_label.setText(confidence_text(prediction, names))
         self.bars.set_probabilities(prediction.probabilities)
         answered = not self.canvas.is_empty()  # an empty canvas asks nothing: no time to report
         self.latency_label.setText(f"Answered in {self.last_latency_ms:.1f} ms" if answered else "")

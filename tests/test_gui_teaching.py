@@ -8,8 +8,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from gui.prediction_panel import UNSURE_BELOW, confidence_text
-from tests.drawn_digits import SHAPES
+from engine.inference import UNSURE_BELOW, Prediction
+from engine.preprocess import preprocess
+from gui.prediction_panel import confidence_text
+from tests.drawn_digits import SHAPES, render
 from tests.gui_helpers import drag
 
 
@@ -21,12 +23,15 @@ def _draw(canvas, digit: int, shape: int = 0) -> None:
 
 def test_an_unsure_answer_says_so() -> None:
     names = tuple(map(str, range(10)))
+    prepared = preprocess(render(SHAPES[3][0]))
     sure = np.zeros(10, np.float32)
     sure[3] = 0.97
-    assert confidence_text(sure, names) == "97.0% confident"
+    assert confidence_text(Prediction(3, sure, prepared), names) == "97.0% confident"
     unsure = np.zeros(10, np.float32)
     unsure[[4, 9]] = [UNSURE_BELOW - 0.1, 0.4]
-    assert confidence_text(unsure, names) == "not sure: 4 or 9?"
+    assert confidence_text(Prediction(4, unsure, prepared), names) == "not sure: 4 or 9?"
+    dash = preprocess(render([[(0.1, 0.5), (0.9, 0.52)]]))  # confidently read as a digit, but no digit is that flat
+    assert confidence_text(Prediction(1, sure, dash), names) == "not sure: unlike any digit (wider than any digit)"
 
 
 @pytest.mark.slow

@@ -118,3 +118,21 @@ def test_bundled_model_says_empty_for_a_blank_canvas_and_explains_saliency() -> 
     assert saliency[drawn.prepared.pixels == 0].max() == 0  # gradient x input: only ink can matter
     assert all(p.grad is None for p in predictor.model.parameters())  # nothing kept for the weights
     np.testing.assert_array_equal(predictor.saliency(drawn.prepared), saliency)  # the same each time
+
+
+def test_shapes_unlike_any_digit_are_told_apart_from_digits() -> None:
+    from PIL import ImageDraw
+
+    def drawing(draw) -> np.ndarray:
+        image = Image.new("L", (280, 280), 255)
+        draw(ImageDraw.Draw(image))
+        return np.asarray(image)
+
+    dash = drawing(lambda d: d.line([(40, 140), (240, 150)], fill=0, width=16))
+    wave = drawing(lambda d: d.line([(40 + 10 * i, 140 + 40 * np.sin(i / 2)) for i in range(21)], fill=0, width=14))
+    blob = drawing(lambda d: d.ellipse([80, 80, 200, 200], fill=0))
+    assert preprocess(dash).unlike_digit() == "wider than any digit"
+    assert preprocess(wave).unlike_digit() == "wider than any digit"
+    assert preprocess(blob).unlike_digit() == "more ink than any digit"
+    assert all(preprocess(image).unlike_digit() is None for _, image in drawn_digits())
+    assert preprocess(np.zeros((28, 28), np.uint8)).unlike_digit() is None  # empty is empty, not "unlike"
