@@ -410,22 +410,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from engine.errors import ImageError
     from engine.images import load_image
     from engine.inference import Predictor
+    from engine.reading import read_number
 
     predictor = Predictor.from_checkpoint(_load_checkpoint_or_bundled(args.checkpoint))
+    names = predictor.class_names
     results: list[dict[str, Any]] = []
     for path, problem in _image_paths(args.paths):
         if problem is None:
             try:
-                prediction = predictor.predict(load_image(path))
+                reading = read_number(predictor, load_image(path))
             except ImageError as exc:
                 problem = str(exc)
         if problem is not None:
             results.append({"path": str(path), "error": problem})
             continue
+        digits = reading.digits
+        lone = digits[0].prediction if len(digits) == 1 else None
         results.append({
             "path": str(path),
-            "label": prediction.label,
-            "probabilities": [round(float(p), 6) for p in prediction.probabilities],
+            "label": lone.label if lone else None,
+            "probabilities": ([round(float(p), 6) for p in lone.probabilities] if lone else
+                              [0.0] * len(names) if not digits else None),
+            "text": reading.label_text(names),
+            "digits": [{"label": d.prediction.label, "confidence": round(d.prediction.confidence, 6),
+                        "box": list(d.box), "unsure": d.prediction.doubt} for d in digits],
+            "unsure": reading.doubt or next((f"digit {k + 1}: {d.prediction.doubt}" for k, d in enumerate(digits)
+                                            if d.prediction.doubt), None),
         })
     failed = [item for item in results if "error" in item]
     if args.json:
@@ -434,10 +444,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if "error" in item:
             print(f"{PROG}: error: {item['error']}", file=sys.stderr)
         elif not args.json:
-            label = "empty" if item["label"] is None else predictor.class_names[item["label"]]
-            confidence = "" if item["label"] is None else f" ({item['probabilities'][item['label']]:.1%})"
-            print(f"{item['path']}: {label}{confidence}")
+            print(f"{item['path']}: {_said(item)}")
     return 2 if failed else 0
+
+
+def _said(item: dict[str, Any]) -> str:
+    """"7 (99.2%)", "2026 (digits 99%, 97%, 99%, 88%)", "empty", with "not sure: ..." where it is."""
+    digits = item["digits"]
+    if not digits:
+        return f"empty ({item['unsure']})" if item["unsure"] else "empty"
+    if len(digits) == 1:
+        said = f"{item['text']} ({digits[0]['confidence']:.1%})"
+    else:
+        confidences = ", ".join(f"{d['confidence']:.0%}" for d in digits)
+        said = f"{item['text']} (digits {confidences})"
+    return f"{said}, not sure: {item['unsure']}" if item["unsure"] else said
 
 
 def cmd_teach(args: argparse.Namespace) -> int:

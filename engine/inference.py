@@ -30,6 +30,7 @@ class Prediction:
     label: int | None
     probabilities: np.ndarray  # (C,) float32, sums to 1 unless empty
     prepared: PreparedInput
+    top_logit: float = 0.0  # the winning class's logit: lower for shapes less like anything learnt
 
     @property
     def confidence(self) -> float:
@@ -72,9 +73,24 @@ class Predictor:
     def predict_prepared(self, prepared: PreparedInput) -> Prediction:
         if prepared.empty:
             return Prediction(None, np.zeros(len(self.class_names), np.float32), prepared)
-        logits = self.model(prepared.tensor(self.normalization))
-        probabilities = torch.softmax(logits.float(), 1)[0].numpy()
-        return Prediction(int(probabilities.argmax()), probabilities, prepared)
+        logits = self.model(prepared.tensor(self.normalization)).float()
+        probabilities = torch.softmax(logits, 1)[0].numpy()
+        return Prediction(int(probabilities.argmax()), probabilities, prepared, float(logits.max()))
+
+    @torch.inference_mode()
+    def predict_batch(self, prepared: list[PreparedInput]) -> list[Prediction]:
+        """Several prepared inputs in one forward pass (the digits of a number)."""
+        filled = [p for p in prepared if not p.empty]
+        logits = self.model(torch.cat([p.tensor(self.normalization) for p in filled])).float() if filled else None
+        rows = iter(zip(torch.softmax(logits, 1).numpy(), logits.max(1).values.tolist(), strict=True) if filled else [])
+        results = []
+        for p in prepared:
+            if p.empty:
+                results.append(Prediction(None, np.zeros(len(self.class_names), np.float32), p))
+            else:
+                probabilities, top = next(rows)
+                results.append(Prediction(int(probabilities.argmax()), probabilities, p, top))
+        return results
 
     def predict(self, image: Any) -> Prediction:
         """Preprocess a drawing or photo (numpy array or PIL image) and classify it."""

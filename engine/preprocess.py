@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.nn import functional as F
 
 from engine.data import Normalization
@@ -148,13 +149,11 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _morph(ink: np.ndarray, radius: int, dilate: bool) -> np.ndarray:
-    x = torch.from_numpy(ink).view(1, 1, *ink.shape)
-    k = 2 * radius + 1
+    """Grey dilation (or erosion) by a square of side 2 * radius + 1, the edges never widening the ink."""
+    size = 2 * radius + 1
     if dilate:
-        y = F.max_pool2d(x, k, stride=1, padding=radius)
-    else:
-        y = -F.max_pool2d(-x, k, stride=1, padding=radius)
-    return y.view(ink.shape).numpy()
+        return ndimage.maximum_filter(ink, size=size, mode="nearest")
+    return ndimage.minimum_filter(ink, size=size, mode="nearest")
 
 
 def _adjust_stroke(work: np.ndarray) -> tuple[np.ndarray, float]:
@@ -201,6 +200,13 @@ def preprocess(image: Any) -> PreparedInput:
         return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
     ink = ink_map(gray)
     if float((ink >= 0.5).mean()) < EMPTY_INK_FRACTION or float(ink.max()) == 0.0:
+        return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
+    return prepare_ink(ink)
+
+
+def prepare_ink(ink: np.ndarray) -> PreparedInput:
+    """Steps 3-5 on an ink map (from :func:`ink_map`, or one digit cut out of it by engine.reading)."""
+    if float(ink.max()) <= 0.0:
         return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
     top, bottom = _bounds(ink.sum(1))
     left, right = _bounds(ink.sum(0))

@@ -1,8 +1,9 @@
-"""A square drawing surface with a round pen, undo, and image drops.
+"""A drawing surface with a round pen, undo, image drops, and boxes around the digits read.
 
-Strokes are kept as lists of points in unit coordinates (0..1), so resizing the window keeps the
-drawing, and the picture handed to the model is always rendered at the same ``RENDER_SIZE`` whatever
-the widget's size. Mouse, pen and touch input all arrive as mouse events (Qt synthesises them for
+It is square, or wide (``WIDE`` times as wide as tall) for writing numbers. Strokes are kept as lists of
+points in units of the surface's height (x from 0 to its aspect ratio, y from 0 to 1), so resizing the
+window keeps the drawing, and the picture handed to the model is always rendered ``RENDER_SIZE`` pixels
+tall whatever the widget's size. Mouse, pen and touch input all arrive as mouse events (Qt synthesises them for
 tablets and touch screens that the widget does not handle itself).
 """
 
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from engine.images import IMAGE_SUFFIXES
 
 RENDER_SIZE = 280
+WIDE = 3.0  # the wide surface's width per height: six digits side by side
 DEFAULT_PEN = 0.065  # pen diameter as a fraction of the canvas: MNIST-like strokes for a digit that fills it
 MAX_UNDO = 100  # steps Undo can go back
 
@@ -62,20 +64,44 @@ class DrawCanvas(QWidget):
         self.pen_fraction = DEFAULT_PEN
         self.background: QImage | None = None  # an opened or dropped image, shown instead of strokes
         self.source: Any = None  # what the background was made from, for whoever reads the canvas
+        self.aspect = 1.0  # width per height of the drawing surface
+        self.boxes: list[tuple[int, int, int, int]] = []  # digits read, in pixels of the image read
+        self.boxes_of: tuple[int, int] = (RENDER_SIZE, RENDER_SIZE)  # that image's (width, height)
+        self.selected_box: int | None = None
+        self.show_boxes = True
         self._drawing = False
         self._history: list[tuple[list[tuple[float, list[QPointF]]], QImage | None, Any]] = []  # what Undo restores
 
     # -- geometry -------------------------------------------------------------------------------------------
     def sizeHint(self) -> QSize:
-        return QSize(320, 320)
+        return QSize(round(320 * self.aspect), 320)
 
-    def _square(self) -> QRectF:
-        side = min(self.width(), self.height())
-        return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+    def _area(self) -> QRectF:
+        """The largest rectangle of the surface's aspect ratio that fits, centred."""
+        height = min(self.height(), self.width() / self.aspect)
+        width = height * self.aspect
+        return QRectF((self.width() - width) / 2, (self.height() - height) / 2, width, height)
 
     def _to_unit(self, pos: QPointF) -> QPointF:
-        square = self._square()
-        return QPointF((pos.x() - square.x()) / square.width(), (pos.y() - square.y()) / square.height())
+        area = self._area()
+        return QPointF((pos.x() - area.x()) / area.height(), (pos.y() - area.y()) / area.height())
+
+    def set_aspect(self, aspect: float) -> None:
+        """Square (1) or wide; the strokes keep their place from the left edge."""
+        self.aspect = aspect
+        self.setMinimumSize(round(200 * min(aspect, 2.0)), 200)
+        self.updateGeometry()
+        self.update()
+
+    def set_boxes(self, boxes: list[tuple[int, int, int, int]], of_size: tuple[int, int],
+                  selected: int | None = None) -> None:
+        """Outline the digits read: ``(x, y, width, height)`` in pixels of an image ``of_size`` (w, h)."""
+        self.boxes, self.boxes_of, self.selected_box = list(boxes), of_size, selected
+        self.update()
+
+    def set_show_boxes(self, show: bool) -> None:
+        self.show_boxes = show
+        self.update()
 
     # -- state ----------------------------------------------------------------------------------------------
     def is_empty(self) -> bool:
@@ -169,20 +195,27 @@ class DrawCanvas(QWidget):
             self.image_dropped.emit(path)
 
     # -- rendering ------------------------------------------------------------------------------------------
-    def _paint(self, painter: QPainter, square: QRectF) -> None:
+    def _fitted(self, area: QRectF) -> QRectF:
+        """Where the background image is shown: its aspect ratio kept, centred (what the model reads is not
+        stretched); the whole area for a drawing."""
+        if self.background is None:
+            return area
+        size = self.background.size().scaled(area.size().toSize(), Qt.AspectRatioMode.KeepAspectRatio)
+        fitted = QRectF(0, 0, size.width(), size.height())
+        fitted.moveCenter(area.center())
+        return fitted
+
+    def _paint(self, painter: QPainter, area: QRectF) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(square, QColor("white"))
-        if self.background is not None:  # its aspect ratio kept, centred: what the model reads is not stretched
-            size = self.background.size().scaled(square.size().toSize(), Qt.AspectRatioMode.KeepAspectRatio)
-            fitted = QRectF(0, 0, size.width(), size.height())
-            fitted.moveCenter(square.center())
-            painter.drawImage(fitted, self.background)
+        painter.fillRect(area, QColor("white"))
+        if self.background is not None:
+            painter.drawImage(self._fitted(area), self.background)
             return
         for fraction, points in self.strokes:
-            pen = QPen(QColor("black"), fraction * square.width(), Qt.PenStyle.SolidLine,
+            pen = QPen(QColor("black"), fraction * area.height(), Qt.PenStyle.SolidLine,
                        Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
             painter.setPen(pen)
-            mapped = [QPointF(square.x() + p.x() * square.width(), square.y() + p.y() * square.height())
+            mapped = [QPointF(area.x() + p.x() * area.height(), area.y() + p.y() * area.height())
                       for p in points]
             if len(mapped) == 1:
                 painter.drawPoint(mapped[0])
@@ -195,18 +228,28 @@ class DrawCanvas(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
-        square = self._square()
-        self._paint(painter, square)
+        area = self._area()
+        self._paint(painter, area)
         painter.setPen(QPen(QColor(160, 160, 160), 1))
-        painter.drawRect(square.adjusted(0, 0, -1, -1))
+        painter.drawRect(area.adjusted(0, 0, -1, -1))
+        if self.show_boxes and len(self.boxes) > 1:
+            shown = self._fitted(area)
+            sx, sy = shown.width() / max(self.boxes_of[0], 1), shown.height() / max(self.boxes_of[1], 1)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for k, (x, y, w, h) in enumerate(self.boxes):
+                chosen = k == self.selected_box
+                painter.setPen(QPen(QColor(31, 79, 168) if chosen else QColor(90, 160, 230), 3 if chosen else 1.5))
+                painter.drawRect(QRectF(shown.x() + x * sx - 3, shown.y() + y * sy - 3, w * sx + 6, h * sy + 6))
         painter.end()
 
     def to_array(self, size: int = RENDER_SIZE) -> np.ndarray:
-        """The drawing as a size x size uint8 grayscale array (dark ink on white), independent of widget size."""
-        image = QImage(size, size, QImage.Format.Format_Grayscale8)
+        """The drawing as a uint8 grayscale array ``size`` pixels tall and as wide as the surface's aspect
+        ratio makes it (dark ink on white), independent of the widget's size."""
+        width = round(size * self.aspect)
+        image = QImage(width, size, QImage.Format.Format_Grayscale8)
         image.fill(255)
         painter = QPainter(image)
-        self._paint(painter, QRectF(0, 0, size, size))
+        self._paint(painter, QRectF(0, 0, width, size))
         painter.end()
         return qimage_to_array(image)
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QAction,
@@ -138,7 +137,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.evaluation, "Evaluate")
         self.tabs.addTab(self.browser, "Data")
         self.tabs.addTab(self.my_digits, "My digits")
-        splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
+        self.splitter = splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         splitter.addWidget(scroll)
         splitter.addWidget(self.tabs)
         splitter.addWidget(recognition)
@@ -290,6 +289,7 @@ class MainWindow(QMainWindow):
             view.error.connect(self.show_error)
         self.evaluation.export_requested.connect(self.write_export)
         self.recognition.labelled.connect(self.keep_sample)
+        self.recognition.wide_changed.connect(self._make_room_for_the_canvas)
         self.my_digits.teach_requested.connect(self.teach)
         self.my_digits.message.connect(self.show_status)
         # A checkpoint file dropped anywhere opens: Qt offers a drag to the innermost widget that takes
@@ -369,19 +369,29 @@ class MainWindow(QMainWindow):
                                           source.config if source is not None else None,
                                           checked=self.training_panel.continuing() and source is not None)
 
+    @Slot(bool)
+    def _make_room_for_the_canvas(self, wide: bool) -> None:
+        """A wide canvas takes half the window from the tabs; a square one gives it back."""
+        sizes = self.splitter.sizes()
+        total = sum(sizes)
+        wanted = total // 2 if wide else min(sizes[2], max(440, total * 3 // 10))
+        moved = min(wanted - sizes[2], sizes[1] - self.tabs.minimumSizeHint().width())
+        if (wide and moved > 0) or (not wide and moved < 0):
+            self.splitter.setSizes([sizes[0], sizes[1] - moved, sizes[2] + moved])
+
     # ------------------------------------------------------------------------------------------ teaching
     @Slot(int)
     def keep_sample(self, index: int) -> None:
-        """The user says what is on the canvas: keep the drawing, and its 28x28 form, as a personal sample."""
+        """The user says what is on the canvas (the digit selected, in a number): keep the drawing, and its
+        28x28 form, as a personal sample."""
         panel = self.recognition
         name = panel.predictor.class_names[index]
-        prepared = panel.last_prediction.prepared.pixels if panel.last_prediction is not None else None
-        if prepared is None or panel.last_prediction.prepared.empty:
+        sample = panel.sample()
+        if sample is None:
             self.show_status("Nothing recognisable on the canvas to keep")
             return
         try:
-            path = save_sample(self.my_digits.folder, name, panel.canvas.to_array(),
-                               np.round(prepared * 255).astype(np.uint8))
+            path = save_sample(self.my_digits.folder, name, *sample)
         except OSError as exc:
             self.show_error("Cannot keep the sample", f"{self.my_digits.folder}: {exc.strerror or exc}")
             return
@@ -909,10 +919,12 @@ class MainWindow(QMainWindow):
             self.resize(fitted_size(DEFAULT_SIZE, self.minimumSizeHint(), self.screen().availableGeometry().size()))
         self.training_panel.restore_settings(self.settings)
         self.low_priority_action.setChecked(str(self.settings.value("training/low_priority", "false")) == "true")
+        self.recognition.wide_check.setChecked(str(self.settings.value("canvas/wide", "false")) == "true")
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("training/low_priority", "true" if self.low_priority_action.isChecked() else "false")
+        self.settings.setValue("canvas/wide", "true" if self.recognition.wide_check.isChecked() else "false")
         try:
             self.training_panel.save_settings(self.settings)
         except UserError:

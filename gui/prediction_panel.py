@@ -1,4 +1,9 @@
-"""The recognition side: canvas, live prediction, probability bars, what the model sees, saliency.
+"""The recognition side: canvas, live reading of a digit or a number, probability bars, what the model
+sees, saliency.
+
+The canvas is read by :func:`engine.reading.read_number`: one digit is answered as before; several are
+answered as a number, each digit a button that shows its own probabilities, input and saliency, with
+boxes around the digits on the canvas. "That's a" labels the digit selected.
 
 Prediction runs on the GUI thread because it is short (a few milliseconds: preprocessing plus one
 forward pass of a small CNN on a private CPU copy of the weights). While a stroke is being drawn it is
@@ -29,8 +34,9 @@ from PySide6.QtWidgets import (
 from engine.errors import UserError
 from engine.images import load_image
 from engine.inference import Prediction, Predictor
-from engine.preprocess import PreparedInput
-from gui.draw_canvas import DEFAULT_PEN, DrawCanvas, array_to_qimage
+from engine.preprocess import FIELD, PreparedInput
+from engine.reading import DigitRead, Reading, read_number
+from gui.draw_canvas import DEFAULT_PEN, RENDER_SIZE, WIDE, DrawCanvas, array_to_qimage
 
 MIN_INTERVAL_MS = 40
 INPUT_VIEW_SIZE = 140  # 5 screen pixels per model pixel
@@ -79,10 +85,17 @@ class ProbabilityBars(pg.PlotWidget):
         self.bars.setOpts(x=np.arange(len(self.values)), height=self.values, brushes=brushes)
 
 
+def _empty_prediction(classes: int) -> Prediction:
+    return Prediction(None, np.zeros(classes, np.float32), PreparedInput(np.zeros((FIELD, FIELD), np.float32), True))
+
+
 class RecognitionPanel(QWidget):
-    """``prediction_made`` carries each Prediction (tests and the status bar listen)."""
+    """``prediction_made`` carries the Prediction shown (the digit selected, for a number); ``reading_made``
+    each Reading (tests and the status bar listen)."""
 
     prediction_made = Signal(object)
+    reading_made = Signal(object)
+    wide_changed = Signal(bool)  # the canvas turned wide (for numbers) or square
     open_image_requested = Signal()
     message = Signal(str)
     labelled = Signal(int)  # the user says what the digit on the canvas really is (a class index)
@@ -91,6 +104,9 @@ class RecognitionPanel(QWidget):
         super().__init__(parent)
         self.predictor: Predictor | None = None
         self.last_prediction: Prediction | None = None
+        self.last_reading: Reading = Reading(())
+        self.read_image: np.ndarray | None = None  # what the last reading read (boxes are in its pixels)
+        self.selected = 0  # the digit of the reading whose details are shown
         self.last_latency_ms = 0.0
 
         self.canvas = DrawCanvas()
@@ -108,6 +124,13 @@ class RecognitionPanel(QWidget):
         self.clear_button.clicked.connect(self.canvas.clear)
         self.undo_button.clicked.connect(self.canvas.undo)
         self.open_image_button.clicked.connect(self.open_image_requested)
+        self.wide_check = QCheckBox("Wide", objectName="wideCheck")
+        self.wide_check.setToolTip("A wide canvas, for writing a number of several digits")
+        self.wide_check.toggled.connect(self.set_wide)
+        self.boxes_check = QCheckBox("Boxes", objectName="boxesCheck")
+        self.boxes_check.setToolTip("Outline each digit read on the canvas")
+        self.boxes_check.setChecked(True)
+        self.boxes_check.toggled.connect(self.canvas.set_show_boxes)
         clear = QShortcut(QKeySequence.StandardKey.Delete, self)  # not Esc: it closes menus, and must not wipe
         clear.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         clear.activated.connect(self.canvas.clear)
@@ -144,6 +167,13 @@ class RecognitionPanel(QWidget):
             button.clicked.connect(lambda _=False, i=index: self.label_as(i))
             self.label_buttons.append(button)
         self.canvas.digit_key.connect(self.label_as)
+        # the digits of a number, one button each: the one checked shows its details
+        self.digit_buttons: list[QPushButton] = []
+        self.digits_row = QHBoxLayout()
+        self.digits_row.setSpacing(2)
+        self.digits_box = QWidget(objectName="digitsBox")
+        self.digits_box.setLayout(self.digits_row)
+        self.digits_box.setVisible(False)
         self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
         self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
         self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
@@ -155,7 +185,11 @@ class RecognitionPanel(QWidget):
 
         tools = QGridLayout()  # two rows, so that the panel fits beside the others on a 1024-pixel screen
         tools.addWidget(QLabel("Pen"), 0, 0)
-        tools.addWidget(self.pen_slider, 0, 1, 1, 2)
+        pen_row = QHBoxLayout()
+        pen_row.addWidget(self.pen_slider, 1)
+        pen_row.addWidget(self.wide_check)
+        pen_row.addWidget(self.boxes_check)
+        tools.addLayout(pen_row, 0, 1, 1, 2)
         tools.addWidget(self.undo_button, 1, 0, 1, 1)
         tools.addWidget(self.clear_button, 1, 1)
         tools.addWidget(self.open_image_button, 1, 2)
@@ -168,6 +202,7 @@ class RecognitionPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.canvas_notice)
+        layout.addWidget(self.digits_box)
         layout.addLayout(tools)
         teach_row = QHBoxLayout()
         teach_row.setSpacing(1)
@@ -223,38 +258,116 @@ class RecognitionPanel(QWidget):
             return None
         start = time.perf_counter()
         source = self.canvas.source if self.canvas.background is not None and not self.canvas.strokes else None
-        if source is None:
-            prediction = self.predictor.predict(self.canvas.to_array())
-        elif source[0] == "file":  # as `predict` reads the same file: the image itself, not the canvas's copy
-            prediction = self.predictor.predict(source[1])
+        if source is None or source[0] == "file":  # a file as `predict` reads it: the image, not the canvas's copy
+            image = self.canvas.to_array() if source is None else source[1]
+            reading = read_number(self.predictor, image)
         else:  # a data set's own 28x28 image, as the evaluation read it
+            image = source[1]
             prediction = self.predictor.predict_prepared(PreparedInput(source[1].astype(np.float32) / 255.0, False))
+            reading = Reading((DigitRead(prediction, (0, 0, FIELD, FIELD)),))
         self.last_latency_ms = 1000 * (time.perf_counter() - start)
         self._since_last.restart()
-        self.show_prediction(prediction)
-        return prediction
+        self.show_reading(reading, image)
+        return self.last_prediction
+
+    def set_wide(self, wide: bool) -> None:
+        """A canvas three times as wide as tall, for numbers; the drawing stays."""
+        self.canvas.set_aspect(WIDE if wide else 1.0)
+        if self.wide_check.isChecked() != wide:
+            self.wide_check.setChecked(wide)
+        self.wide_changed.emit(wide)
+        self.predict_now()
 
     def label_as(self, index: int) -> None:
-        """"That's a <index>": only for something drawn or shown, and only digits the model knows."""
+        """"That's a <index>": only for something drawn or shown, and only digits the model knows; for a
+        number, about the digit selected."""
         if self.canvas.is_empty() or self.predictor is None or index >= len(self.predictor.class_names):
             return
         self.labelled.emit(index)
 
+    def sample(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """What "That's a" keeps: the drawing (dark ink on white, uint8) and its 28x28 form; for a digit of a
+        number, that digit's own ink alone."""
+        prediction = self.last_prediction
+        if prediction is None or prediction.prepared.empty:
+            return None
+        prepared = np.round(prediction.prepared.pixels * 255).astype(np.uint8)
+        digits = self.last_reading.digits
+        if len(digits) > 1 and digits[self.selected].ink is not None:
+            ink = np.pad(digits[self.selected].ink, 8)
+            return np.round((1.0 - np.clip(ink, 0, 1)) * 255).astype(np.uint8), prepared
+        return self.canvas.to_array(), prepared
+
+    def show_reading(self, reading: Reading, image: np.ndarray | None = None) -> None:
+        """Show a reading: one digit as a digit, several as a number with a button per digit."""
+        self.last_reading, self.read_image = reading, image
+        self.selected = 0
+        while self.digits_row.count():
+            item = self.digits_row.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.digit_buttons = []
+        several = len(reading.digits) > 1
+        if several:
+            self.digits_row.addWidget(QLabel("Digits:"))
+            for k, digit in enumerate(reading.digits):
+                button = QPushButton(f"{self._name(digit.prediction.label)}  {digit.prediction.confidence:.0%}",
+                                     objectName=f"digitButton{k}")
+                button.setCheckable(True)
+                button.setToolTip("Show this digit's probabilities, input and saliency; That's a labels it")
+                button.clicked.connect(lambda _=False, i=k: self.select_digit(i))
+                self.digit_buttons.append(button)
+                self.digits_row.addWidget(button)
+            self.digits_row.addStretch(1)
+        self.digits_box.setVisible(several)
+        size = (image.shape[1], image.shape[0]) if image is not None else (RENDER_SIZE, RENDER_SIZE)
+        self.canvas.set_boxes([d.box for d in reading.digits], size)
+        self.reading_made.emit(reading)
+        self.select_digit(0)
+
+    def select_digit(self, index: int) -> None:
+        digits = self.last_reading.digits
+        self.selected = index if 0 <= index < len(digits) else 0
+        for k, button in enumerate(self.digit_buttons):
+            button.setChecked(k == self.selected)
+        if len(digits) > 1:
+            self.canvas.set_boxes([d.box for d in digits], self.canvas.boxes_of, self.selected)
+        classes = len(self.predictor.class_names) if self.predictor else 10
+        self.show_prediction(digits[self.selected].prediction if digits else _empty_prediction(classes))
+
+    def _name(self, label: int | None) -> str:
+        names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
+        return "–" if label is None else names[label]
+
     def show_prediction(self, prediction: Prediction) -> None:
         self.last_prediction = prediction
+        digits = self.last_reading.digits
         if prediction.label is None:
             self.prediction_label.setText("–")
-            self.confidence_label.setText("Draw a digit" if self.canvas.is_empty() else "Nothing recognisable")
+            self.confidence_label.setText("Draw a digit" if self.canvas.is_empty() else
+                                          self.last_reading.doubt or "Nothing recognisable")
+        elif len(digits) > 1:
+            names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
+            self.prediction_label.setText(self.last_reading.label_text(names))
+            self.confidence_label.setText(f"digit {self.selected + 1} of {len(digits)}: "
+                                          + confidence_text(prediction, names))
         else:
             names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
             name = names[prediction.label]
             self.prediction_label.setText(name if len(name) <= 2 else name[:10])
             self.confidence_label.setText(confidence_text(prediction, names))
+        self._fit_answer()
         self.bars.set_probabilities(prediction.probabilities)
         answered = not self.canvas.is_empty()  # an empty canvas asks nothing: no time to report
         self.latency_label.setText(f"Answered in {self.last_latency_ms:.1f} ms" if answered else "")
         self._show_input(prediction)
         self.prediction_made.emit(prediction)
+
+    def _fit_answer(self) -> None:
+        """The answer's font: large for a digit, smaller for a long number, so it fits the panel."""
+        font = self.prediction_label.font()
+        font.setPointSize(max(18, min(54, 200 // max(1, len(self.prediction_label.text())))))
+        self.prediction_label.setFont(font)
 
     def _show_input(self, prediction: Prediction | None) -> None:
         if prediction is None or prediction.prepared.empty:

@@ -14,10 +14,12 @@ from PySide6.QtWidgets import QApplication, QWidget
 def drag(widget: QWidget, points: list[tuple[float, float]]) -> None:
     """Press the left button at the first point, move through the rest with it held, release at the last.
 
-    Points are fractions of the widget's drawing square (0..1).
+    Points are in units of the drawing area's height (y from 0 to 1; x from 0 to 1 on a square canvas, to
+    its aspect ratio on a wide one), or of the widget's largest centred square for other widgets.
     """
-    side = min(widget.width(), widget.height())
-    ox, oy = (widget.width() - side) / 2, (widget.height() - side) / 2
+    aspect = getattr(widget, "aspect", 1.0)
+    side = min(widget.height(), widget.width() / aspect)
+    ox, oy = (widget.width() - side * aspect) / 2, (widget.height() - side) / 2
     pixels = [QPoint(int(ox + x * side), int(oy + y * side)) for x, y in points]
     QTest.mousePress(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pixels[0])
     for point in pixels[1:]:

@@ -319,3 +319,23 @@ def test_a_checkpoint_finds_the_folder_it_was_trained_from_without_data(tiny_dat
     result = run("train", "--resume", str(trained), "--epochs", "1", "--json", "--quiet")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2
+
+
+def test_predict_reads_a_number_with_digit_boxes(tmp_path: Path) -> None:
+    from tests.drawn_digits import SHAPES, render
+    from tests.numbers import compose
+
+    parts = [255 - render(SHAPES[d][0], size=200, box=160, left=20, top=20, pen=14) for d in (4, 2)]
+    Image.fromarray(255 - compose(parts, [24], np.random.default_rng(0))).save(tmp_path / "number.png")
+    Image.fromarray(255 - parts[0]).save(tmp_path / "one.png")
+    result = run("predict", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    number, one = json.loads(result.stdout)
+    assert number["text"] == "42" and number["label"] is None and number["probabilities"] is None
+    assert [d["label"] for d in number["digits"]] == [4, 2]
+    (x0, y0, w0, h0), (x1, _, w1, _) = (d["box"] for d in number["digits"])
+    assert x0 + w0 <= x1 and 100 < h0 <= 200 and w1 > 0
+    assert one["text"] == "4" and one["label"] == 4 and len(one["probabilities"]) == 10
+    assert len(one["digits"]) == 1 and one["digits"][0]["confidence"] == pytest.approx(max(one["probabilities"]))
+    plain = run("predict", str(tmp_path / "number.png"))
+    assert plain.returncode == 0 and plain.stdout.startswith(f"{tmp_path / 'number.png'}: 42 (digits ")

@@ -204,3 +204,41 @@ def test_canvas_recognises_replayed_strokes_as_well_as_predict_on_images(panel) 
             canvas_right += panel.last_prediction.label == label
             image_right += panel.predictor.predict(render(shape)).label == label
     assert canvas_right >= image_right >= 27
+
+
+def _write(canvas, digits: list[int], width: float = 0.7) -> None:
+    """Draw ``digits`` side by side on the wide canvas (x in canvas heights), one shape each, real strokes."""
+    for k, digit in enumerate(digits):
+        for stroke in SHAPES[digit][0]:
+            drag(canvas, [(0.15 + k * (width + 0.2) + width * x, 0.15 + 0.7 * y) for x, y in stroke])
+
+
+def test_a_number_on_the_wide_canvas_is_read_digit_by_digit(window, panel, qtbot) -> None:
+    readings = []
+    panel.reading_made.connect(readings.append)
+    qtbot.mouseClick(panel.wide_check, Qt.MouseButton.LeftButton)
+    assert panel.canvas.aspect == 3.0 and panel.canvas.to_array().shape == (280, 840)
+    _write(panel.canvas, [3, 0, 7])
+    assert readings[-1].text == "307" and panel.prediction_label.text() == "307"
+    assert panel.digits_box.isVisible() and len(panel.digit_buttons) == 3
+    assert [b.isChecked() for b in panel.digit_buttons] == [True, False, False]
+    assert len(panel.canvas.boxes) == 3 and panel.canvas.selected_box == 0
+    qtbot.mouseClick(panel.digit_buttons[2], Qt.MouseButton.LeftButton)  # the 7: its own details
+    assert panel.last_prediction.label == 7 and int(panel.bars.values.argmax()) == 7
+    assert panel.canvas.selected_box == 2 and panel.confidence_label.text().startswith("digit 3 of 3")
+    assert panel.model_input_view.pixmap() is not None
+    qtbot.mouseClick(panel.boxes_check, Qt.MouseButton.LeftButton)
+    assert not panel.canvas.show_boxes
+
+    panel.canvas.setFocus()
+    QTest.keyClick(panel.canvas, Qt.Key.Key_1)  # "that's a 1": only the selected digit becomes a sample
+    kept = window.my_digits.samples()["1"]
+    assert len(kept) == 1
+    drawing = np.asarray(Image.open(kept[0]))
+    assert drawing.shape[1] < 400  # the 7's own ink, not the whole wide canvas
+    window.save_settings()
+    assert window.settings.value("canvas/wide") == "true"
+
+    panel.canvas.clear()
+    _write(panel.canvas, [5])
+    assert not panel.digits_box.isVisible() and panel.prediction_label.text() == "5"
