@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "shipping a model; resuming it starts a fresh optimizer)")
     train.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-record", dest="record", action="store_false",
+                       help="leave this run out of the run records (`runs`, the app's Runs tab)")
+    train.add_argument("--tensorboard", metavar="DIR",
+                       help="also write the run's scalars for TensorBoard into DIR (pip install -e '.[tensorboard]')")
 
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint on a test set")
     evaluate.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
@@ -132,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list the compute devices")
     devices.add_argument("--json", action="store_true")
+
+    runs = sub.add_parser("runs", help="list the recorded training runs (the app's Runs tab shows the same)")
+    runs.add_argument("--json", action="store_true", help="one JSON list of the runs, newest first")
 
     download = sub.add_parser("download", help="download a data set into the cache")
     download.add_argument("--dataset", choices=list(DATASETS), default="mnist")
@@ -326,12 +333,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             ckpt.save(ckpt.trainer_payload(t, command, slim=args.slim), out)
             saved_epochs = t.epochs_done
 
-    on_event, bar = _progress_reporter(trainer, args.quiet)
+    board = None
+    if args.tensorboard:
+        from engine.tensorboard import ScalarWriter
+
+        board = ScalarWriter(Path(args.tensorboard).expanduser())
+    report, bar = _progress_reporter(trainer, args.quiet)
+    recorder = _recorder(args, trainer, out)
+    listeners = [f for f in (report, recorder.on_event if recorder else None, board.on_event if board else None) if f]
+
+    def on_event(event: Any) -> None:
+        for listener in listeners:
+            listener(event)
+
     try:
         result = _run_until_done_or_interrupted(trainer, on_event, autosave)
     finally:
         if bar is not None:
             bar.close()
+        if recorder is not None:
+            recorder.close()
+        if board is not None:
+            board.close()
     if out is not None and saved_epochs != trainer.epochs_done and trainer.epochs_done > 0:
         autosave(trainer)
     if result.stopped:
@@ -349,6 +372,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"test accuracy {result.test_accuracy:.2%} after {epochs_text(trainer.epochs_done)} "
               f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}")
     return 130 if result.stopped else 0
+
+
+def _recorder(args: argparse.Namespace, trainer: Any, out: Path | None) -> Any:
+    """The run's record in the store the app shares (engine.runs), unless --no-record."""
+    if not args.record:
+        return None
+    from engine.runs import RunRecorder, default_store
+
+    dataset = getattr(trainer.dataset, "name", "") or str(getattr(trainer.dataset, "folder", ""))
+    return RunRecorder(default_store(), trainer.config.to_dict(), dataset, str(trainer.device), "cli",
+                       checkpoints=[str(out)] if out else [],
+                       warn=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr))
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engine.runs import default_store, list_runs
+
+    runs = list_runs(default_store())
+    if args.json:
+        _print_json([run.to_dict() for run in runs])
+        return 0
+    if not runs:
+        print(f"no runs recorded in {default_store()}")
+        return 0
+    for run in runs:
+        accuracy = f"{run.final_accuracy:.2%}" if run.final_accuracy is not None else "-"
+        state = f"damaged: {run.damaged}" if run.damaged else run.status
+        print(f"{run.id}  {run.title}  {run.epochs_done}/{run.total_epochs} epochs  {accuracy}  "
+              f"{run.seconds:.0f} s  {run.device}  {state}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -528,6 +581,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "teach": cmd_teach, "export": cmd_export,
+    "runs": cmd_runs,
     "devices": cmd_devices, "download": cmd_download,
 }
 

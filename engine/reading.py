@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from engine.inference import Prediction, Predictor
-from engine.number_reader import PAD, NumberReader, prepare_line, shared_reader
+from engine.number_reader import PAD, SequenceDigit, Strip, prepare_line, shared_reader
 from engine.preprocess import EMPTY_INK_FRACTION, _resize, ink_map, prepare_ink, stroke_width, to_grayscale
 
 DIGITS = tuple(map(str, range(10)))  # the number reader reads these classes only
@@ -139,45 +139,39 @@ def read_number(predictor: Predictor, image: Any) -> Reading:
         cut = Reading(tuple(DigitRead(predictions[index[g]], _box(pieces[g[0]:g[1]], scale), inks[index[g]])
                             for g in chosen))
     reader = shared_reader() if predictor.class_names == DIGITS else None
-    sequence = _read_as_sequence(reader, ink, scale) if reader is not None else None
-    if sequence is None or len(sequence.digits) == len(cut.digits) == 1:
+    strip = prepare_line(ink) if reader is not None else None
+    found = reader.read(strip) if strip is not None else []
+    if not found or len(found) == len(cut.digits) == 1:
         return cut
-    if len(sequence.digits) != len(cut.digits):  # the line reader counts touching digits better (bench_reading.py)
-        return sequence
-    return Reading(tuple(_agree(a, b) for a, b in zip(cut.digits, sequence.digits, strict=True)))
+    if len(found) != len(cut.digits):  # the line reader counts touching digits better (bench_reading.py)
+        return _sequence_reading(found, strip, ink, scale) or cut
+    return Reading(tuple(_agree(a, b) for a, b in zip(cut.digits, found, strict=True)))
 
 
-def _agree(cut: DigitRead, read: DigitRead) -> DigitRead:
+def _agree(cut: DigitRead, read: SequenceDigit) -> DigitRead:
     """One digit as both readers see it: their probabilities averaged, the cut-out's box and input."""
-    probabilities = (cut.prediction.probabilities + read.prediction.probabilities) / 2
-    prediction = Prediction(int(probabilities.argmax()), probabilities.astype(np.float32), cut.prediction.prepared,
+    probabilities = ((cut.prediction.probabilities + read.probabilities) / 2).astype(np.float32)
+    prediction = Prediction(int(probabilities.argmax()), probabilities, cut.prediction.prepared,
                             cut.prediction.top_logit)
     return DigitRead(prediction, cut.box, cut.ink)
 
 
-def _read_as_sequence(reader: NumberReader, ink: np.ndarray, scale: float) -> Reading | None:
-    """The number reader's digits; each digit's box and 28x28 input are the ink between the midpoints
-    to its neighbours (the reader places digits, it does not outline them)."""
-    strip = prepare_line(ink)
-    if strip is None:
-        return None
-    found = reader.read(strip)
-    if not found:
-        return None
+def _sequence_reading(found: list[SequenceDigit], strip: Strip, ink: np.ndarray, scale: float) -> Reading | None:
+    """The line reader's digits; each digit's box and 28x28 input are the ink between the midpoints to
+    its neighbours (the reader places digits, it does not outline them)."""
     centres = [strip.left + ((d.columns[0] + d.columns[1]) / 2 - PAD) / strip.scale for d in found]
     edges = [0, *(round((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)), ink.shape[1]]
-    prepared, boxes, inks = [], [], []
-    for a, b in zip(edges, edges[1:], strict=False):
+    digits = []
+    for digit, a, b in zip(found, edges, edges[1:], strict=False):
         part = ink[:, a:b]
         rows, cols = np.flatnonzero(part.max(1) > 0), np.flatnonzero(part.max(0) > 0)
         if not len(rows):
             return None
-        inks.append(part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-        prepared.append(prepare_ink(inks[-1]))
-        boxes.append((int((a + cols[0]) / scale), int(rows[0] / scale), int(np.ceil((cols[-1] - cols[0] + 1) / scale)),
-                      int(np.ceil((rows[-1] - rows[0] + 1) / scale))))
-    return Reading(tuple(DigitRead(Prediction(d.label, d.probabilities, p), box, own)
-                         for d, p, box, own in zip(found, prepared, boxes, inks, strict=True)))
+        own = part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        box = (int((a + cols[0]) / scale), int(rows[0] / scale), int(np.ceil((cols[-1] - cols[0] + 1) / scale)),
+               int(np.ceil((rows[-1] - rows[0] + 1) / scale)))
+        digits.append(DigitRead(Prediction(digit.label, digit.probabilities, prepare_ink(own)), box, own))
+    return Reading(tuple(digits))
 
 
 def _components(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:

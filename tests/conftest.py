@@ -12,12 +12,13 @@ from tests.helpers import write_dataset  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the cache, settings and autosaves of tests away from the real user's folders."""
+    """Keep the cache, settings, autosaves and run records of tests away from the real user's folders."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.delenv("DIGIT_STUDIO_DATA", raising=False)
+    monkeypatch.delenv("DIGIT_STUDIO_RUNS", raising=False)  # runs go to XDG_DATA_HOME's runs folder
 
 
 @pytest.fixture(scope="session")
