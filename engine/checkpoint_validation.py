@@ -202,6 +202,11 @@ def check_history(where: str, value: Any) -> dict[str, Any]:
         }
         if "step" in record:
             checked["step"] = whole(where, f"history epoch {i + 1}'s step", record["step"])
+        if record.get("train_accuracy") is not None:
+            checked["train_accuracy"] = number(where, f"history epoch {i + 1}'s training accuracy",
+                                               record["train_accuracy"], 0, 1)
+        if record.get("lr") is not None:
+            checked["lr"] = number(where, f"history epoch {i + 1}'s learning rate", record["lr"], 0)
         epochs.append(checked)
     return {"steps": [int(s) for s in steps], "losses": [float(v) for v in losses], "epochs": epochs}
 

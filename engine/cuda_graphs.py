@@ -103,15 +103,20 @@ def on_side_stream(work: Callable[[], T]) -> T:
 
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,
               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
-              keep_grads: bool = False) -> StepFunction:
+              keep_grads: bool = False, count_correct: bool = False) -> StepFunction:
     """One eager training step; ``keep_grads`` zeroes gradients in place instead of freeing them,
-    which a graph needs (their addresses are part of it)."""
+    which a graph needs (their addresses are part of it). It returns the loss, or with ``count_correct``
+    the loss and the number of the batch's samples the model got right, as one 2-element tensor (no
+    read-back: that would stall a GPU every step)."""
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=not keep_grads)
-        loss = loss_fn(model(x), y)
+        logits = model(x)
+        loss = loss_fn(logits, y)
         loss.backward()
         optimizer.step()
+        if count_correct:
+            return torch.stack((loss.detach(), (logits.detach().argmax(1) == y).sum().to(loss.dtype)))
         return loss.detach()
 
     return step

@@ -33,6 +33,8 @@ class EpochEvent:
     test_accuracy: float
     seconds: float  # wall time of this epoch, test pass included, pauses excluded
     train_seconds: float  # training time of this run so far: optimiser steps only, no test passes
+    train_accuracy: float | None = None  # of the epoch's training batches, as the weights changed over it
+    lr: float | None = None  # the learning rate of the epoch's last step
 
 
 @dataclass(frozen=True)

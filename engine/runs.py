@@ -124,8 +124,7 @@ class RunRecorder:
             accuracy = _finite(event.test_accuracy)
             self.run.epochs.append({"epoch": event.epoch, "train_loss": _finite(event.train_loss),
                                     "test_loss": _finite(event.test_loss), "test_accuracy": accuracy,
-                                    "train_accuracy": _finite(getattr(event, "train_accuracy", None)),
-                                    "lr": _finite(getattr(event, "lr", None)),
+                                    "train_accuracy": _finite(event.train_accuracy), "lr": _finite(event.lr),
                                     "seconds": round(time.monotonic() - self._start, 3)})
             self.run.epochs_done = event.epoch
             self.run.final_accuracy = accuracy

@@ -56,10 +56,13 @@ class _Losses:
     """Step losses summed on the device between two logged points (a read-back each step would stall a
     GPU), and the epoch's total so far."""
 
-    pending: torch.Tensor
+    pending: torch.Tensor  # (loss sum, samples right) since the last logged point
     count: int = 0
     epoch_sum: float = 0.0
     epoch_batches: int = 0
+    epoch_correct: float = 0.0
+    epoch_samples: int = 0
+    lr: float = 0.0
 
 
 class Trainer:
@@ -148,7 +151,8 @@ class Trainer:
         Conversion to float, augmentation and normalisation belong to the step, so on CUDA the graph
         replays them with the rest: a launch each would otherwise cost more than the arithmetic.
         """
-        optimizer_step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs)
+        optimizer_step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs,
+                                   count_correct=True)
         normalization = self.normalization
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
@@ -239,7 +243,7 @@ class Trainer:
         # one gather per epoch, so each batch is a slice: the same batches, two indexing ops fewer per step
         epoch_images, epoch_labels = images[order], labels[order]
         self.model.train()
-        losses = _Losses(torch.zeros((), device=self.device))
+        losses = _Losses(torch.zeros(2, device=self.device))
         start, paused_s = time.perf_counter(), 0.0
         for batch in range(self.steps_per_epoch):
             paused_s += control.wait_while_paused()
@@ -254,6 +258,8 @@ class Trainer:
             lr = self._set_learning_rate()
             losses.pending += step(*inputs)
             losses.count += 1
+            losses.epoch_samples += len(inputs[1])
+            losses.lr = lr
             self.global_step += 1
             progress.samples += len(inputs[1])
             if losses.count == config.log_every or batch == self.steps_per_epoch - 1:
@@ -264,17 +270,19 @@ class Trainer:
     def _log_losses(self, losses: _Losses, progress: _Progress, emit: EventCallback, epoch: int, batch: int,
                     lr: float, samples_per_second: float) -> None:
         """Read the pending losses back once, record their mean in the history and report it."""
-        value = float(losses.pending) / losses.count
+        loss_sum, correct = losses.pending.tolist()
+        value = loss_sum / losses.count
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
                                 f"try a lower learning rate (now {self.config.lr:g})")
         losses.epoch_sum += value * losses.count
         losses.epoch_batches += losses.count
+        losses.epoch_correct += correct
         progress.final_loss = value
         self.history.steps.append(self.global_step)
         self.history.losses.append(value)
         emit(StepEvent(epoch, batch, self.steps_per_epoch, self.global_step, value, lr, samples_per_second))
-        losses.pending = torch.zeros((), device=self.device)
+        losses.pending = torch.zeros(2, device=self.device)
         losses.count = 0
 
     def _end_epoch(self, losses: _Losses, started: float, progress: _Progress, emit: EventCallback) -> float:
@@ -289,10 +297,13 @@ class Trainer:
             "train_loss": losses.epoch_sum / max(losses.epoch_batches, 1),
             "test_loss": metrics.loss,
             "test_accuracy": metrics.accuracy,
+            "train_accuracy": losses.epoch_correct / max(losses.epoch_samples, 1),  # as the weights changed
+            "lr": losses.lr,
             "seconds": seconds,
         }
         self.history.epochs.append(record)
         self._epoch_state = self._capture()
         emit(EpochEvent(self.epochs_done, self.config.epochs, record["train_loss"], metrics.loss,
-                        metrics.accuracy, record["seconds"], progress.train_seconds))
+                        metrics.accuracy, record["seconds"], progress.train_seconds, record["train_accuracy"],
+                        losses.lr))
         return metrics.accuracy

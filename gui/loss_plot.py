@@ -1,4 +1,5 @@
-"""Live training plots: running loss per logged step (raw and smoothed) and per-epoch test metrics.
+"""Live training plots: running loss per logged step (raw and smoothed), per-epoch test metrics and
+training accuracy, and the learning rate per logged step.
 
 Each curve is one ``PlotDataItem`` fed from a growing numpy buffer with ``setData``; incoming points
 only mark the plot dirty, and a timer redraws at most ``REDRAW_HZ`` times a second, so a fast run
@@ -176,6 +177,17 @@ class TrainingPlots(QWidget):
         _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
         self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
                                                       symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
+        self.train_accuracy_curve = self.accuracy_plot.plot(
+            pen=pg.mkPen((150, 190, 150), width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6,
+            symbolBrush=(150, 190, 150), name="training accuracy", connect="finite")
+        self.lr_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
+        self.lr_plot.setObjectName("lrPlot")
+        _style(self.lr_plot, "learning rate", "step")
+        self.lr_plot.getPlotItem().legend.setVisible(False)
+        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen((120, 80, 170), width=1.5), name="learning rate")
+        self.lr_curve.setDownsampling(auto=True, method="peak")
+        self.lr_plot.setXLink(self.loss_plot)
+        self.lr_plot.setLimits(xMin=0)
         # Steps, epochs and percentages have bounds: a lone point (a run's first epoch) otherwise got
         # pyqtgraph's +-50 around it, up to 147 % and back to epoch -1. Zooming and panning stay inside.
         self.loss_plot.setLimits(xMin=0)
@@ -187,11 +199,15 @@ class TrainingPlots(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.loss_plot, 3)
+        layout.addWidget(self.lr_plot, 1)
         layout.addWidget(self.accuracy_plot, 2)
 
         self.steps = GrowingBuffer()
         self.losses = GrowingBuffer()
         self.smoothed = GrowingBuffer()
+        self.lr_steps = GrowingBuffer()
+        self.lrs = GrowingBuffer()
+        self.train_accuracies: list[float] = []  # NaN where a record has none (an older checkpoint)
         self.epoch_steps: list[float] = []
         self.epoch_numbers: list[float] = []
         self.test_losses: list[float] = []
@@ -218,14 +234,18 @@ class TrainingPlots(QWidget):
 
     # -- data in --------------------------------------------------------------------------------------------
     def clear(self) -> None:
-        for buffer in (self.steps, self.losses, self.smoothed):
+        for buffer in (self.steps, self.losses, self.smoothed, self.lr_steps, self.lrs):
             buffer.clear()
         self.epoch_steps, self.epoch_numbers, self.test_losses, self.accuracies = [], [], [], []
+        self.train_accuracies = []
         self._ema = None
         self._count = 0
         self._steps_dirty = self._epochs_dirty = True
 
-    def add_losses(self, steps: list[int], losses: list[float]) -> None:
+    def add_losses(self, steps: list[int], losses: list[float], lrs: list[float] | None = None) -> None:
+        if lrs is not None:
+            self.lr_steps.extend(steps)
+            self.lrs.extend(lrs)
         smoothed = []
         for value in losses:
             self._ema = (1 - SMOOTHING) * value + SMOOTHING * (self._ema or 0.0)
@@ -236,7 +256,9 @@ class TrainingPlots(QWidget):
         self.smoothed.extend(smoothed)
         self._steps_dirty = True
 
-    def add_epoch(self, epoch: int, step: int, test_loss: float, test_accuracy: float) -> None:
+    def add_epoch(self, epoch: int, step: int, test_loss: float, test_accuracy: float,
+                  train_accuracy: float | None = None) -> None:
+        self.train_accuracies.append(float("nan") if train_accuracy is None else 100.0 * train_accuracy)
         self.epoch_numbers.append(epoch)
         self.epoch_steps.append(step)
         self.test_losses.append(test_loss)
@@ -262,7 +284,7 @@ class TrainingPlots(QWidget):
                 step = epoch * steps_per_epoch
             else:
                 step = round(steps[-1] * epoch / last_epoch) if steps else 0
-            self.add_epoch(epoch, step, record["test_loss"], record["test_accuracy"])
+            self.add_epoch(epoch, step, record["test_loss"], record["test_accuracy"], record.get("train_accuracy"))
 
     # -- drawing --------------------------------------------------------------------------------------------
     def _redraw(self) -> None:
@@ -270,10 +292,12 @@ class TrainingPlots(QWidget):
             self._steps_dirty = False
             self.raw_curve.setData(self.steps.view, np.maximum(self.losses.view, 1e-6))  # log axis
             self.smooth_curve.setData(self.steps.view, np.maximum(self.smoothed.view, 1e-6))
+            self.lr_curve.setData(self.lr_steps.view, self.lrs.view)
         if self._epochs_dirty:
             self._epochs_dirty = False
             self.test_loss_curve.setData(self.epoch_steps, np.maximum(self.test_losses, 1e-6))
             self.accuracy_curve.setData(self.epoch_numbers, self.accuracies)
+            self.train_accuracy_curve.setData(self.epoch_numbers, self.train_accuracies)
         self._frame()
 
     def _frame(self) -> None:

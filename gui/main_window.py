@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from engine.errors import UserError
 from engine.events import EpochEvent, FinishedEvent, epochs_text
 from engine.files import check_output
 from engine.inference import Predictor, load_bundled
+from engine.runs import default_store
 from engine.teaching import MIN_TO_HOLD_OUT, save_sample
 from gui.app import APP_ICON
 from gui.autosave import MAX_KEPT, autosave_dir, autosaved_runs, new_autosave_path, prune
@@ -57,6 +59,7 @@ from gui.loss_plot import TrainingPlots
 from gui.model_on_hand import ModelOnHand
 from gui.my_digits import MyDigitsView
 from gui.prediction_panel import RecognitionPanel
+from gui.runs_view import RunsView
 from gui.settings import ask_export_path, settings_list
 from gui.training_panel import TrainingPanel
 from gui.workers import CheckpointWorker, ExportWorker, Job, TeachWorker, TrainingWorker, WarmUpWorker
@@ -129,6 +132,7 @@ class MainWindow(QMainWindow):
         self.evaluation = EvaluationView(self.loader, self.settings)
         self.browser = DatasetBrowser(self.loader)
         self.my_digits = MyDigitsView()
+        self.runs_view = RunsView(default_store(), owned=[autosave_dir()])
         # The side panels scroll vertically, so the window fits a 1024x600 screen (tests/test_gui_layout.py)
         scroll = _vertical_scroll(self.training_panel)
         recognition = _vertical_scroll(self.recognition)
@@ -137,6 +141,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.evaluation, "Evaluate")
         self.tabs.addTab(self.browser, "Data")
         self.tabs.addTab(self.my_digits, "My digits")
+        self.tabs.addTab(self.runs_view, "Runs")
+        self.tabs.currentChanged.connect(
+            lambda _: self.runs_view.refresh() if self.tabs.currentWidget() is self.runs_view else None)
         self.splitter = splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
         splitter.addWidget(scroll)
         splitter.addWidget(self.tabs)
@@ -242,6 +249,7 @@ class MainWindow(QMainWindow):
         self.low_priority_action.setToolTip("Train below the window's priority, so other programs and the window "
                                             "come first: a steadier window, training about 7 % slower")
         run_menu.addAction(self.low_priority_action)
+        self._action(run_menu, "&TensorBoard logs...", None, self.choose_tensorboard_dir, "tensorboardAction")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents, self.show_shortcuts,
                      "shortcutsAction")
@@ -290,6 +298,10 @@ class MainWindow(QMainWindow):
         self.evaluation.export_requested.connect(self.write_export)
         self.recognition.labelled.connect(self.keep_sample)
         self.recognition.wide_changed.connect(self._make_room_for_the_canvas)
+        self.runs_view.open_requested.connect(self.open_checkpoint)
+        self.runs_view.message.connect(self.show_status)
+        self.runs_view.delete_requested.connect(self._delete_runs)
+        self.runs_view.export_requested.connect(self._export_runs_dialog)
         self.my_digits.teach_requested.connect(self.teach)
         self.my_digits.message.connect(self.show_status)
         # A checkpoint file dropped anywhere opens: Qt offers a drag to the innermost widget that takes
@@ -502,7 +514,8 @@ class MainWindow(QMainWindow):
         self.autosave_path = self._new_autosave_path(config.model, dataset.name)
         self.training.start(
             TrainingWorker(dataset, config, checkpoint, self.autosave_path,
-                           low_priority=self.low_priority_action.isChecked()),
+                           low_priority=self.low_priority_action.isChecked(), runs_store=self.runs_view.store,
+                           tensorboard_dir=self._tensorboard_dir()),
             started_training=self._on_training_started, steps=self._on_steps, epoch=self._on_epoch,
             epoch_model=self._on_epoch_model, saved=self._on_autosaved, notice=self._on_training_notice,
             finished=self._on_finished, failed=self._on_training_failed)
@@ -532,7 +545,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_steps(self, events: list) -> None:
-        self.plots.add_losses([e.step for e in events], [e.loss for e in events])
+        self.plots.add_losses([e.step for e in events], [e.loss for e in events], [e.lr for e in events])
         last = events[-1]
         self.training_panel.show_run_progress(last.step, None, f"epoch {last.epoch + 1}/{self._run['epochs']}  "
                                                                f"batch {last.batch}/{last.batches_per_epoch}")
@@ -545,7 +558,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_epoch(self, event: EpochEvent) -> None:
         self.plots.add_epoch(event.epoch, event.epoch * self._run["steps_per_epoch"], event.test_loss,
-                             event.test_accuracy)
+                             event.test_accuracy, event.train_accuracy)
         self.show_status(f"Epoch {event.epoch}/{event.total_epochs}: test accuracy {event.test_accuracy:.2%}")
         self.training_epoch.emit(event)
 
@@ -589,6 +602,8 @@ class MainWindow(QMainWindow):
         if self._held_model is not None:
             self._finished_text = f"did not learn: {epochs_text(event.epochs_done)}{accuracy}"
         self.training_finished.emit(event)
+        if self.tabs.currentWidget() is self.runs_view:
+            self.runs_view.refresh()
 
     @Slot(str)
     def _on_training_failed(self, message: str) -> None:
@@ -792,6 +807,38 @@ class MainWindow(QMainWindow):
                              exported=self._on_exported, failed=self._on_export_failed)
 
     CURVE_FILTERS = {"CSV table (*.csv)": ".csv", "PNG image (*.png)": ".png"}
+
+    def _delete_runs(self, runs: list) -> None:
+        if not runs:
+            return
+        names = ", ".join(run.title for run in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        if self.confirm("Delete runs", f"Delete {names}: the records and their autosaved checkpoints? "
+                                       "Checkpoints you saved yourself are kept."):
+            self.runs_view.delete(runs)
+
+    def _export_runs_dialog(self) -> None:
+        path, _ = ask_export_path(self, self.settings, "Export run comparison", "runs.csv", "CSV table (*.csv)")
+        if path:
+            self.export_runs(path)
+
+    def export_runs(self, path: str | Path) -> list[Path] | None:
+        """The selected runs as a CSV table and their overlaid curves as a PNG of the same name."""
+        path = Path(path) if Path(path).suffix.lower() == ".csv" else Path(f"{path}.csv")
+        return self.write_export(lambda: list(self.runs_view.export(path)), path)
+
+    def choose_tensorboard_dir(self) -> None:
+        """Training > TensorBoard logs...: a folder for the scalars of the runs that start next, or none."""
+        start = str(self.settings.value("training/tensorboard", "") or Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "TensorBoard logs (Cancel: none)", start)
+        self.settings.setValue("training/tensorboard", folder or "")
+        self.show_status(f"TensorBoard logs of the next runs go to {folder}" if folder else "No TensorBoard logs")
+
+    def _tensorboard_dir(self) -> Path | None:
+        """A subfolder per run of the chosen folder, as TensorBoard expects to tell runs apart."""
+        folder = str(self.settings.value("training/tensorboard", "") or "")
+        if not folder:
+            return None
+        return Path(folder) / (self.autosave_path.stem if self.autosave_path else time.strftime("run-%Y%m%d-%H%M%S"))
 
     def export_curves_dialog(self) -> None:
         """The loss and accuracy curves as shown (a live run's too): a CSV table or a PNG image."""

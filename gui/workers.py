@@ -234,10 +234,13 @@ class TrainingWorker(Worker):
     started_training = Signal(object)  # the run's config, steps per epoch, epochs done, history, device
 
     def __init__(self, dataset: Any, config: Any, checkpoint: Any, autosave_path: Path | None,
-                 emit_interval: float = 0.05, low_priority: bool = False) -> None:
+                 emit_interval: float = 0.05, low_priority: bool = False, runs_store: Path | None = None,
+                 tensorboard_dir: Path | None = None) -> None:
         super().__init__()
         from engine.events import TrainingControl
 
+        self.runs_store = runs_store  # where the run is recorded (engine.runs), None: not recorded
+        self.tensorboard_dir = tensorboard_dir
         self.background = low_priority  # the user's setting: train below the GUI's priority
         self.dataset = dataset
         self.config = config
@@ -298,6 +301,12 @@ class TrainingWorker(Worker):
                 flush()
                 self.finished.emit(event)
 
+        listeners = [on_event, *self._recorders(trainer)]
+
+        def on_any_event(event: Any) -> None:
+            for listener in listeners:
+                listener(event)
+
         def on_epoch_end(t: Any) -> None:
             payload = checkpoint.trainer_payload(t)
             self.epoch_model.emit(checkpoint.from_payload(payload))
@@ -309,7 +318,38 @@ class TrainingWorker(Worker):
                 else:
                     self.saved.emit(str(self.autosave_path))
 
-        trainer.run(on_event, self.control, on_epoch_end=on_epoch_end)
+        try:
+            trainer.run(on_any_event, self.control, on_epoch_end=on_epoch_end)
+        finally:
+            for closer in self._closers:
+                closer()
+
+    def _recorders(self, trainer: Any) -> list[Any]:
+        """The run's record (engine.runs) and TensorBoard scalars, where asked for; a problem with either
+        is a notice, never the end of the run."""
+        from engine.errors import UserError
+        from engine.runs import RunRecorder
+
+        listeners: list[Any] = []
+        self._closers: list[Any] = []
+        if self.runs_store is not None:
+            name = getattr(self.dataset, "name", "") or str(getattr(self.dataset, "folder", ""))
+            recorder = RunRecorder(self.runs_store, trainer.config.to_dict(), name, str(trainer.device), "app",
+                                   checkpoints=[str(self.autosave_path)] if self.autosave_path else [],
+                                   warn=self.notice.emit)
+            listeners.append(recorder.on_event)
+            self._closers.append(recorder.close)
+        if self.tensorboard_dir is not None:
+            from engine.tensorboard import ScalarWriter
+
+            try:
+                board = ScalarWriter(self.tensorboard_dir)
+            except UserError as exc:
+                self.notice.emit(f"No TensorBoard logs for this run: {exc}")
+            else:
+                listeners.append(board.on_event)
+                self._closers.append(board.close)
+        return listeners
 
 
 class WarmUpWorker(Worker):

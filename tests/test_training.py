@@ -226,7 +226,7 @@ def reading_the_loss_back(step):
 
     def syncing_step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = step(x, y)
-        loss.item()
+        loss.sum().item()
         return loss
 
     return syncing_step
@@ -434,3 +434,17 @@ def test_warm_up_does_the_first_optimisers_imports_ahead_of_time() -> None:
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_each_epoch_reports_its_training_accuracy_and_learning_rate(tiny_dataset) -> None:
+    config = TrainConfig(model="lenet", epochs=2, batch_size=32, optimizer="adam", lr=0.003, schedule="cosine",
+                         augment=False, device="cpu", log_every=2)
+    trainer = Trainer(config, tiny_dataset)
+    events = []
+    trainer.run(events.append)
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert all(0 <= e.train_accuracy <= 1 for e in epochs) and epochs[1].train_accuracy > epochs[0].train_accuracy
+    last_of_epoch = [s.lr for s in steps if s.batch == s.batches_per_epoch]
+    assert [e.lr for e in epochs] == pytest.approx(last_of_epoch)
+    assert [r["train_accuracy"] for r in trainer.history.epochs] == [e.train_accuracy for e in epochs]

@@ -1,0 +1,297 @@
+"""The Runs tab: every recorded training run (engine.runs) in a sortable table, and the selected runs'
+curves overlaid for comparison.
+
+Name and note are edited in the table. The plots overlay the selected runs' training loss (with an
+exponential moving average, as TensorBoard's smoothing slider) and test accuracy, against the step, the
+epoch or the wall time. Export writes a CSV with one row per selected run and the plots as a PNG.
+The view shows and collects; what needs the window (opening a run's model, confirming a delete) it asks
+for with signals.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.files import atomic_write
+from engine.runs import Curves, Run, delete_run, list_runs, read_curves, update_run
+from gui.image_files import save_png
+from gui.loss_plot import GridAxis, LogAxis, _style
+
+COLUMNS = ("Name", "Started", "Model", "Data set", "Epochs", "Accuracy", "Best", "Time (s)", "Device", "Status", "Note")
+EDITABLE = {0: "name", 10: "note"}
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+AXES = {"step": "step", "epoch": "epoch", "wall time (s)": "seconds"}
+
+
+class NumberItem(QTableWidgetItem):
+    """A cell that sorts by its number, not its text ("10" after "9"); empty cells first."""
+
+    def __init__(self, value: float | None, text: str) -> None:
+        super().__init__(text)
+        self.value = -np.inf if value is None else float(value)
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return self.value < other.value if isinstance(other, NumberItem) else super().__lt__(other)
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased at the start."""
+    if weight <= 0 or len(values) == 0:
+        return values
+    out = np.empty_like(values)
+    last, count = 0.0, 0
+    for k, v in enumerate(values):
+        last = last * weight + (1 - weight) * v
+        count += 1
+        out[k] = last / (1 - weight**count)
+    return out
+
+
+class RunsView(QWidget):
+    """``open_requested`` carries a checkpoint path to open; ``delete_requested`` the runs to delete (the
+    window confirms, then calls :meth:`delete`); ``message`` a line for the status bar."""
+
+    open_requested = Signal(str)
+    delete_requested = Signal(object)
+    export_requested = Signal()
+    message = Signal(str)
+
+    def __init__(self, store: Path, owned: list[Path], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store, self.owned = store, owned
+        self.runs: list[Run] = []
+        self._curves: dict[str, Curves] = {}
+        self._filling = False
+
+        self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSortingEnabled(True)
+        self.table.itemSelectionChanged.connect(self.redraw)
+        self.table.itemChanged.connect(self._edited)
+
+        self.refresh_button = QPushButton("Refresh", objectName="refreshRunsButton")
+        self.refresh_button.setToolTip("Read the run records again (runs the CLI trained meanwhile too)")
+        self.open_button = QPushButton("Open", objectName="openRunButton")
+        self.open_button.setToolTip("Open the selected run's last saved checkpoint as the model on hand")
+        self.delete_button = QPushButton("Delete...", objectName="deleteRunsButton")
+        self.delete_button.setToolTip("Delete the selected runs' records and their autosaved checkpoints")
+        self.export_button = QPushButton("Export...", objectName="exportRunsButton")
+        self.export_button.setToolTip("A CSV with a row per selected run, and the plots as a PNG beside it")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.open_button.clicked.connect(self._open_selected)
+        self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.selected_runs()))
+        self.export_button.clicked.connect(self.export_requested)
+        self.axis_combo = QComboBox(objectName="runsAxisCombo")
+        self.axis_combo.setToolTip("The x axis of the plots: step, epoch or wall time")
+        self.axis_combo.addItems(list(AXES))
+        self.axis_combo.currentIndexChanged.connect(self.redraw)
+        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal, objectName="runsSmoothingSlider")
+        self.smoothing_slider.setRange(0, 99)
+        self.smoothing_slider.setValue(60)
+        self.smoothing_slider.setToolTip("Smoothing of the loss: an exponential moving average, as in TensorBoard")
+        self.smoothing_slider.valueChanged.connect(self.redraw)
+        self.summary = QLabel("", objectName="runsSummary")
+
+        self.loss_plot = pg.PlotWidget(axisItems={"left": LogAxis("left"), "bottom": GridAxis("bottom")})
+        _style(self.loss_plot, "training loss", "step")
+        self.loss_plot.setLogMode(y=True)
+        self.accuracy_plot = pg.PlotWidget(axisItems={"left": GridAxis("left"), "bottom": GridAxis("bottom")})
+        _style(self.accuracy_plot, "test accuracy (%)", "step", legend_offset=(-10, -10))
+
+        buttons = QHBoxLayout()
+        for widget in (self.refresh_button, self.open_button, self.delete_button, self.export_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("x"))
+        controls.addWidget(self.axis_combo)
+        controls.addWidget(QLabel("Smoothing"))
+        controls.addWidget(self.smoothing_slider, 1)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(self.table, 1)
+        top_layout.addWidget(self.summary)
+        plots = QWidget()
+        plots_layout = QVBoxLayout(plots)
+        plots_layout.setContentsMargins(0, 0, 0, 0)
+        plots_layout.addLayout(controls)
+        plots_layout.addWidget(self.loss_plot, 3)
+        plots_layout.addWidget(self.accuracy_plot, 2)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(plots)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self._update_buttons()
+
+    # -- the table ------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read the store again (a damaged record is a row that says so) and keep the selection."""
+        selected = {run.id for run in self.selected_runs()}
+        self.runs = list_runs(self.store)
+        self._curves.clear()
+        self._filling = True
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(self.runs))
+        for row, run in enumerate(self.runs):
+            for column, item in enumerate(self._items(run)):
+                item.setData(Qt.ItemDataRole.UserRole, run.id)
+                if column not in EDITABLE or run.damaged:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(True)
+        self._filling = False
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) in selected:
+                self.table.selectRow(row)
+        damaged = sum(1 for run in self.runs if run.damaged)
+        self.summary.setText(f"{len(self.runs)} runs in {self.store}" + (f"; {damaged} damaged" if damaged else ""))
+        self.redraw()
+
+    def _items(self, run: Run) -> list[QTableWidgetItem]:
+        def percent(value: float | None) -> NumberItem:
+            return NumberItem(value, "" if value is None else f"{100 * value:.2f}")
+
+        return [QTableWidgetItem(run.name or (run.damaged and run.id) or run.title),
+                QTableWidgetItem(run.started.replace("T", " ")),
+                QTableWidgetItem(run.model), QTableWidgetItem(run.dataset),
+                NumberItem(run.epochs_done, f"{run.epochs_done}/{run.total_epochs}" if run.total_epochs else ""),
+                percent(run.final_accuracy), percent(run.best_accuracy),
+                NumberItem(run.seconds, f"{run.seconds:.1f}"), QTableWidgetItem(run.device),
+                QTableWidgetItem(f"damaged: {run.damaged}" if run.damaged else run.status),
+                QTableWidgetItem(run.note)]
+
+    def selected_runs(self) -> list[Run]:
+        ids = {self.table.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)
+               for index in self.table.selectionModel().selectedRows()}
+        return [run for run in self.runs if run.id in ids]
+
+    def _edited(self, item: QTableWidgetItem) -> None:
+        if self._filling or item.column() not in EDITABLE:
+            return
+        run = next((r for r in self.runs if r.id == item.data(Qt.ItemDataRole.UserRole)), None)
+        if run is None:
+            return
+        try:
+            update_run(run, **{EDITABLE[item.column()]: item.text()})
+        except (OSError, ValueError) as exc:
+            self.message.emit(f"Cannot change {run.id}: {exc}")
+            return
+        self.redraw()
+
+    def _open_selected(self) -> None:
+        for run in self.selected_runs()[:1]:
+            existing = [c for c in reversed(run.checkpoints) if Path(c).is_file()]
+            if existing:
+                self.open_requested.emit(existing[0])
+            else:
+                self.message.emit(f"{run.title}: its checkpoint is gone (deleted, or the run saved none)")
+
+    def delete(self, runs: list[Run]) -> None:
+        for run in runs:
+            delete_run(run, owned=self.owned)
+        self.message.emit(f"Deleted {len(runs)} run{'s' if len(runs) != 1 else ''}")
+        self.refresh()
+
+    def _update_buttons(self) -> None:
+        chosen = bool(self.table.selectionModel().selectedRows())
+        for button in (self.open_button, self.delete_button, self.export_button):
+            button.setEnabled(chosen)
+
+    # -- the plots ------------------------------------------------------------------------------------------
+    def curves(self, run: Run) -> Curves:
+        if run.id not in self._curves:
+            self._curves[run.id] = read_curves(run)
+        return self._curves[run.id]
+
+    def redraw(self) -> None:
+        """Overlay the selected runs' curves, a colour each, named in the legend."""
+        self._update_buttons()
+        axis = AXES[self.axis_combo.currentText()]
+        weight = self.smoothing_slider.value() / 100
+        for plot in (self.loss_plot, self.accuracy_plot):
+            plot.clear()
+            plot.setLabel("bottom", self.axis_combo.currentText())
+        for k, run in enumerate(r for r in self.selected_runs() if not r.damaged):
+            colour = COLOURS[k % len(COLOURS)]
+            curves = self.curves(run)
+            x = getattr(curves, axis)
+            keep = curves.loss > 0  # a log axis: a zero or NaN loss cannot be drawn
+            if keep.any():
+                item = self.loss_plot.plot(x[keep], smooth(curves.loss[keep], weight), pen=pg.mkPen(colour, width=2),
+                                           name=run.title)
+                item.setDownsampling(auto=True, method="peak")
+                item.setClipToView(True)
+            epochs = [e for e in run.epochs if e.get("test_accuracy") is not None]
+            if epochs:
+                ex = np.array([self._epoch_x(run, curves, e, axis) for e in epochs])
+                ey = np.array([100 * e["test_accuracy"] for e in epochs])
+                self.accuracy_plot.plot(ex, ey, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                                        symbolBrush=colour, name=run.title)
+
+    @staticmethod
+    def _epoch_x(run: Run, curves: Curves, epoch: dict[str, Any], axis: str) -> float:
+        """Where an epoch's end lies on the x axis: its epoch number, its time, or the last step before it."""
+        if axis == "epoch":
+            return float(epoch["epoch"])
+        if axis == "seconds":
+            return float(epoch.get("seconds") or 0.0)
+        done = curves.step[curves.epoch <= epoch["epoch"] + 1e-9]
+        return float(done[-1]) if len(done) else 0.0
+
+    # -- export ---------------------------------------------------------------------------------------------
+    def export(self, csv_path: Path) -> tuple[Path, Path]:
+        """The selected runs as CSV rows (configuration and results) and the plots as a PNG beside it."""
+        runs = self.selected_runs()
+        keys = sorted({k for run in runs for k in run.config})
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["name", "id", "started", "status", "model", "dataset", "device", "epochs_done",
+                         "final_accuracy", "best_accuracy", "seconds", "note", *keys])
+        for run in runs:
+            writer.writerow([run.title, run.id, run.started, run.status, run.model, run.dataset, run.device,
+                             run.epochs_done, run.final_accuracy, run.best_accuracy, round(run.seconds, 3), run.note,
+                             *(run.config.get(k, "") for k in keys)])
+        text = buffer.getvalue()
+        written = atomic_write(csv_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        self.loss_plot.setTitle("Training loss")
+        self.accuracy_plot.setTitle("Test accuracy")
+        try:
+            picture = self.loss_plot.parentWidget().grab()
+        finally:
+            self.loss_plot.setTitle(None)
+            self.accuracy_plot.setTitle(None)
+        png = save_png(picture, csv_path.with_suffix(".png"))
+        return written, png

@@ -1,0 +1,68 @@
+"""The Runs tab: runs the app trains are recorded and listed, named, compared, exported, opened and
+deleted; a damaged record is listed as such."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from tests.test_gui_training import _configure
+
+
+def _train(window, qtbot, epochs: int, lr: float) -> None:
+    _configure(window, epochs=epochs)
+    window.training_panel.lr_spin.setValue(lr)
+    with qtbot.waitSignal(window.training_finished, timeout=60000):
+        window.start_training()
+    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+
+
+def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) -> None:
+    view = window.runs_view
+    (view.store / "damaged").mkdir(parents=True)
+    (view.store / "damaged" / "run.json").write_text("{")
+    _train(window, qtbot, epochs=1, lr=0.01)
+    _train(window, qtbot, epochs=2, lr=0.02)
+    window.plots.flush()  # the live plots: learning rate per logged step, training accuracy per epoch
+    assert len(window.plots.lr_curve.getData()[0]) == len(window.plots.steps.view) > 0
+    assert len(window.plots.train_accuracy_curve.getData()[1]) == 2
+    window.tabs.setCurrentWidget(view)  # opening the tab reads the store
+    assert view.table.rowCount() == 3 and "1 damaged" in view.summary.text()
+    statuses = sorted(view.table.item(row, 9).text() for row in range(3))
+    assert statuses.count("finished") == 2 and statuses[0].startswith("damaged")
+
+    view.table.sortItems(4, Qt.SortOrder.DescendingOrder)  # by epochs: the 2-epoch run first
+    assert view.table.item(0, 4).text() == "2/2"
+    view.table.item(0, 0).setText("two epochs")  # as an edit in the table would
+    view.table.selectAll()
+    runs = view.selected_runs()
+    assert len(runs) == 3 and {r.name for r in runs} >= {"two epochs"}
+    assert len(view.loss_plot.getPlotItem().listDataItems()) == 2  # the damaged one has no curves
+    assert len(view.accuracy_plot.getPlotItem().listDataItems()) == 2
+    legend = [label.text for _, label in view.loss_plot.getPlotItem().legend.items]
+    assert "two epochs" in legend
+    for axis in range(3):  # step, epoch, wall time
+        view.axis_combo.setCurrentIndex(axis)
+        assert len(view.loss_plot.getPlotItem().listDataItems()) == 2
+    view.smoothing_slider.setValue(0)
+    raw = view.loss_plot.getPlotItem().listDataItems()[0].getData()[1]
+    view.smoothing_slider.setValue(90)
+    smoothed = view.loss_plot.getPlotItem().listDataItems()[0].getData()[1]
+    assert len(raw) == len(smoothed) and raw[0] == smoothed[0] and not (raw == smoothed).all()
+
+    written = window.export_runs(tmp_path / "compare.csv")
+    assert written is not None and (tmp_path / "compare.png").stat().st_size > 0
+    rows = list(csv.DictReader(open(tmp_path / "compare.csv")))
+    assert len(rows) == 3 and {"two epochs"} <= {row["name"] for row in rows} and "lr" in rows[0]
+
+    view.table.clearSelection()
+    view.table.selectRow(0)
+    (chosen,) = view.selected_runs()
+    autosave = Path(chosen.checkpoints[0])
+    assert autosave.is_file()
+    qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model.file is not None and Path(window.model.file) == autosave, timeout=10000)
+    qtbot.mouseClick(view.delete_button, Qt.MouseButton.LeftButton)  # confirmed (the fixture answers yes)
+    assert view.table.rowCount() == 2 and not autosave.exists()
