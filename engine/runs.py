@@ -36,6 +36,7 @@ from engine.files import atomic_write
 RECORD = "run.json"
 STEPS = "steps.csv"
 MAX_RECORD_BYTES = 4 << 20  # a run.json is a few kB; anything this large is not one
+MAX_STEPS_BYTES = 128 << 20  # about 4 million logged steps; more is not read
 
 
 def default_store() -> Path:
@@ -277,21 +278,28 @@ class Curves:
 
 def read_curves(run: Run) -> Curves:
     """The run's steps; lines a crash cut short, or that are not numbers, are skipped."""
-    rows: list[tuple[float, ...]] = []
     try:
-        with open(run.folder / STEPS, encoding="utf-8", errors="replace") as lines:
-            next(lines, None)
-            for line in lines:
-                parts = line.rstrip("\n").split(",")
-                if len(parts) != 5 or not line.endswith("\n"):
-                    continue
-                try:
-                    rows.append(tuple(float(p) for p in parts))
-                except ValueError:
-                    continue
+        with open(run.folder / STEPS, "rb") as handle:
+            text = handle.read(MAX_STEPS_BYTES).decode("utf-8", errors="replace")
     except OSError:
-        pass
-    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
+        text = ""
+    lines = text.split("\n")[1:-1]  # the header; and the last piece, which is complete only when empty
+    try:  # the common case, every line whole: one conversion of all the numbers
+        table = np.array(",".join(lines).split(","), dtype=np.float64).reshape(-1, 5) if lines else None
+        if table is not None and len(table) != len(lines):
+            table = None
+    except ValueError:
+        table = None
+    if table is None:
+        rows: list[list[float]] = []
+        for line in lines:
+            try:
+                values = [float(p) for p in line.split(",")]
+            except ValueError:
+                continue
+            if len(values) == 5:
+                rows.append(values)
+        table = np.array(rows, dtype=np.float64).reshape(-1, 5)
     return Curves(*(table[:, k] for k in range(5)))
 
 

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from scipy.signal import lfilter
 
 from engine.files import atomic_write
 from engine.runs import Curves, Run, delete_run, list_runs, read_curves, update_run
@@ -61,13 +62,8 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     """TensorBoard's smoothing: an exponential moving average, debiased at the start."""
     if weight <= 0 or len(values) == 0:
         return values
-    out = np.empty_like(values)
-    last, count = 0.0, 0
-    for k, v in enumerate(values):
-        last = last * weight + (1 - weight) * v
-        count += 1
-        out[k] = last / (1 - weight**count)
-    return out
+    averaged = lfilter([1 - weight], [1, -weight], values)
+    return averaged / (1 - weight ** np.arange(1, len(values) + 1))
 
 
 class RunsView(QWidget):
@@ -84,6 +80,8 @@ class RunsView(QWidget):
         self.store, self.owned = store, owned
         self.runs: list[Run] = []
         self._curves: dict[str, Curves] = {}
+        self._shown: list[tuple[str, str]] = []  # the runs whose curves are drawn, and their legend names
+        self._items_shown: list[tuple[Run, Any, Any]] = []
         self._filling = False
 
         self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
@@ -162,6 +160,7 @@ class RunsView(QWidget):
         selected = {run.id for run in self.selected_runs()}
         self.runs = list_runs(self.store)
         self._curves.clear()
+        self._shown = []
         self._filling = True
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.runs))
@@ -237,32 +236,38 @@ class RunsView(QWidget):
         return self._curves[run.id]
 
     def redraw(self) -> None:
-        """Overlay the selected runs' curves, a colour each, named in the legend."""
+        """Overlay the selected runs' curves, a colour each, named in the legend. The plots' items are made
+        again only when the selection changes; the x axis and the smoothing only set their data."""
         self._update_buttons()
+        runs = [r for r in self.selected_runs() if not r.damaged]
+        key = [(r.id, r.title) for r in runs]
+        if key != self._shown:
+            self._shown = key
+            self._items_shown = []
+            for plot in (self.loss_plot, self.accuracy_plot):
+                plot.clear()
+            for k, run in enumerate(runs):
+                colour = COLOURS[k % len(COLOURS)]
+                loss = self.loss_plot.plot(pen=pg.mkPen(colour, width=2), name=run.title)
+                loss.setDownsampling(auto=True, method="peak")
+                loss.setClipToView(True)
+                accuracy = self.accuracy_plot.plot(pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                                                   symbolBrush=colour, name=run.title)
+                self._items_shown.append((run, loss, accuracy))
         axis = AXES[self.axis_combo.currentText()]
         weight = self.smoothing_slider.value() / 100
         for plot in (self.loss_plot, self.accuracy_plot):
-            plot.clear()
             plot.setLabel("bottom", self.axis_combo.currentText())
-        for k, run in enumerate(r for r in self.selected_runs() if not r.damaged):
-            colour = COLOURS[k % len(COLOURS)]
+        for run, loss, accuracy in self._items_shown:
             curves = self.curves(run)
-            x = getattr(curves, axis)
             keep = curves.loss > 0  # a log axis: a zero or NaN loss cannot be drawn
-            if keep.any():
-                item = self.loss_plot.plot(x[keep], smooth(curves.loss[keep], weight), pen=pg.mkPen(colour, width=2),
-                                           name=run.title)
-                item.setDownsampling(auto=True, method="peak")
-                item.setClipToView(True)
+            loss.setData(getattr(curves, axis)[keep], smooth(curves.loss[keep], weight))
             epochs = [e for e in run.epochs if e.get("test_accuracy") is not None]
-            if epochs:
-                ex = np.array([self._epoch_x(run, curves, e, axis) for e in epochs])
-                ey = np.array([100 * e["test_accuracy"] for e in epochs])
-                self.accuracy_plot.plot(ex, ey, pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                        symbolBrush=colour, name=run.title)
+            accuracy.setData(np.array([self._epoch_x(curves, e, axis) for e in epochs], dtype=float),
+                             np.array([100 * e["test_accuracy"] for e in epochs], dtype=float))
 
     @staticmethod
-    def _epoch_x(run: Run, curves: Curves, epoch: dict[str, Any], axis: str) -> float:
+    def _epoch_x(curves: Curves, epoch: dict[str, Any], axis: str) -> float:
         """Where an epoch's end lies on the x axis: its epoch number, its time, or the last step before it."""
         if axis == "epoch":
             return float(epoch["epoch"])
