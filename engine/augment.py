@@ -63,6 +63,13 @@ def draw_augmentation(n: int, width: int, generator: torch.Generator,
     return torch.cat([angle, scale, shear, shift, coarse, stroke])
 
 
+def take_samples(numbers: torch.Tensor, n: int, start: int, stop: int) -> torch.Tensor:
+    """The numbers of samples ``start:stop`` of the ``n`` that :func:`draw_augmentation` drew for: one
+    process's share of a global batch draws exactly what a single process would for those images."""
+    parts = numbers.split([part * n for part in _PARTS])
+    return torch.cat([values.view(n, part)[start:stop].reshape(-1) for values, part in zip(parts, _PARTS, strict=True)])
+
+
 def apply_augmentation(images: torch.Tensor, numbers: torch.Tensor,
                        settings: AugmentSettings = DEFAULT_AUGMENT) -> torch.Tensor:
     """Warp float images in [0, 1] of shape (N, 1, H, W) by numbers from :func:`draw_augmentation`.

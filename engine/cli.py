@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-record", dest="record", action="store_false",
                        help="leave this run out of the run records (`runs`, the app's Runs tab)")
+    train.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
+                       help="under torchrun: the process group's backend (auto: nccl on CUDA, gloo on the CPU)")
     train.add_argument("--tensorboard", metavar="DIR",
                        help="also write the run's scalars for TensorBoard into DIR (pip install -e '.[tensorboard]')")
 
@@ -298,30 +300,56 @@ def _progress_reporter(trainer: Any, quiet: bool) -> tuple[Callable[[Any], None]
 
 def _run_until_done_or_interrupted(trainer: Any, on_event: Callable[[Any], None],
                                    on_epoch_end: Callable[[Any], None]) -> Any:
-    """Run ``trainer``; the first Ctrl-C stops it after the batch in progress, a second one at once."""
+    """Run ``trainer``; the first Ctrl-C stops it after the batch in progress, a second one at once. Under
+    torchrun, SIGTERM (what torchrun sends every process when one fails or on Ctrl-C) stops it the same way."""
     from engine.events import TrainingControl
 
     control = TrainingControl()
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         if control.stopped:
             raise KeyboardInterrupt
         control.stop()
 
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    signals = [signal.SIGINT] + ([signal.SIGTERM] if trainer.world is not None else [])
+    previous = {number: signal.signal(number, on_signal) for number in signals}
     try:
         return trainer.run(on_event, control, on_epoch_end=on_epoch_end)
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """One training run; under torchrun, this process's part of one (engine.distributed)."""
+    from engine import distributed
+
+    world = distributed.world_from_environment()
+    if world is None:
+        return _train(args, None)
+    args.device = distributed.start(world, args.device, args.dist_backend)
+    try:
+        return _train(args, world)
+    except distributed.PeerLost as exc:  # a collective failed or timed out: another process of the run is gone
+        raise UserError(f"rank {world.rank}: the run stopped because another of its processes stopped or "
+                        f"stopped answering ({str(exc).splitlines()[0][:200]})") from exc
+    finally:
+        distributed.finish()
+
+
+def _train(args: argparse.Namespace, world: Any) -> int:
+    """Train; with a ``world``, only its leader (rank 0) reports, writes and records."""
     from engine import checkpoint as ckpt
     from engine.events import epochs_text
     from engine.files import check_output
 
-    out = check_output(args.out, [args.resume]) if args.out else None
+    leader = world is None or world.leader
+    out = check_output(args.out, [args.resume]) if args.out and leader else None
+    if world is not None and not leader:
+        torch_distributed_barrier()  # rank 0 loads (or downloads) the data first
     trainer = _trainer(args)
+    if world is not None and leader:
+        torch_distributed_barrier()
     if out is not None:  # the data set's own files, now that it is known which
         check_output(out, [args.resume, *_data_files(trainer.dataset)])
     command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
@@ -334,12 +362,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             saved_epochs = t.epochs_done
 
     board = None
-    if args.tensorboard:
+    if args.tensorboard and leader:
         from engine.tensorboard import ScalarWriter
 
         board = ScalarWriter(Path(args.tensorboard).expanduser())
-    report, bar = _progress_reporter(trainer, args.quiet)
-    recorder = _recorder(args, trainer, out)
+    report, bar = _progress_reporter(trainer, args.quiet or not leader)
+    recorder = _recorder(args, trainer, out) if leader else None
     listeners = [f for f in (report, recorder.on_event if recorder else None, board.on_event if board else None) if f]
 
     def on_event(event: Any) -> None:
@@ -357,6 +385,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             board.close()
     if out is not None and saved_epochs != trainer.epochs_done and trainer.epochs_done > 0:
         autosave(trainer)
+    if not leader:
+        return 130 if result.stopped else 0
     if result.stopped:
         where = f"; epoch {trainer.epochs_done} is saved in {out}" if out and trainer.epochs_done else ""
         print(f"{PROG}: training stopped during epoch {trainer.epochs_done + 1}{where}", file=sys.stderr)
@@ -366,12 +396,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                      "stopped": result.stopped, "train_seconds": round(result.train_seconds, 3),
                      "samples_per_second": round(result.samples_per_second, 1),
                      "test_accuracy": result.test_accuracy, "final_loss": result.final_loss,
-                     "checkpoint": checkpoint})
+                     "checkpoint": checkpoint, "world_size": world.size if world else 1,
+                     "batch_size": trainer.config.batch_size, "global_batch_size": trainer.global_batch})
     elif result.test_accuracy is not None:
         saved = f"; saved in {out}" if checkpoint else ""
         print(f"test accuracy {result.test_accuracy:.2%} after {epochs_text(trainer.epochs_done)} "
               f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}")
     return 130 if result.stopped else 0
+
+
+def torch_distributed_barrier() -> None:
+    import torch.distributed
+
+    torch.distributed.barrier()
 
 
 def _recorder(args: argparse.Namespace, trainer: Any, out: Path | None) -> Any:

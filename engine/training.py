@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation
+from engine import distributed
+from engine.augment import NUMBERS_PER_SAMPLE, apply_augmentation, draw_augmentation, take_samples
 from engine.config import TrainConfig
 from engine.cpu_tuning import cpu_threads_for
 from engine.cuda_graphs import GraphedStep, make_step
-from engine.data import Dataset, Normalization, to_float
+from engine.data import Dataset, Normalization, Split, to_float
 from engine.devices import copy_to, resolve_device
 from engine.errors import ConfigError, TrainingError
 from engine.evaluation import evaluate
@@ -87,6 +88,11 @@ class Trainer:
         self.config = config.validate()
         self.dataset = dataset
         self.device = resolve_device(config.device)
+        # Under torchrun (engine.distributed) each process trains its share of global batches of
+        # world-size times batch_size images; a plain run is a world of one.
+        self.world = distributed.current()
+        self.global_batch = config.batch_size * (self.world.size if self.world else 1)
+        self._loss_scale = [1.0]  # a process's summed loss times this, averaged over the world: the global mean
         self.normalization = normalization or dataset.normalization
         self.model_kwargs = model_arguments(config.model, **(model_kwargs or {}))
         torch.manual_seed(config.seed)
@@ -97,12 +103,12 @@ class Trainer:
             self.model.fused = self.device.type == "cpu"
         # Channels-last convolutions are 1.2-1.7x faster for these models on a CPU (benchmarks/), except
         # at the tiny batches a model's registry entry names; the CUDA path keeps PyTorch's default layout.
-        self.channels_last = (self.device.type == "cpu"
+        self.channels_last = (self.device.type == "cpu" and self.world is None  # DDP's buckets: the default layout
                               and config.batch_size > model_spec(config.model).default_layout_up_to)
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         # On CUDA each full batch's step is replayed from a graph (engine.cuda_graphs): 3x faster per
         # step for these launch-bound models on an H200. Anomaly detection needs the eager autograd engine.
-        self.cuda_graphs = self.device.type == "cuda" and not config.detect_anomaly
+        self.cuda_graphs = self.device.type == "cuda" and not config.detect_anomaly and self.world is None
         self.graphed_step: GraphedStep | None = None  # the last run's, for diagnostics
         self.optimizer = make_optimizer(config, self.model, fused=fused_optimizer(self.device),
                                         capturable=self.cuda_graphs)
@@ -113,8 +119,8 @@ class Trainer:
                 group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
         self.history = history or History()
         self.epochs_done = epochs_done
-        min_batch = model_spec(config.model).min_batch_size
-        self.steps_per_epoch = steps_per_epoch(len(dataset.train), config.batch_size, min_batch)
+        min_batch = model_spec(config.model).min_batch_size * (self.world.size if self.world else 1)
+        self.steps_per_epoch = steps_per_epoch(len(dataset.train), self.global_batch, min_batch)
         if self.steps_per_epoch == 0:
             raise ConfigError(f"{config.model} needs at least {min_batch} training images; "
                               f"{dataset.name} has {len(dataset.train)}")
@@ -151,8 +157,18 @@ class Trainer:
         Conversion to float, augmentation and normalisation belong to the step, so on CUDA the graph
         replays them with the rest: a launch each would otherwise cost more than the arithmetic.
         """
-        optimizer_step = make_step(self.model, self.optimizer, F.cross_entropy, keep_grads=self.cuda_graphs,
-                                   count_correct=True)
+        model, loss_fn = self.model, F.cross_entropy
+        if self.world is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                            else None)
+            scale = self._loss_scale
+
+            def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+                return F.cross_entropy(logits, labels, reduction="sum") * scale[0]
+
+        optimizer_step = make_step(model, self.optimizer, loss_fn, keep_grads=self.cuda_graphs, count_correct=True)
         normalization = self.normalization
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
@@ -247,21 +263,28 @@ class Trainer:
         start, paused_s = time.perf_counter(), 0.0
         for batch in range(self.steps_per_epoch):
             paused_s += control.wait_while_paused()
-            if control.stopped:
+            stopped = control.stopped
+            if self.world is not None:  # every process stops at the same batch
+                stopped = distributed.any_stopped(stopped, self.device)
+            if stopped:
                 progress.stopped = True
                 break
-            batch_slice = slice(batch * config.batch_size, (batch + 1) * config.batch_size)
-            inputs = [epoch_images[batch_slice], epoch_labels[batch_slice]]
+            first, end = batch * self.global_batch, min((batch + 1) * self.global_batch, len(labels))
+            mine = self.world.share(first, end) if self.world is not None else (first, end)
+            inputs = [epoch_images[mine[0]:mine[1]], epoch_labels[mine[0]:mine[1]]]
             if config.augment:
-                numbers = draw_augmentation(len(inputs[1]), images.shape[-1], generator)
+                numbers = draw_augmentation(end - first, images.shape[-1], generator)
+                if self.world is not None:
+                    numbers = take_samples(numbers, end - first, mine[0] - first, mine[1] - first)
                 inputs.append(numbers.pin_memory() if self.device.type == "cuda" else numbers)
+            self._loss_scale[0] = (self.world.size if self.world else 1) / (end - first)
             lr = self._set_learning_rate()
             losses.pending += step(*inputs)
             losses.count += 1
-            losses.epoch_samples += len(inputs[1])
+            losses.epoch_samples += end - first
             losses.lr = lr
             self.global_step += 1
-            progress.samples += len(inputs[1])
+            progress.samples += end - first
             if losses.count == config.log_every or batch == self.steps_per_epoch - 1:
                 elapsed = progress.train_seconds + time.perf_counter() - start - paused_s
                 self._log_losses(losses, progress, emit, epoch, batch + 1, lr, progress.samples / max(elapsed, 1e-9))
@@ -270,7 +293,12 @@ class Trainer:
     def _log_losses(self, losses: _Losses, progress: _Progress, emit: EventCallback, epoch: int, batch: int,
                     lr: float, samples_per_second: float) -> None:
         """Read the pending losses back once, record their mean in the history and report it."""
-        loss_sum, correct = losses.pending.tolist()
+        pending = losses.pending
+        if self.world is not None:  # each process's loss is its share of the global mean, times the world size
+            pending = pending.clone()
+            torch.distributed.all_reduce(pending)
+            pending[0] /= self.world.size
+        loss_sum, correct = pending.tolist()
         value = loss_sum / losses.count
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
@@ -288,22 +316,40 @@ class Trainer:
     def _end_epoch(self, losses: _Losses, started: float, progress: _Progress, emit: EventCallback) -> float:
         """The test pass, the epoch's record, the state a checkpoint holds; returns the test accuracy.
         ``started``: when the epoch began, moved on by the time it was paused."""
-        metrics = evaluate(self.model, self.dataset.test, self.normalization, self.device)
+        test_loss, test_accuracy = self._test()
         self.epochs_done += 1
         seconds = time.perf_counter() - started  # the test pass included
         record = {
             "epoch": self.epochs_done,
             "step": self.global_step,  # where the epoch ends on the step axis of the loss plot
             "train_loss": losses.epoch_sum / max(losses.epoch_batches, 1),
-            "test_loss": metrics.loss,
-            "test_accuracy": metrics.accuracy,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
             "train_accuracy": losses.epoch_correct / max(losses.epoch_samples, 1),  # as the weights changed
             "lr": losses.lr,
             "seconds": seconds,
         }
         self.history.epochs.append(record)
         self._epoch_state = self._capture()
-        emit(EpochEvent(self.epochs_done, self.config.epochs, record["train_loss"], metrics.loss,
-                        metrics.accuracy, record["seconds"], progress.train_seconds, record["train_accuracy"],
+        emit(EpochEvent(self.epochs_done, self.config.epochs, record["train_loss"], test_loss,
+                        test_accuracy, record["seconds"], progress.train_seconds, record["train_accuracy"],
                         losses.lr))
-        return metrics.accuracy
+        return test_accuracy
+
+    def _test(self) -> tuple[float, float]:
+        """Test loss and accuracy; under torchrun each process tests its share and the sums are combined,
+        so the figures are exact."""
+        test = self.dataset.test
+        if self.world is None:
+            metrics = evaluate(self.model, test, self.normalization, self.device)
+            return metrics.loss, metrics.accuracy
+        first, end = self.world.share(0, len(test))
+        count = end - first
+        if count:
+            metrics = evaluate(self.model, Split(test.images[first:end], test.labels[first:end]), self.normalization,
+                               self.device)
+            sums = [metrics.loss * count, round(metrics.accuracy * count), count]
+        else:
+            sums = [0.0, 0, 0]
+        loss_sum, correct, total = distributed.sum_all(sums, self.device)
+        return loss_sum / total, correct / total

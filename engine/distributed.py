@@ -1,0 +1,124 @@
+"""Training on several processes, on one machine or several, under PyTorch's launcher ``torchrun``.
+
+``torchrun --nproc-per-node N main.py train ...`` starts N copies of the command with ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous in their environment. :func:`start` joins them in one
+process group (gloo on the CPU, NCCL on CUDA with each process on ``cuda:LOCAL_RANK``), and the
+:class:`engine.training.Trainer` then trains through ``DistributedDataParallel``: every process takes its
+share of each global batch of ``N * batch_size`` images from the epoch's seeded order, and the gradients
+are averaged, so N processes learn what one process with the N-times batch learns. A plain
+``python main.py train`` never comes here.
+
+Every collective has a timeout (``DIGIT_STUDIO_DIST_TIMEOUT`` seconds, default 120), so a process whose
+peer died is not left waiting for ever; torchrun stops the others when one fails.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from engine.errors import ConfigError
+
+BACKENDS = ("auto", "gloo", "nccl")
+# What a collective raises when a peer is gone or silent past the timeout (DistBackendError,
+# DistNetworkError...; gloo's "Connection closed by peer" among them).
+PeerLost = dist.DistError
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of one run."""
+
+    rank: int
+    size: int
+    local_rank: int
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0 alone reports, writes checkpoints and records the run."""
+        return self.rank == 0
+
+    def share(self, start: int, stop: int) -> tuple[int, int]:
+        """This rank's part of ``[start, stop)``: contiguous, the parts' sizes differing by one at most."""
+        count = stop - start
+        base, extra = divmod(count, self.size)
+        first = start + self.rank * base + min(self.rank, extra)
+        return first, first + base + (1 if self.rank < extra else 0)
+
+
+_current: list[World] = []
+
+
+def world_from_environment() -> World | None:
+    """The world torchrun describes in the environment, or None for a plain run (one process)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None
+    try:
+        rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    except ValueError as exc:
+        raise ConfigError(f"RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers ({exc})") from exc
+    if size < 1 or not 0 <= rank < size or local_rank < 0:
+        raise ConfigError(f"RANK {rank} does not fit WORLD_SIZE {size}")
+    return World(rank, size, local_rank)
+
+
+def start(world: World, device: str | None, backend: str = "auto") -> str:
+    """Join the process group; returns the device this process trains on ("cpu" or "cuda:LOCAL_RANK")."""
+    wants_cuda = device is not None and device.startswith("cuda") or (
+        device in (None, "auto") and torch.cuda.is_available())
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ConfigError("the nccl backend needs CUDA GPUs, and this computer has none; use --dist-backend "
+                          "gloo with --device cpu")
+    if wants_cuda:
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: this computer has no CUDA GPU")
+        count = torch.cuda.device_count()
+        if world.local_rank >= count:
+            raise ConfigError(f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
+                              f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer")
+        chosen = f"cuda:{world.local_rank}"
+        torch.cuda.set_device(world.local_rank)
+    elif device not in (None, "auto", "cpu"):
+        raise ConfigError(f"--device {device} cannot be shared by the processes of torchrun; use cpu or cuda")
+    else:
+        chosen = "cpu"
+    if backend == "auto":
+        backend = "nccl" if chosen.startswith("cuda") else "gloo"
+    timeout = _dt.timedelta(seconds=float(os.environ.get("DIGIT_STUDIO_DIST_TIMEOUT", "120")))
+    try:
+        dist.init_process_group(backend, timeout=timeout)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot join the other processes ({backend}): {exc}") from exc
+    _current[:] = [world]
+    return chosen
+
+
+def current() -> World | None:
+    """The world :func:`start` joined, or None (a plain run)."""
+    return _current[0] if _current and dist.is_initialized() else None
+
+
+def finish() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    _current.clear()
+
+
+def sum_all(values: list[float], device: torch.device) -> list[float]:
+    """The sums of ``values`` over every process (one collective)."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def any_stopped(stopped: bool, device: torch.device) -> bool:
+    """Whether any process was asked to stop: all of them stop at the same batch, so none waits for ever
+    in a collective its peers left."""
+    flag = torch.tensor([1.0 if stopped else 0.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())

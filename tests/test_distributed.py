@@ -1,0 +1,79 @@
+"""Training under torchrun (engine/distributed.py): two CPU processes with gloo learn what one process with
+the doubled batch learns, one checkpoint and one run record are written, and the result resumes in a single
+process; bad settings are one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import checkpoint
+from engine.distributed import World
+from engine.runs import list_runs
+from tests.test_cli import ROOT, assert_one_line_error, run
+
+LENET = ["--model", "lenet", "--device", "cpu", "--quiet", "--epochs", "1", "--augment"]
+
+
+def torchrun(processes: int, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+                           "--master-port", str(_free_port()), str(ROOT / "main.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_world_shares_each_range_evenly() -> None:
+    shares = [World(rank, 3, rank).share(10, 21) for rank in range(3)]
+    assert shares == [(10, 14), (14, 18), (18, 21)]
+    assert World(1, 2, 1).share(0, 1) == (1, 1)  # an empty share, never a range outside
+
+
+def test_two_processes_learn_what_one_learns_with_the_doubled_batch(tiny_data: Path, tmp_path: Path) -> None:
+    runs = {"DIGIT_STUDIO_RUNS": str(tmp_path / "runs")}
+    shared, single = tmp_path / "two.pt", tmp_path / "one.pt"
+    result = torchrun(2, "train", "--data", str(tiny_data), "--batch-size", "32", "--out", str(shared), "--json",
+                      *LENET, env=runs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["world_size"] == 2 and summary["batch_size"] == 32 and summary["global_batch_size"] == 64
+    assert result.stdout.count('"world_size"') == 1  # rank 0 alone prints
+    alone = run("train", "--data", str(tiny_data), "--batch-size", "64", "--out", str(single), "--no-record", *LENET)
+    assert alone.returncode == 0, alone.stderr
+    two, one = checkpoint.load(shared), checkpoint.load(single)
+    for name, weights in one.model.state_dict().items():
+        torch.testing.assert_close(two.model.state_dict()[name], weights, rtol=1e-4, atol=1e-5)
+    assert two.history.epochs[0]["test_accuracy"] == one.history.epochs[0]["test_accuracy"]  # tested in shares, exactly
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.pt", "runs", "two.pt"]  # one checkpoint, no temporaries
+    (record,) = list_runs(tmp_path / "runs")
+    assert record.status == "finished" and record.epochs_done == 1
+
+    resumed = run("train", "--resume", str(shared), "--epochs", "1", "--out", str(tmp_path / "more.pt"), "--json",
+                  "--quiet", "--no-record")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["epochs"] == 2
+
+
+def _as_rank(rank: int, size: int) -> dict:
+    return {"RANK": str(rank), "WORLD_SIZE": str(size), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(_free_port())}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a computer without CUDA")
+def test_bad_distributed_settings_are_one_line_errors(tiny_data: Path) -> None:
+    nccl = run("train", "--data", str(tiny_data), "--dist-backend", "nccl", *LENET, env=_as_rank(0, 1))
+    assert_one_line_error(nccl, "nccl", "CUDA")
+    gpus = run("train", "--data", str(tiny_data), "--model", "lenet", "--device", "cuda", "--quiet",
+               env=_as_rank(0, 1))
+    assert_one_line_error(gpus, "cuda", "no CUDA GPU")
