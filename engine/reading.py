@@ -39,6 +39,8 @@ WIDEST = 1.5  # a digit is at most this wide per line height (MNIST: 99.9 % belo
 CUT_SPACING = 0.15  # cuts through one mark are at least this far apart per line height
 CUT_REACH = 0.12  # a cut bends at most this far from its column per line height
 TOUCHING = 0.6  # a component wider than this per line height may hold several digits: cut it too
+SURE_CUT = 0.95  # digits apart and all surer than this are not read again by the line reader
+SURE_COUNT = 0.5  # the line reader's count is taken when its least sure digit is surer than this
 FLAT = 3.0  # ...unless it is less than this many stroke widths tall: a dash, not digits
 WIDEST_GAP = 0.08  # pieces of one digit are never further apart than this per line height
 SHORT = 0.5  # a group shorter than this per line height is a fragment, not a digit
@@ -109,18 +111,15 @@ def read_number(predictor: Predictor, image: Any) -> Reading:
     scale = min(1.0, MAX_SIDE / max(ink.shape))
     if scale < 1.0:
         ink = _resize(ink, max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale)))
+    rows = np.flatnonzero(ink.max(1) > 0)
+    if len(rows) and rows[-1] - rows[0] + 1 > LINE:  # digits are prepared at 80 px (preprocess.WORK): more
+        factor = LINE / (rows[-1] - rows[0] + 1)  # pixels only cost time
+        ink = _resize(ink, max(1, round(ink.shape[0] * factor)), max(1, round(ink.shape[1] * factor)))
+        scale *= factor
     components, boxes = _components(ink)
     if not boxes:
         return Reading(())
     line = max(bottom - top for top, bottom, _, _, _ in boxes)
-    if line > LINE:  # digits are prepared at 80 px (engine.preprocess.WORK): more pixels only cost time
-        factor = LINE / line
-        ink = _resize(ink, max(1, round(ink.shape[0] * factor)), max(1, round(ink.shape[1] * factor)))
-        scale *= factor
-        components, boxes = _components(ink)
-        if not boxes:
-            return Reading(())
-        line = max(bottom - top for top, bottom, _, _, _ in boxes)
     marks = [b for b in boxes if max(b[1] - b[0], b[3] - b[2]) >= SPECK * line]
     if len(marks) > MAX_MARKS:
         return Reading((), f"{len(marks)} separate marks: too many to be a number")
@@ -138,13 +137,18 @@ def read_number(predictor: Predictor, image: Any) -> Reading:
         index = {g: k for k, g in enumerate(groups)}
         cut = Reading(tuple(DigitRead(predictions[index[g]], _box(pieces[g[0]:g[1]], scale), inks[index[g]])
                             for g in chosen))
+    if not any(p.crossed for p in pieces) and min(d.prediction.confidence for d in cut.digits) > SURE_CUT:
+        return cut  # every digit stands apart and is read surely: the line reader would not change it
     reader = shared_reader() if predictor.class_names == DIGITS else None
     strip = prepare_line(ink) if reader is not None else None
     found = reader.read(strip) if strip is not None else []
     if not found or len(found) == len(cut.digits) == 1:
         return cut
-    if len(found) != len(cut.digits):  # the line reader counts touching digits better (bench_reading.py)
-        return _sequence_reading(found, strip, ink, scale) or cut
+    if len(found) != len(cut.digits):
+        # The two count differently: the line reader's count wins when it is fairly sure of every digit
+        # (where digits touch it counts far better; bench_reading.py), the marks' count otherwise.
+        sure = min(float(d.probabilities.max()) for d in found) > SURE_COUNT
+        return (_sequence_reading(found, strip, ink, scale) or cut) if sure else cut
     return Reading(tuple(_agree(a, b) for a, b in zip(cut.digits, found, strict=True)))
 
 

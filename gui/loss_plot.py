@@ -25,6 +25,7 @@ from gui.image_files import save_png
 # worker waits too: with the default model training on 2 cores, 20 redraws a second cost 15 % of its
 # samples/s against 10, for no visible gain on a curve that moves this slowly (benchmarks/bench_gui.py).
 REDRAW_HZ = 10
+LR_REDRAW_EVERY = 10  # the learning-rate curve redraws once a second while a run trains
 MAX_LOADED_POINTS = 20_000  # of a checkpoint's step losses shown (see thinned)
 EMPTY_STEPS = 100  # the x range of an empty loss plot, so that its axis has ticks
 EMPTY_EPOCHS = 5
@@ -183,11 +184,13 @@ class TrainingPlots(QWidget):
         self.lr_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
         self.lr_plot.setObjectName("lrPlot")
         _style(self.lr_plot, "learning rate", "step")
+        self.lr_plot.showGrid(x=False, y=False)  # a smooth curve needs none, and each redraw costs (bench_gui.py)
         self.lr_plot.getPlotItem().legend.setVisible(False)
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen((120, 80, 170), width=1.5), name="learning rate")
         self.lr_curve.setDownsampling(auto=True, method="peak")
-        self.lr_plot.setXLink(self.loss_plot)
+        self.lr_curve.setClipToView(True)
         self.lr_plot.setLimits(xMin=0)
+        self._lr_redraws = 0
         # Steps, epochs and percentages have bounds: a lone point (a run's first epoch) otherwise got
         # pyqtgraph's +-50 around it, up to 147 % and back to epoch -1. Zooming and panning stay inside.
         self.loss_plot.setLimits(xMin=0)
@@ -292,7 +295,9 @@ class TrainingPlots(QWidget):
             self._steps_dirty = False
             self.raw_curve.setData(self.steps.view, np.maximum(self.losses.view, 1e-6))  # log axis
             self.smooth_curve.setData(self.steps.view, np.maximum(self.smoothed.view, 1e-6))
-            self.lr_curve.setData(self.lr_steps.view, self.lrs.view)
+            self._lr_redraws += 1
+            if self._lr_redraws % LR_REDRAW_EVERY == 1 or len(self.lr_steps) < 2:  # it changes slowly
+                self.lr_curve.setData(self.lr_steps.view, self.lrs.view)
         if self._epochs_dirty:
             self._epochs_dirty = False
             self.test_loss_curve.setData(self.epoch_steps, np.maximum(self.test_losses, 1e-6))
@@ -365,4 +370,5 @@ class TrainingPlots(QWidget):
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""
         self._steps_dirty = self._epochs_dirty = True
+        self._lr_redraws = 0
         self._redraw()

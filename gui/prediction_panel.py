@@ -1,9 +1,10 @@
 """The recognition side: canvas, live reading of a digit or a number, probability bars, what the model
 sees, saliency.
 
-The canvas is read by :func:`engine.reading.read_number`: one digit is answered as before; several are
-answered as a number, each digit a button that shows its own probabilities, input and saliency, with
-boxes around the digits on the canvas. "That's a" labels the digit selected.
+The square canvas holds one digit, read as before; the wide canvas (*Wide*) and opened images are read
+by :func:`engine.reading.read_number`: several digits are answered as a number, each digit a button that
+shows its own probabilities, input and saliency, with boxes around the digits on the canvas. "That's a"
+labels the digit selected.
 
 Prediction runs on the GUI thread because it is short (a few milliseconds: preprocessing plus one
 forward pass of a small CNN on a private CPU copy of the weights). While a stroke is being drawn it is
@@ -125,7 +126,7 @@ class RecognitionPanel(QWidget):
         self.undo_button.clicked.connect(self.canvas.undo)
         self.open_image_button.clicked.connect(self.open_image_requested)
         self.wide_check = QCheckBox("Wide", objectName="wideCheck")
-        self.wide_check.setToolTip("A wide canvas, for writing a number of several digits")
+        self.wide_check.setToolTip("A wide canvas for a number of several digits (the square one reads one digit)")
         self.wide_check.toggled.connect(self.set_wide)
         self.boxes_check = QCheckBox("Boxes", objectName="boxesCheck")
         self.boxes_check.setToolTip("Outline each digit read on the canvas")
@@ -258,7 +259,10 @@ class RecognitionPanel(QWidget):
             return None
         start = time.perf_counter()
         source = self.canvas.source if self.canvas.background is not None and not self.canvas.strokes else None
-        if source is None or source[0] == "file":  # a file as `predict` reads it: the image, not the canvas's copy
+        if source is None and not self.wide_check.isChecked():  # the square canvas holds one digit
+            image = self.canvas.to_array()
+            reading = Reading((DigitRead(self.predictor.predict(image), (0, 0, 0, 0)),))
+        elif source is None or source[0] == "file":  # a file as `predict` reads it: the image, not the canvas's
             image = self.canvas.to_array() if source is None else source[1]
             reading = read_number(self.predictor, image)
         else:  # a data set's own 28x28 image, as the evaluation read it
