@@ -185,6 +185,7 @@ class TrainingPlots(QWidget):
         self.lr_plot.setObjectName("lrPlot")
         _style(self.lr_plot, "learning rate", "step")
         self.lr_plot.showGrid(x=False, y=False)  # a smooth curve needs none, and each redraw costs (bench_gui.py)
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)  # "(x0.001)" in the label was cut off
         self.lr_plot.getPlotItem().legend.setVisible(False)
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen((120, 80, 170), width=1.5), name="learning rate")
         self.lr_curve.setDownsampling(auto=True, method="peak")

@@ -2,7 +2,8 @@
 
     xvfb-run -s "-screen 0 1600x1000x24" python tools/screenshots.py --data ../shared/datasets/mnist
 
-Writes docs/screenshot-main.png and docs/screenshot-evaluate.png. Uses real mouse events for drawing
+Writes docs/screenshot-main.png, docs/screenshot-evaluate.png and docs/screenshot-number.png (a number
+written on the wide canvas). Uses real mouse events for drawing
 and clicking, the same way the tests do.
 """
 
@@ -36,6 +37,7 @@ def main() -> None:
 
     app = QApplication(sys.argv)  # noqa: F841 (kept alive for the whole run)
     settings_dir = tempfile.TemporaryDirectory()  # removed at exit: a fresh user's settings, not this user's
+    os.environ["DIGIT_STUDIO_RUNS"] = str(Path(settings_dir.name) / "runs")  # and a fresh user's run records
     settings = QSettings(str(Path(settings_dir.name) / "s.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.resize(1500, 920)
@@ -66,7 +68,19 @@ def main() -> None:
     wait_for(window.evaluation.evaluated)
     QTest.qWait(500)
     window.grab().save(str(out / "screenshot-evaluate.png"))
-    print(f"wrote {out / 'screenshot-main.png'} and {out / 'screenshot-evaluate.png'}")
+
+    window.tabs.setCurrentWidget(window.runs_view)  # the run just trained, in its record
+    window.runs_view.table.selectAll()
+    panel = window.recognition
+    QTest.mouseClick(panel.wide_check, Qt.MouseButton.LeftButton)
+    panel.canvas.clear()
+    for k, digit in enumerate([2, 0, 2, 6]):
+        for stroke in SHAPES[digit][0]:
+            drag(panel.canvas, [(0.25 + 0.7 * k + 0.45 * x, 0.18 + 0.64 * y) for x, y in stroke])
+    QTest.mouseClick(panel.digit_buttons[3], Qt.MouseButton.LeftButton)
+    QTest.qWait(500)
+    window.grab().save(str(out / "screenshot-number.png"))
+    print(f"wrote {out / 'screenshot-main.png'}, {out / 'screenshot-evaluate.png'}, {out / 'screenshot-number.png'}")
     window.ask_unsaved = lambda question: "discard"  # a measurement, not a user's model
     window.close()
 
