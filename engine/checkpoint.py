@@ -259,7 +259,7 @@ def _exported_program_kind(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, NotImplementedError):
         return None
     if any(name.endswith("/constants.pkl") or "/code/" in name for name in names):
         return "TorchScript program"
