@@ -166,8 +166,7 @@ class RunRecorder:
                 self._steps.flush()
             record = {**self.run.to_dict(), "pid": os.getpid(), "host": socket.gethostname()}
             del record["folder"], record["damaged"]
-            text = json.dumps(record, indent=1, allow_nan=False)
-            atomic_write(self.run.folder / RECORD, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            _write_record(self.run.folder / RECORD, record)
         except (OSError, ValueError) as exc:
             self._failed(exc)
 
@@ -311,8 +310,27 @@ def update_run(run: Run, name: str | None = None, note: str | None = None) -> No
         data["name"] = run.name = name.strip()[:200]
     if note is not None:
         data["note"] = run.note = note.strip()[:2000]
+    _write_record(path, data)
+
+
+def _write_record(path: Path, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=1, allow_nan=False)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def record_checkpoint(store: Path, autosave: Path, saved: Path) -> bool:
+    """Add ``saved`` (a Save as of a run's model) to the record of the run whose autosave is ``autosave``;
+    whether one was found. A record that cannot be read or written is left as it is."""
+    for run in list_runs(store):
+        if str(autosave) in run.checkpoints and str(saved) not in run.checkpoints:
+            try:
+                data = json.loads((run.folder / RECORD).read_text(encoding="utf-8"))
+                data["checkpoints"] = [*run.checkpoints, str(saved)]
+                _write_record(run.folder / RECORD, data)
+            except (OSError, ValueError):
+                return False
+            return True
+    return False
 
 
 def delete_run(run: Run, owned: Iterable[Path] = ()) -> list[Path]:

@@ -46,7 +46,7 @@ from engine.errors import UserError
 from engine.events import EpochEvent, FinishedEvent, epochs_text
 from engine.files import check_output
 from engine.inference import Predictor, load_bundled
-from engine.runs import default_store
+from engine.runs import default_store, record_checkpoint
 from engine.teaching import MIN_TO_HOLD_OUT, save_sample
 from gui.app import APP_ICON
 from gui.autosave import MAX_KEPT, autosave_dir, autosaved_runs, new_autosave_path, prune
@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.autosave_path: Path | None = None
         self._run: dict[str, Any] = {"steps_per_epoch": 1, "epochs": 1, "batch_size": 1}
+        self._run_model: tuple[Any, Path | None] | None = None  # the last epoch model of a run, its autosave
 
         self.training_panel = TrainingPanel(self.devices)
         self.plots = TrainingPlots()
@@ -570,6 +571,7 @@ class MainWindow(QMainWindow):
         done = checkpoint.epochs_done
         progress = epochs_text(done) if done >= planned else f"{done} of {epochs_text(planned)}"
         label = f"training run ({checkpoint.architecture}, {progress})"
+        self._run_model = (checkpoint, self.autosave_path)  # a Save of this model joins the run's record
         if at_chance(checkpoint):
             self._held_model = (checkpoint, label)
             self.show_status(f"Epoch {done}: test accuracy {last_accuracy(checkpoint):.2%}, no better than "
@@ -771,6 +773,8 @@ class MainWindow(QMainWindow):
         except UserError as exc:
             self.show_error("Cannot save checkpoint", str(exc))
             return False
+        if self._run_model is not None and self.model.checkpoint is self._run_model[0] and self._run_model[1]:
+            record_checkpoint(self.runs_view.store, self._run_model[1], saved)
         self.model.saved_to(saved)
         self._model_changed()
         self._remember_unsaved(None)

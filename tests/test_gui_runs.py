@@ -25,6 +25,7 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     (view.store / "damaged" / "run.json").write_text("{")
     _train(window, qtbot, epochs=1, lr=0.01)
     _train(window, qtbot, epochs=2, lr=0.02)
+    assert window.save_to(tmp_path / "kept.pt")  # a Save of the run's model joins the run's record
     window.plots.flush()  # the live plots: learning rate per logged step, training accuracy per epoch
     assert len(window.plots.lr_curve.getData()[0]) == len(window.plots.steps.view) > 0
     assert len(window.plots.train_accuracy_curve.getData()[1]) == 2
@@ -52,6 +53,7 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     smoothed = view.loss_plot.getPlotItem().listDataItems()[0].getData()[1]
     assert len(raw) == len(smoothed) and raw[0] == smoothed[0] and not (raw == smoothed).all()
 
+    assert str(tmp_path / "kept.pt") in next(r for r in runs if r.name == "two epochs").checkpoints
     written = window.export_runs(tmp_path / "compare.csv")
     assert written is not None and (tmp_path / "compare.png").stat().st_size > 0
     rows = list(csv.DictReader(open(tmp_path / "compare.csv")))
@@ -60,9 +62,9 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     view.table.clearSelection()
     view.table.selectRow(0)
     (chosen,) = view.selected_runs()
-    autosave = Path(chosen.checkpoints[0])
-    assert autosave.is_file()
-    qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.model.file is not None and Path(window.model.file) == autosave, timeout=10000)
+    autosave, kept = map(Path, chosen.checkpoints)
+    assert autosave.is_file() and kept == tmp_path / "kept.pt"
+    qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)  # its newest checkpoint
+    qtbot.waitUntil(lambda: window.model.file is not None and Path(window.model.file) == kept, timeout=10000)
     qtbot.mouseClick(view.delete_button, Qt.MouseButton.LeftButton)  # confirmed (the fixture answers yes)
-    assert view.table.rowCount() == 2 and not autosave.exists()
+    assert view.table.rowCount() == 2 and not autosave.exists() and kept.exists()  # the user's own file stays
