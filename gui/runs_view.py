@@ -43,6 +43,7 @@ COLUMNS = ("Name", "Started", "Model", "Data set", "Epochs", "Accuracy", "Best",
 EDITABLE = {0: "name", 10: "note"}
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+LEGEND_CHARS = 32  # a longer run name is cut in the legend, which would otherwise cover the curves
 AXES = {"step": "step", "epoch": "epoch", "wall time (s)": "seconds"}
 
 
@@ -248,11 +249,12 @@ class RunsView(QWidget):
                 plot.clear()
             for k, run in enumerate(runs):
                 colour = COLOURS[k % len(COLOURS)]
-                loss = self.loss_plot.plot(pen=pg.mkPen(colour, width=2), name=run.title)
+                name = run.title if len(run.title) <= LEGEND_CHARS else run.title[:LEGEND_CHARS - 1] + "…"
+                loss = self.loss_plot.plot(pen=pg.mkPen(colour, width=2), name=name)
                 loss.setDownsampling(auto=True, method="peak")
                 loss.setClipToView(True)
                 accuracy = self.accuracy_plot.plot(pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                                   symbolBrush=colour, name=run.title)
+                                                   symbolBrush=colour, name=name)
                 self._items_shown.append((run, loss, accuracy))
         axis = AXES[self.axis_combo.currentText()]
         weight = self.smoothing_slider.value() / 100
