@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError
-from engine.preprocess import BOX, FIELD, WORK, _adjust_stroke, _bounds, _resize
+from engine.preprocess import BOX, FIELD, STROKE_PAD, WORK, _resize, at_mnist_stroke, crop_to_ink
 
 READER_FILE = Path(__file__).resolve().parents[1] / "resources" / "models" / "number-reader.pt"
 BLANK = 10  # CTC's "no digit here" class
@@ -65,18 +65,12 @@ def prepare_line(ink: np.ndarray) -> Strip | None:
     """The ink map's line as a 28 px tall strip with digits 20 px tall, or None when there is no ink."""
     if float(ink.max()) <= 0.0:
         return None
-    top, bottom = _bounds(ink.sum(1))
-    left, right = _bounds(ink.sum(0))
-    crop = ink[top:bottom, left:right]
+    crop, top, left = crop_to_ink(ink)
     h, w = crop.shape
-    work_scale = WORK / h
-    work_width = min(max(1, round(w * work_scale)), MAX_WIDTH * WORK // BOX)
-    work = _resize(crop, WORK, work_width)
-    peak = float(work.max())
-    if peak <= 0:
+    adjusted = at_mnist_stroke(crop, WORK, min(max(1, round(w * WORK / h)), MAX_WIDTH * WORK // BOX))
+    if adjusted is None:
         return None
-    work, _ = _adjust_stroke(np.pad(np.clip(work / peak, 0, 1), 8))
-    work = work[8:-8, 8:-8]
+    work = adjusted[0][STROKE_PAD:-STROKE_PAD, STROKE_PAD:-STROKE_PAD]
     width = max(1, round(work.shape[1] * BOX / WORK))
     line = np.clip(_resize(work, BOX, width), 0.0, 1.0)
     strip = np.zeros((FIELD, width + 2 * PAD), np.float32)

@@ -193,33 +193,58 @@ def _place_by_centre_of_mass(box: np.ndarray) -> np.ndarray:
     return field
 
 
-def preprocess(image: Any) -> PreparedInput:
-    """Any grayscale or colour drawing or photo -> MNIST-style 28x28 ink in [0, 1] (or ``empty``)."""
+def ink_of(image: Any) -> np.ndarray | None:
+    """Steps 1-2: the ink map of a drawing or photo, or None when nothing is drawn on it."""
     gray = to_grayscale(image)
     if gray.size == 0:
-        return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
+        return None
     ink = ink_map(gray)
     if float((ink >= 0.5).mean()) < EMPTY_INK_FRACTION or float(ink.max()) == 0.0:
+        return None
+    return ink
+
+
+def preprocess(image: Any) -> PreparedInput:
+    """Any grayscale or colour drawing or photo -> MNIST-style 28x28 ink in [0, 1] (or ``empty``)."""
+    ink = ink_of(image)
+    if ink is None:
         return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
     return prepare_ink(ink)
+
+
+STROKE_PAD = 8  # paper around the working image, so that thickening a stroke never runs off its edge
+
+
+def crop_to_ink(ink: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Step 3: the ink cropped to all but a tiny fraction of its mass on each side; and the crop's top
+    and left in ``ink``."""
+    top, bottom = _bounds(ink.sum(1))
+    left, right = _bounds(ink.sum(0))
+    return ink[top:bottom, left:right], top, left
+
+
+def at_mnist_stroke(crop: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float] | None:
+    """Step 4: ``crop`` resized to ``height`` x ``width`` (the working resolution), scaled to its peak, and
+    its stroke brought to MNIST's width, with ``STROKE_PAD`` pixels of paper around it; and the stroke
+    width measured before. None when the resize leaves no ink."""
+    work = _resize(crop, height, width)
+    peak = float(work.max())
+    if peak <= 0:
+        return None
+    return _adjust_stroke(np.pad(np.clip(work / peak, 0.0, 1.0), STROKE_PAD))
 
 
 def prepare_ink(ink: np.ndarray) -> PreparedInput:
     """Steps 3-5 on an ink map (from :func:`ink_map`, or one digit cut out of it by engine.reading)."""
     if float(ink.max()) <= 0.0:
         return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
-    top, bottom = _bounds(ink.sum(1))
-    left, right = _bounds(ink.sum(0))
-    crop = ink[top:bottom, left:right]
+    crop, _, _ = crop_to_ink(ink)
     h, w = crop.shape
     scale = WORK / max(h, w)
-    wh, ww = max(1, round(h * scale)), max(1, round(w * scale))
-    work = _resize(crop, wh, ww)
-    peak = float(work.max())
-    if peak <= 0:
+    adjusted = at_mnist_stroke(crop, max(1, round(h * scale)), max(1, round(w * scale)))
+    if adjusted is None:
         return PreparedInput(np.zeros((FIELD, FIELD), np.float32), True)
-    work = np.clip(work / peak, 0.0, 1.0)
-    work, measured = _adjust_stroke(np.pad(work, 8))
+    work, measured = adjusted
     # crop the padding back to the (possibly thickened) ink before fitting the 20 px box
     rows = np.flatnonzero(work.max(1) > 0.05)
     cols = np.flatnonzero(work.max(0) > 0.05)

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from engine.inference import Prediction, Predictor
 from engine.number_reader import PAD, SequenceDigit, Strip, prepare_line, shared_reader
-from engine.preprocess import EMPTY_INK_FRACTION, _resize, ink_map, prepare_ink, stroke_width, to_grayscale
+from engine.preprocess import _resize, ink_of, prepare_ink, stroke_width
 
 DIGITS = tuple(map(str, range(10)))  # the number reader reads these classes only
 MAX_SIDE = 1200  # larger images are read at this size (the cut-outs are 28x28 anyway)
@@ -101,21 +101,16 @@ class _Piece:
 
 def read_number(predictor: Predictor, image: Any) -> Reading:
     """The digits of ``image`` (numpy array or PIL image, any size) left to right, with their boxes."""
-    gray = to_grayscale(image)
-    if gray.size == 0:
-        return Reading(())
-    ink = ink_map(gray)
-    if float((ink >= 0.5).mean()) < EMPTY_INK_FRACTION or float(ink.max()) == 0.0:
+    ink = ink_of(image)
+    if ink is None:
         return Reading(())
     full_ink = ink  # what preprocess() would prepare: a lone digit is read from it, as predict() reads it
-    scale = min(1.0, MAX_SIDE / max(ink.shape))
+    rows = np.flatnonzero(ink.max(1) > 0)
+    # digits are prepared at 80 px (preprocess.WORK): a line taller than LINE, or an image larger than
+    # MAX_SIDE, is read smaller, since more pixels only cost time
+    scale = min(1.0, MAX_SIDE / max(ink.shape), LINE / (rows[-1] - rows[0] + 1))
     if scale < 1.0:
         ink = _resize(ink, max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale)))
-    rows = np.flatnonzero(ink.max(1) > 0)
-    if len(rows) and rows[-1] - rows[0] + 1 > LINE:  # digits are prepared at 80 px (preprocess.WORK): more
-        factor = LINE / (rows[-1] - rows[0] + 1)  # pixels only cost time
-        ink = _resize(ink, max(1, round(ink.shape[0] * factor)), max(1, round(ink.shape[1] * factor)))
-        scale *= factor
     components, boxes = _components(ink)
     if not boxes:
         return Reading(())
@@ -124,15 +119,19 @@ def read_number(predictor: Predictor, image: Any) -> Reading:
     if len(marks) > MAX_MARKS:
         return Reading((), f"{len(marks)} separate marks: too many to be a number")
     pieces = _pieces(components, marks, line)
-    if len(pieces) == 1:  # one mark, as narrow as a digit: read exactly as a single image is
+
+    def whole() -> Reading:  # one digit: read exactly as a single image is, as predict() reads it
         return Reading((DigitRead(predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale)),))
+
+    if len(pieces) == 1:  # one mark, as narrow as a digit
+        return whole()
     groups = _candidate_groups(pieces, line)
     inks = [_group_ink(ink, pieces[i:j]) for i, j in groups]
     prepared = [prepare_ink(own) for own in inks]
     predictions = predictor.predict_batch(prepared)
     chosen = _best_grouping(pieces, groups, predictions, line)
-    if len(chosen) == 1:  # one digit: read exactly as a single image is
-        cut = Reading((DigitRead(predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale)),))
+    if len(chosen) == 1:
+        cut = whole()
     else:
         index = {g: k for k, g in enumerate(groups)}
         cut = Reading(tuple(DigitRead(predictions[index[g]], _box(pieces[g[0]:g[1]], scale), inks[index[g]])
@@ -172,8 +171,7 @@ def _sequence_reading(found: list[SequenceDigit], strip: Strip, ink: np.ndarray,
         if not len(rows):
             return None
         own = part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        box = (int((a + cols[0]) / scale), int(rows[0] / scale), int(np.ceil((cols[-1] - cols[0] + 1) / scale)),
-               int(np.ceil((rows[-1] - rows[0] + 1) / scale)))
+        box = _image_box(a + cols[0], int(rows[0]), a + cols[-1] + 1, int(rows[-1]) + 1, scale)
         digits.append(DigitRead(Prediction(digit.label, digit.probabilities, prepare_ink(own)), box, own))
     return Reading(tuple(digits))
 
@@ -308,8 +306,12 @@ def _best_grouping(pieces: list[_Piece], groups: list[tuple[int, int]], predicti
 
 
 def _box(pieces: list[_Piece], scale: float) -> tuple[int, int, int, int]:
-    left, right = min(p.left for p in pieces), max(p.right for p in pieces)
-    top, bottom = min(p.top for p in pieces), max(p.bottom for p in pieces)
+    return _image_box(min(p.left for p in pieces), min(p.top for p in pieces), max(p.right for p in pieces),
+                      max(p.bottom for p in pieces), scale)
+
+
+def _image_box(left: int, top: int, right: int, bottom: int, scale: float) -> tuple[int, int, int, int]:
+    """``(x, y, width, height)`` in the image's pixels of a box in the ink map read at ``scale``."""
     return (int(left / scale), int(top / scale), int(np.ceil((right - left) / scale)),
             int(np.ceil((bottom - top) / scale)))
 
