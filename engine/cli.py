@@ -340,7 +340,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, world: Any) -> int:
     """Train; with a ``world``, only its leader (rank 0) reports, writes and records."""
     from engine import checkpoint as ckpt
-    from engine.events import epochs_text
+    from engine.events import epochs_text, fan_out
     from engine.files import check_output
 
     leader = world is None or world.leader
@@ -367,22 +367,14 @@ def _train(args: argparse.Namespace, world: Any) -> int:
 
         board = ScalarWriter(Path(args.tensorboard).expanduser())
     report, bar = _progress_reporter(trainer, args.quiet or not leader)
-    recorder = _recorder(args, trainer, out) if leader else None
-    listeners = [f for f in (report, recorder.on_event if recorder else None, board.on_event if board else None) if f]
-
-    def on_event(event: Any) -> None:
-        for listener in listeners:
-            listener(event)
-
+    sinks = [sink for sink in (_recorder(args, trainer, out) if leader else None, board) if sink is not None]
     try:
-        result = _run_until_done_or_interrupted(trainer, on_event, autosave)
+        result = _run_until_done_or_interrupted(trainer, fan_out(report, *(s.on_event for s in sinks)), autosave)
     finally:
         if bar is not None:
             bar.close()
-        if recorder is not None:
-            recorder.close()
-        if board is not None:
-            board.close()
+        for sink in sinks:
+            sink.close()
     if out is not None and saved_epochs != trainer.epochs_done and trainer.epochs_done > 0:
         autosave(trainer)
     if not leader:
@@ -417,10 +409,8 @@ def _recorder(args: argparse.Namespace, trainer: Any, out: Path | None) -> Any:
         return None
     from engine.runs import RunRecorder, default_store
 
-    dataset = getattr(trainer.dataset, "name", "") or str(getattr(trainer.dataset, "folder", ""))
-    return RunRecorder(default_store(), trainer.config.to_dict(), dataset, str(trainer.device), "cli",
-                       checkpoints=[str(out)] if out else [],
-                       warn=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr))
+    return RunRecorder.for_trainer(default_store(), trainer, "cli", [out] if out else [],
+                                   warn=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr))
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

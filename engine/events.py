@@ -65,6 +65,16 @@ TrainEvent = StepEvent | EpochEvent | FinishedEvent | FailedEvent | NoticeEvent
 EventCallback = Callable[[TrainEvent], None]
 
 
+def fan_out(*callbacks: EventCallback) -> EventCallback:
+    """One callback passing each event to every one of ``callbacks``, in order (a run has one ``on_event``)."""
+
+    def on_event(event: TrainEvent) -> None:
+        for callback in callbacks:
+            callback(event)
+
+    return on_event
+
+
 class TrainingControl:
     """Stop and pause flags shared between the thread that trains and the one that asks."""
 

@@ -111,6 +111,14 @@ class RunRecorder:
         except OSError as exc:
             self._failed(exc)
 
+    @classmethod
+    def for_trainer(cls, store: Path, trainer: Any, source: str, checkpoints: Iterable[str | Path] = (),
+                    warn: Any = None) -> RunRecorder:
+        """The record of the run ``trainer`` is about to train."""
+        dataset = getattr(trainer.dataset, "name", "") or str(getattr(trainer.dataset, "folder", ""))
+        return cls(store, trainer.config.to_dict(), dataset, str(trainer.device), source,
+                   checkpoints=[str(p) for p in checkpoints], warn=warn)
+
     def add_checkpoint(self, path: str | Path) -> None:
         """A checkpoint file this run wrote (an autosave, a Save as)."""
         if str(path) not in self.run.checkpoints:

@@ -315,7 +315,9 @@ class RecognitionPanel(QWidget):
         if several:
             self.digits_row.addWidget(QLabel("Digits:"))
             for k, digit in enumerate(reading.digits):
-                button = QPushButton(f"{self._name(digit.prediction.label)}  {digit.prediction.confidence:.0%}",
+                label = digit.prediction.label
+                name = "–" if label is None else self._names()[label]
+                button = QPushButton(f"{name}  {digit.prediction.confidence:.0%}",
                                      objectName=f"digitButton{k}")
                 button.setCheckable(True)
                 button.setToolTip("Show this digit's probabilities, input and saliency; That's a labels it")
@@ -336,12 +338,10 @@ class RecognitionPanel(QWidget):
             button.setChecked(k == self.selected)
         if len(digits) > 1:
             self.canvas.set_boxes([d.box for d in digits], self.canvas.boxes_of, self.selected)
-        classes = len(self.predictor.class_names) if self.predictor else 10
-        self.show_prediction(digits[self.selected].prediction if digits else _empty_prediction(classes))
+        self.show_prediction(digits[self.selected].prediction if digits else _empty_prediction(len(self._names())))
 
-    def _name(self, label: int | None) -> str:
-        names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
-        return "–" if label is None else names[label]
+    def _names(self) -> tuple[str, ...]:
+        return self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
 
     def show_prediction(self, prediction: Prediction) -> None:
         self.last_prediction = prediction
@@ -351,12 +351,12 @@ class RecognitionPanel(QWidget):
             self.confidence_label.setText("Draw a digit" if self.canvas.is_empty() else
                                           self.last_reading.doubt or "Nothing recognisable")
         elif len(digits) > 1:
-            names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
+            names = self._names()
             self.prediction_label.setText(self.last_reading.label_text(names))
             self.confidence_label.setText(f"digit {self.selected + 1} of {len(digits)}: "
                                           + confidence_text(prediction, names))
         else:
-            names = self.predictor.class_names if self.predictor else tuple(map(str, range(10)))
+            names = self._names()
             name = names[prediction.label]
             self.prediction_label.setText(name if len(name) <= 2 else name[:10])
             self.confidence_label.setText(confidence_text(prediction, names))

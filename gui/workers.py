@@ -270,7 +270,7 @@ class TrainingWorker(Worker):
     def work(self) -> None:
         from engine import checkpoint
         from engine.errors import UserError
-        from engine.events import EpochEvent, FinishedEvent, NoticeEvent, StepEvent
+        from engine.events import EpochEvent, FinishedEvent, NoticeEvent, StepEvent, fan_out
 
         trainer = self._make_trainer()
         if self.control.stopped:
@@ -301,11 +301,7 @@ class TrainingWorker(Worker):
                 flush()
                 self.finished.emit(event)
 
-        listeners = [on_event, *self._recorders(trainer)]
-
-        def on_any_event(event: Any) -> None:
-            for listener in listeners:
-                listener(event)
+        sinks = self._sinks(trainer)
 
         def on_epoch_end(t: Any) -> None:
             payload = checkpoint.trainer_payload(t)
@@ -319,37 +315,30 @@ class TrainingWorker(Worker):
                     self.saved.emit(str(self.autosave_path))
 
         try:
-            trainer.run(on_any_event, self.control, on_epoch_end=on_epoch_end)
+            trainer.run(fan_out(on_event, *(sink.on_event for sink in sinks)), self.control, on_epoch_end=on_epoch_end)
         finally:
-            for closer in self._closers:
-                closer()
+            for sink in sinks:
+                sink.close()
 
-    def _recorders(self, trainer: Any) -> list[Any]:
-        """The run's record (engine.runs) and TensorBoard scalars, where asked for; a problem with either
-        is a notice, never the end of the run."""
+    def _sinks(self, trainer: Any) -> list[Any]:
+        """The run's record (engine.runs) and TensorBoard scalars, where asked for: each with ``on_event``
+        and ``close``. A problem with either is a notice, never the end of the run."""
         from engine.errors import UserError
         from engine.runs import RunRecorder
 
-        listeners: list[Any] = []
-        self._closers: list[Any] = []
+        sinks: list[Any] = []
         if self.runs_store is not None:
-            name = getattr(self.dataset, "name", "") or str(getattr(self.dataset, "folder", ""))
-            recorder = RunRecorder(self.runs_store, trainer.config.to_dict(), name, str(trainer.device), "app",
-                                   checkpoints=[str(self.autosave_path)] if self.autosave_path else [],
-                                   warn=self.notice.emit)
-            listeners.append(recorder.on_event)
-            self._closers.append(recorder.close)
+            sinks.append(RunRecorder.for_trainer(self.runs_store, trainer, "app",
+                                                 [self.autosave_path] if self.autosave_path else [],
+                                                 warn=self.notice.emit))
         if self.tensorboard_dir is not None:
             from engine.tensorboard import ScalarWriter
 
             try:
-                board = ScalarWriter(self.tensorboard_dir)
+                sinks.append(ScalarWriter(self.tensorboard_dir))
             except UserError as exc:
                 self.notice.emit(f"No TensorBoard logs for this run: {exc}")
-            else:
-                listeners.append(board.on_event)
-                self._closers.append(board.close)
-        return listeners
+        return sinks
 
 
 class WarmUpWorker(Worker):
