@@ -90,7 +90,7 @@ def main() -> None:
             figures[name.replace(" ", "_")].update(alone=round(alone / digits_total, 3),
                                                    in_number=round(in_number / digits_total, 3))
 
-    times, single = [], []
+    times, single, single_read = [], [], []
     for _ in range(100):  # a six-digit drawing as the wide canvas holds it (280 px tall), and one digit alone
         drawn = [pen_digit(d, rng, size=220) for d in random_number(rng, 6)]
         image = 255 - compose(drawn, [int(rng.integers(10, 40)) for _ in range(5)], rng, margin=30)
@@ -101,11 +101,19 @@ def main() -> None:
         start = time.perf_counter()
         predictor.predict(alone)
         single.append(1000 * (time.perf_counter() - start))
+        start = time.perf_counter()
+        read_number(predictor, alone)
+        single_read.append(1000 * (time.perf_counter() - start))
+    for q in (50, 95):
+        rows.append((f"one digit: classifier alone vs the number reader, p{q} ms", f"{percentile(single, q):.1f}",
+                     f"{percentile(single_read, q):.1f}",
+                     f"{percentile(single_read, q) / percentile(single, q):.2f}x"))
     for q in (50, 95):
         rows.append((f"6-digit drawing read vs one digit predicted, p{q} ms", f"{percentile(single, q):.1f}",
                      f"{percentile(times, q):.1f}", f"{percentile(times, q) / percentile(single, q):.1f}x"))
     figures.update(read_p50_ms=round(percentile(times, 50), 2), read_p95_ms=round(percentile(times, 95), 2),
-                   single_p50_ms=round(percentile(single, 50), 2), single_p95_ms=round(percentile(single, 95), 2))
+                   single_p50_ms=round(percentile(single, 50), 2), single_p95_ms=round(percentile(single, 95), 2),
+                   single_read_p95_ms=round(percentile(single_read, 95), 2))
     print_table(f"Reading numbers ({args.numbers} per set; baseline: split at empty columns)", rows)
     print_json("reading", figures)
 

@@ -486,8 +486,8 @@ def _image_paths(paths: Sequence[str]) -> list[tuple[Path, str | None]]:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """One result per input: a reading, or the problem that kept this input from being read. The others'
-    results are kept; the exit status is 2 when any input failed."""
-    from engine.errors import ImageError
+    results are kept; the exit status is 1 when reading any input hit an internal error, else 2 when any
+    input was bad."""
     from engine.images import load_image
     from engine.inference import Predictor
     from engine.reading import read_number
@@ -495,12 +495,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(_load_checkpoint_or_bundled(args.checkpoint))
     names = predictor.class_names
     results: list[dict[str, Any]] = []
+    internal = False
     for path, problem in _image_paths(args.paths):
         if problem is None:
             try:
                 reading = read_number(predictor, load_image(path))
-            except ImageError as exc:
+            except UserError as exc:
                 problem = str(exc)
+            except Exception as exc:  # a bug, in this file's reading only: the other files still get theirs
+                internal = True
+                problem = f"{path}: internal error while reading it ({type(exc).__name__}: {exc})"
         if problem is not None:
             results.append({"path": str(path), "error": problem})
             continue
@@ -525,7 +529,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{PROG}: error: {item['error']}", file=sys.stderr)
         elif not args.json:
             print(f"{item['path']}: {_said(item)}")
-    return 2 if failed else 0
+    return 1 if internal else 2 if failed else 0
 
 
 def _said(item: dict[str, Any]) -> str:

@@ -125,9 +125,35 @@ class NumberReader:
         return cls(model)
 
     @torch.inference_mode()
-    def read(self, strip: Strip) -> list[SequenceDigit]:
+    def logits(self, strip: Strip) -> torch.Tensor:
+        """The (11, T) per-frame logits of one strip."""
         x = (torch.from_numpy(strip.pixels[:, :MAX_WIDTH]).view(1, 1, FIELD, -1) - MEAN) / STD
-        return decode(self.model(x)[0])
+        return self.model(x)[0]
+
+    def read(self, strip: Strip) -> list[SequenceDigit]:
+        return decode(self.logits(strip))
+
+    @staticmethod
+    def decode(logits: torch.Tensor) -> list[SequenceDigit]:
+        return decode(logits)
+
+    @staticmethod
+    @torch.inference_mode()
+    def log_likelihoods(logits: torch.Tensor, labellings: list[list[int]]) -> list[float]:
+        """CTC's log-probability of each labelling (digits, left to right) given one strip's logits: the
+        sum over every alignment of it to the frames (-inf where it has more digits than frames allow)."""
+        frames = logits.shape[1]
+        log_probabilities = logits.float().log_softmax(0).T.unsqueeze(1)  # (T, 1, 11)
+        scores = []
+        for labels in labellings:
+            if not labels:
+                scores.append(float(log_probabilities[:, 0, BLANK].sum()))
+                continue
+            loss = nn.functional.ctc_loss(log_probabilities, torch.tensor([labels]), torch.tensor([frames]),
+                                          torch.tensor([len(labels)]), blank=BLANK, reduction="sum",
+                                          zero_infinity=False)
+            scores.append(-float(loss))
+        return scores
 
 
 _shared: list[NumberReader | None] = []

@@ -1,32 +1,42 @@
 """Reading a written number: find the digits in a drawing or photo and read them left to right.
 
-The ink (:func:`engine.preprocess.ink_map`) is split into connected components; specks are dropped, and
-a component wider than a digit (digits that touch) is also cut at the thinnest columns of its ink. These
-pieces, in left-to-right order, are grouped into digits by dynamic programming: every run of up to
-``MAX_PIECES`` neighbouring pieces that could be one digit (not too wide, no wide gap) is prepared
-exactly as a single digit is (:func:`engine.preprocess.prepare_ink`, only that run's own ink, so the tail
-of a 7 reaching under its neighbour is not in the neighbour's input) and all of them are classified in
-one batch; the grouping with the most probable reading wins, where a piece much shorter than the line
-(the bar of a 5, a 7's crossbar, a dot of a broken stroke) standing alone costs dearly. So strokes of one
-digit that do not touch are grouped when the classifier reads them better together, and neighbours whose
-columns overlap are kept apart when it reads them better apart. ``benchmarks/bench_reading.py`` measures
-this on numbers composed from MNIST digits and from drawn digits.
+One pass through five stages, each visited once:
+
+1. **ink**: the image's ink map (:func:`engine.preprocess.ink_of`), scaled once so the line is at most
+   ``LINE`` pixels tall;
+2. **marks**: the canvas's strokes grouped into digits by their horizontal extent and order, as pen-input
+   systems do (:func:`_stroke_marks`), or, for an image, its 8-connected components; specks dropped. A mark
+   wider than a digit usually is (``POLICY.may_hold_several``) is also cut where touching digits likely
+   meet (:func:`_split`): its parts are the *pieces*;
+3. **candidate digits**: every run of neighbouring pieces that could be one digit, and every whole mark
+   however many pieces it was cut into, each prepared exactly as a single digit is
+   (:func:`engine.preprocess.prepare_ink`, its own ink only);
+4. **one batch classified**;
+5. **the decision** (:func:`_decide`): the grouping of the pieces with the highest score, where a cut
+   through a connected mark must beat the mark read whole by ``POLICY.split_margin``. Where a mark was
+   cut and the line reader (:mod:`engine.number_reader`) counts its digits differently, the two readings
+   are compared by their likelihoods under both models (:func:`_compare_counts`).
+
+The policy (:class:`ReadingPolicy`) names what each constant measures; ``tools/calibrate_reading.py``
+measures its false-split rate on MNIST's test digits and on other writers' pen digits, and
+``benchmarks/bench_reading.py`` and ``benchmarks/bench_people.py`` how numbers are read.
 
 Limits: one line of digits, written left to right; a digit must be at least ``SPECK`` of the line's
-height; digits that touch are cut with straight vertical cuts; more than ``MAX_MARKS`` marks (a photo of
-text) are not read.
+height; more than ``MAX_MARKS`` marks (a photo of text) are not read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from engine.inference import Prediction, Predictor
-from engine.number_reader import PAD, SequenceDigit, Strip, prepare_line, shared_reader
+from engine.number_reader import NumberReader, SequenceDigit, prepare_line, shared_reader
 from engine.preprocess import _resize, ink_of, prepare_ink, stroke_width
 
 DIGITS = tuple(map(str, range(10)))  # the number reader reads these classes only
@@ -35,21 +45,33 @@ LINE = 96  # lines of digits taller than this are read at this height
 MAX_MARKS = 60  # more components than this is text or a texture, not a number
 MAX_PIECES = 4  # at most this many pieces make one digit
 SPECK = 0.12  # a mark shorter and narrower than this fraction of the line's height is noise
-WIDEST = 1.5  # a digit is at most this wide per line height (MNIST: 99.9 % below 1.67 of its own height)
 CUT_SPACING = 0.15  # cuts through one mark are at least this far apart per line height
 CUT_REACH = 0.12  # a cut bends at most this far from its column per line height
-TOUCHING = 0.6  # a component wider than this per line height may hold several digits: cut it too
-SURE_CUT = 0.95  # digits apart and all surer than this are not read again by the line reader
-SURE_COUNT = 0.5  # the line reader's count is taken when its least sure digit is surer than this
-FLAT = 3.0  # ...unless it is less than this many stroke widths tall: a dash, not digits
-WIDEST_GAP = 0.08  # pieces of one digit are never further apart than this per line height
-SHORT = 0.5  # a group shorter than this per line height is a fragment, not a digit
-FRAGMENT_COST = 6.0  # log-probability charged for a fragment standing as a digit
-GAP_COST = 10.0  # charged per line height of empty columns inside one digit
-WIDE_COST = 4.0  # charged per line height of a digit's width beyond 1.4 typical digit widths
-UNLIKE_COST = 0.3  # charged per unit of logit below the usual winning logit among the candidates
-TYPICAL_WIDTH = 0.6  # a digit's width per line height where no digit stands apart to measure it on
-CUT_COST = 0.25  # charged per stroke crossed by a cut that separates two digits (touching digits meet at one)
+FLAT = 3.0  # a mark less than this many stroke widths tall is a dash, never cut
+
+
+@dataclass(frozen=True)
+class ReadingPolicy:
+    """When ink is one digit or several. Widths and gaps are per line height; scores are natural logs of
+    probabilities. Calibrated by tools/calibrate_reading.py (docs/architecture.md, Reading numbers)."""
+
+    widest_digit: float = 1.25  # a mark wider than this is wider than a digit usually is: it is also cut
+    may_hold_several: float = 0.6  # ...and one wider than this, where the classifier is unsure of it whole
+    sure_whole: float = 0.99  # unsure: the whole mark's top probability is below this
+    split_margin: float = 3.0  # a cut through a connected mark must beat the whole mark by this much
+    cut_cost: float = 0.25  # and pays this per stroke its cut crosses beyond one (touching digits meet at one)
+    widest: float = 1.5  # a group of pieces wider than this is not one digit (a whole mark always may be)
+    widest_gap: float = 0.08  # pieces of one digit are never further apart than this
+    short: float = 0.5  # a group shorter than this is a fragment, not a digit
+    fragment_cost: float = 6.0  # charged for a fragment standing as a digit (the bar of a 5, a dot)
+    gap_cost: float = 10.0  # charged per line height of empty columns inside one digit
+    wide_cost: float = 4.0  # per line height of a digit's width beyond 1.4 typical digit widths
+    typical_width: float = 0.6  # a digit's width where no digit stands apart to measure it on
+    unlike_cost: float = 0.3  # per unit of logit below the usual winning logit among the candidates
+    stroke_overlap: float = 0.5  # strokes overlapping by this share of the narrower's width are one digit
+
+
+POLICY = ReadingPolicy()
 
 
 @dataclass(frozen=True)
@@ -84,7 +106,9 @@ class _Piece:
     top: int
     left: int
     mask: np.ndarray  # bool
-    crossed: float = 0.0  # strokes the cut on its left goes through (0: no cut there)
+    mark: int  # which mark it is (or is part of)
+    part: int = -1  # which part of its mark, left to right; -1: the mark uncut
+    crossed: float = 0.0  # strokes the cut on its left goes through; 0: no cut on its left
 
     @property
     def bottom(self) -> int:
@@ -99,103 +123,198 @@ class _Piece:
         return self.left + float(np.flatnonzero(self.mask.any(0)).mean())
 
 
-def read_number(predictor: Predictor, image: Any) -> Reading:
-    """The digits of ``image`` (numpy array or PIL image, any size) left to right, with their boxes."""
-    ink = ink_of(image)
+Mark = tuple[int, int, np.ndarray]  # (top, left, bool mask in its tight box)
+Strokes = Sequence[np.ndarray]  # each stroke's points, (n, 2) as (x, y) in the image's pixels, in drawing order
+_Key = tuple[tuple[int, int], ...]  # a candidate digit: its pieces as (mark, part)
+
+
+class _Candidates:
+    """Candidate digits cut out, prepared and classified, each once; a lone mark is prepared from the
+    whole image's ink, as predict() prepares it."""
+
+    def __init__(self, predictor: Predictor, ink: np.ndarray, lone_ink: np.ndarray | None) -> None:
+        self.predictor, self.ink, self.lone_ink = predictor, ink, lone_ink
+        self.found: dict[_Key, tuple[Prediction, np.ndarray | None]] = {}
+        self.parts: dict[int, int] = {}  # how many parts each cut mark has
+
+    def key(self, pieces: list[_Piece]) -> _Key:
+        """The pieces' identity; every part of a cut mark is the mark whole."""
+        marks = {p.mark for p in pieces}
+        if len(marks) == 1 and len(pieces) == self.parts.get(pieces[0].mark, 0) > 1:
+            return ((pieces[0].mark, -1),)
+        return tuple((p.mark, p.part) for p in pieces)
+
+    def cut_into(self, pieces: list[_Piece]) -> None:
+        self.parts = {m: sum(p.mark == m for p in pieces) for m in {p.mark for p in pieces if p.part >= 0}}
+
+    def classify(self, pieces: list[_Piece], groups: list[tuple[int, int]]) -> None:
+        """Classify, in one batch, the groups of ``pieces`` not classified before."""
+        unique = {self.key(pieces[i:j]): pieces[i:j] for i, j in groups}
+        new = [(key, members) for key, members in unique.items() if key not in self.found]
+        inks = [None if key == ((0, -1),) and self.lone_ink is not None else _group_ink(self.ink, members)
+                for key, members in new]
+        prepared = [prepare_ink(self.lone_ink if own is None else own) for own in inks]
+        for (key, _), own, prediction in zip(new, inks, self.predictor.predict_batch(prepared), strict=True):
+            self.found[key] = (prediction, own)
+
+    def prediction(self, pieces: list[_Piece]) -> Prediction:
+        return self.found[self.key(pieces)][0]
+
+    def digit(self, pieces: list[_Piece], scale: float) -> DigitRead:
+        prediction, own = self.found[self.key(pieces)]
+        return DigitRead(prediction, _box(pieces, scale), own)
+
+
+def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None,
+                policy: ReadingPolicy = POLICY) -> Reading:
+    """The digits of ``image`` (numpy array or PIL image, any size) left to right, with their boxes.
+    ``strokes``: how the drawing was drawn (the canvas knows), which then decides what ink is one mark."""
+    ink = ink_of(image)  # 1. the ink
     if ink is None:
         return Reading(())
     full_ink = ink  # what preprocess() would prepare: a lone digit is read from it, as predict() reads it
     rows = np.flatnonzero(ink.max(1) > 0)
-    # digits are prepared at 80 px (preprocess.WORK): a line taller than LINE, or an image larger than
-    # MAX_SIDE, is read smaller, since more pixels only cost time
+    # digits are prepared at 80 px (preprocess.WORK): a taller line, or a larger image, only costs time
     scale = min(1.0, MAX_SIDE / max(ink.shape), LINE / (rows[-1] - rows[0] + 1))
     if scale < 1.0:
         ink = _resize(ink, max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale)))
-    components, boxes = _components(ink)
-    if not boxes:
+    found = _stroke_marks(ink, strokes, scale, policy) if strokes else _component_marks(ink)  # 2. marks
+    if not found:
         return Reading(())
-    line = max(bottom - top for top, bottom, _, _, _ in boxes)
-    marks = [b for b in boxes if max(b[1] - b[0], b[3] - b[2]) >= SPECK * line]
+    line = max(mask.shape[0] for _, _, mask in found)
+    marks = [m for m in found if max(m[2].shape) >= SPECK * line]
     if len(marks) > MAX_MARKS:
         return Reading((), f"{len(marks)} separate marks: too many to be a number")
-    pieces = _pieces(components, marks, line)
-
-    def whole() -> Reading:  # one digit: read exactly as a single image is, as predict() reads it
-        return Reading((DigitRead(predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale)),))
-
-    if len(pieces) == 1:  # one mark, as narrow as a digit
-        return whole()
-    groups = _candidate_groups(pieces, line)
-    inks = [_group_ink(ink, pieces[i:j]) for i, j in groups]
-    prepared = [prepare_ink(own) for own in inks]
-    predictions = predictor.predict_batch(prepared)
-    chosen = _best_grouping(pieces, groups, predictions, line)
-    if len(chosen) == 1:
-        cut = whole()
-    else:
-        index = {g: k for k, g in enumerate(groups)}
-        cut = Reading(tuple(DigitRead(predictions[index[g]], _box(pieces[g[0]:g[1]], scale), inks[index[g]])
-                            for g in chosen))
-    if not any(p.crossed for p in pieces) and min(d.prediction.confidence for d in cut.digits) > SURE_CUT:
-        return cut  # every digit stands apart and is read surely: the line reader would not change it
+    candidates = _Candidates(predictor, ink, full_ink if len(marks) == 1 else None)
+    pieces = _pieces(marks, line, frozenset())  # 3. candidate digits: the marks as they are
+    groups = _candidate_groups(pieces, line, policy)
+    candidates.classify(pieces, groups)  # 4. classified in one batch
+    cut = frozenset(k for k, mark in enumerate(marks)
+                    if _may_hold_several(mark, candidates.prediction([p for p in pieces if p.mark == k]), line, policy))
+    if cut:  # 3-4 again for the marks that may hold touching digits: their parts, in one more batch
+        pieces = _pieces(marks, line, cut)
+        candidates.cut_into(pieces)
+        groups = _candidate_groups(pieces, line, policy)
+        candidates.classify(pieces, groups)
+    score = _scores(pieces, groups, [candidates.prediction(pieces[i:j]) for i, j in groups], line, policy)
+    chosen, total = _best_grouping(score)  # 5. the decision
     reader = shared_reader() if predictor.class_names == DIGITS else None
-    strip = prepare_line(ink) if reader is not None else None
-    found = reader.read(strip) if strip is not None else []
-    if not found or len(found) == len(cut.digits) == 1:
-        return cut
-    if len(found) != len(cut.digits):
-        # The two count differently: the line reader's count wins when it is fairly sure of every digit
-        # (where digits touch it counts far better; bench_reading.py), the marks' count otherwise.
-        sure = min(float(d.probabilities.max()) for d in found) > SURE_COUNT
-        return (_sequence_reading(found, strip, ink, scale) or cut) if sure else cut
-    return Reading(tuple(_agree(a, b) for a, b in zip(cut.digits, found, strict=True)))
+    if reader is not None and cut:  # where digits may touch, the line reader's count is weighed too
+        chosen, reads = _weigh_counts(reader, ink, pieces, candidates, score, chosen, total)
+    else:
+        reads = None
+    if len(chosen) == 1:  # one digit: read as predict() reads the image
+        digit = candidates.digit(pieces, scale) if len(marks) == 1 else DigitRead(
+            predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale))
+        return Reading((replace(digit, ink=None),))
+    digits = [candidates.digit(pieces[i:j], scale) for i, j in chosen]
+    return Reading(tuple(digits if reads is None else map(_agree, digits, reads)))
+
+
+def _may_hold_several(mark: Mark, whole: Prediction, line: int, policy: ReadingPolicy) -> bool:
+    """Whether a mark may be digits that touch: wider than a digit usually is, or wide and unsure read whole;
+    never a dash (less than FLAT strokes tall)."""
+    height, width = mark[2].shape
+    if height < FLAT * stroke_width(mark[2].astype(np.float32)):
+        return False
+    return width > policy.widest_digit * line or (width > policy.may_hold_several * line
+                                                  and whole.confidence < policy.sure_whole)
+
+
+def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], candidates: _Candidates,
+                  score: dict[tuple[int, int], float], chosen: list[tuple[int, int]], total: float
+                  ) -> tuple[list[tuple[int, int]], list[SequenceDigit] | None]:
+    """The grouping, and the line reader's digits where its count is taken. Where the reader counts the
+    line's digits differently from the best grouping, the two counts are weighed by likelihood: each
+    count's best grouping scored by the classifier (as the decision scores it) plus the reader's CTC
+    log-probability of that count's labelling (its own reading for its count, the grouping's digits for the
+    other). The likelier count wins."""
+    strip = prepare_line(ink)
+    if strip is None:
+        return chosen, None
+    logits = reader.logits(strip)
+    found = reader.decode(logits)
+    if not found or len(found) == len(chosen):
+        return chosen, None
+    other = _best_grouping(score, len(found))
+    if other is None:  # no grouping of the pieces into as many digits
+        return chosen, None
+    labels = [candidates.prediction(pieces[i:j]).label for i, j in chosen]
+    ctc_chosen, ctc_found = reader.log_likelihoods(logits, [labels, [d.label for d in found]])
+    if other[1] + ctc_found > total + ctc_chosen:
+        return other[0], found
+    return chosen, None
 
 
 def _agree(cut: DigitRead, read: SequenceDigit) -> DigitRead:
-    """One digit as both readers see it: their probabilities averaged, the cut-out's box and input."""
+    """One digit, as the classifier reads its ink and the line reader reads it in the line: their
+    probabilities averaged."""
     probabilities = ((cut.prediction.probabilities + read.probabilities) / 2).astype(np.float32)
     prediction = Prediction(int(probabilities.argmax()), probabilities, cut.prediction.prepared,
                             cut.prediction.top_logit)
     return DigitRead(prediction, cut.box, cut.ink)
 
 
-def _sequence_reading(found: list[SequenceDigit], strip: Strip, ink: np.ndarray, scale: float) -> Reading | None:
-    """The line reader's digits; each digit's box and 28x28 input are the ink between the midpoints to
-    its neighbours (the reader places digits, it does not outline them)."""
-    centres = [strip.left + ((d.columns[0] + d.columns[1]) / 2 - PAD) / strip.scale for d in found]
-    edges = [0, *(round((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)), ink.shape[1]]
-    digits = []
-    for digit, a, b in zip(found, edges, edges[1:], strict=False):
-        part = ink[:, a:b]
-        rows, cols = np.flatnonzero(part.max(1) > 0), np.flatnonzero(part.max(0) > 0)
-        if not len(rows):
-            return None
-        own = part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        box = _image_box(a + cols[0], int(rows[0]), a + cols[-1] + 1, int(rows[-1]) + 1, scale)
-        digits.append(DigitRead(Prediction(digit.label, digit.probabilities, prepare_ink(own)), box, own))
-    return Reading(tuple(digits))
-
-
-def _components(ink: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:
-    """The 8-connected marks of ink: the label map and each mark's (top, bottom, left, right, label)."""
+def _component_marks(ink: np.ndarray) -> list[Mark]:
+    """The 8-connected marks of ink."""
     components, _ = ndimage.label(ink > 0, structure=np.ones((3, 3), bool))
-    slices = ndimage.find_objects(components)
-    return components, [(s[0].start, s[0].stop, s[1].start, s[1].stop, k + 1)
-                        for k, s in enumerate(slices) if s is not None]
+    return [(s[0].start, s[1].start, components[s] == k + 1)
+            for k, s in enumerate(ndimage.find_objects(components)) if s is not None]
 
 
-def _pieces(components: np.ndarray, marks: list[tuple[int, int, int, int, int]], line: int) -> list[_Piece]:
-    """Marks left to right; a mark wider than a digit is also cut where touching digits likely meet."""
+def group_strokes(extents: Sequence[tuple[float, float]], overlap: float = POLICY.stroke_overlap) -> list[list[int]]:
+    """Strokes (their ``(left, right)`` columns, in drawing order) grouped into digits: a stroke belongs to
+    a group whose columns overlap its own by ``overlap`` of the narrower of the two, as a 5's bar or a
+    4's second stroke does; groups left to right, strokes in drawing order."""
+    groups: list[tuple[float, float, list[int]]] = []
+    for k, (left, right) in enumerate(extents):
+        members, lo, hi = [k], left, right
+        for group in [g for g in groups if _overlaps((lo, hi), (g[0], g[1]), overlap)]:
+            groups.remove(group)
+            members, lo, hi = group[2] + members, min(lo, group[0]), max(hi, group[1])
+        groups.append((lo, hi, sorted(members)))
+    return [members for _, _, members in sorted(groups, key=lambda g: (g[0] + g[1]) / 2)]
+
+
+def _overlaps(a: tuple[float, float], b: tuple[float, float], share: float) -> bool:
+    common = min(a[1], b[1]) - max(a[0], b[0])
+    return common > 0 and common >= share * min(a[1] - a[0], b[1] - b[0])
+
+
+def _stroke_marks(ink: np.ndarray, strokes: Strokes, scale: float, policy: ReadingPolicy) -> list[Mark]:
+    """One mark per group of strokes (:func:`group_strokes`): the ink within a pen's reach of its strokes."""
+    reach = max(2.0, 0.75 * stroke_width(ink) + 1.5)  # half a stroke and the anti-aliased edge
+    points = [np.asarray(s, np.float64).reshape(-1, 2) * scale for s in strokes]
+    points = [p for p in points if len(p) and np.isfinite(p).all()]
+    extents = [(float(p[:, 0].min()) - reach, float(p[:, 0].max()) + reach) for p in points]
+    marks = []
+    for members in group_strokes(extents, policy.stroke_overlap):
+        canvas = Image.new("1", (ink.shape[1], ink.shape[0]), 0)
+        draw = ImageDraw.Draw(canvas)
+        for k in members:
+            line = [(float(x), float(y)) for x, y in points[k]]
+            if len(line) > 1:
+                draw.line(line, fill=1, width=max(1, round(2 * reach)), joint="curve")
+            for x, y in line[:1] + line[-1:]:
+                draw.ellipse((x - reach, y - reach, x + reach, y + reach), fill=1)
+        own = (ink > 0) & np.asarray(canvas, bool)
+        rows, cols = np.flatnonzero(own.any(1)), np.flatnonzero(own.any(0))
+        if len(rows):
+            marks.append((int(rows[0]), int(cols[0]), own[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]))
+    return marks
+
+
+def _pieces(marks: list[Mark], line: int, cut: frozenset[int]) -> list[_Piece]:
+    """Marks left to right; those in ``cut`` cut into parts where touching digits likely meet."""
     pieces: list[_Piece] = []
-    for top, bottom, left, right, label in marks:
-        mask = components[top:bottom, left:right] == label
-        wide = right - left > TOUCHING * line and bottom - top >= FLAT * stroke_width(mask.astype(np.float32))
-        parts = _split(mask, line) if wide else [(mask, 0.0)]
-        for part, crossed in parts:
+    for number, (top, left, mask) in enumerate(marks):
+        parts = _split(mask, line) if number in cut else [(mask, 0.0)]
+        for part_number, (part, crossed) in enumerate(parts):
             rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
             if len(rows):
                 pieces.append(_Piece(top + int(rows[0]), left + int(cols[0]),
-                                     part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], crossed))
+                                     part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], number,
+                                     part_number if number in cut else -1, crossed))
     return sorted(pieces, key=lambda p: p.centre)
 
 
@@ -247,19 +366,24 @@ def _cut_path(mask: np.ndarray, centre: int, radius: int) -> np.ndarray:
                                                                        np.full(h - rows * step, path[-1] + lo)]
 
 
-def _candidate_groups(pieces: list[_Piece], line: int) -> list[tuple[int, int]]:
-    """Runs ``[i, j)`` of neighbouring pieces that could be one digit."""
+def _candidate_groups(pieces: list[_Piece], line: int, policy: ReadingPolicy) -> list[tuple[int, int]]:
+    """Runs ``[i, j)`` of neighbouring pieces that could be one digit, and each mark cut into pieces read
+    whole (the pieces from its first to its last), however wide."""
     groups = []
     for i in range(len(pieces)):
         left, right = pieces[i].left, pieces[i].right
         groups.append((i, i + 1))
         for j in range(i + 1, min(i + MAX_PIECES, len(pieces))):
-            if pieces[j].left - right > WIDEST_GAP * line:
+            if pieces[j].left - right > policy.widest_gap * line:
                 break
             left, right = min(left, pieces[j].left), max(right, pieces[j].right)
-            if right - left > WIDEST * line:
+            if right - left > policy.widest * line:
                 break
             groups.append((i, j + 1))
+    for mark in {p.mark for p in pieces if p.part >= 0}:
+        members = [k for k, p in enumerate(pieces) if p.mark == mark]
+        if (members[0], members[-1] + 1) not in groups:
+            groups.append((members[0], members[-1] + 1))
     return groups
 
 
@@ -273,12 +397,13 @@ def _group_ink(ink: np.ndarray, pieces: list[_Piece]) -> np.ndarray:
     return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
 
 
-def _best_grouping(pieces: list[_Piece], groups: list[tuple[int, int]], predictions: list[Prediction],
-                   line: int) -> list[tuple[int, int]]:
-    """The split of the pieces into digits with the highest score (log-probabilities and shape costs)."""
+def _scores(pieces: list[_Piece], groups: list[tuple[int, int]], predictions: list[Prediction], line: int,
+            policy: ReadingPolicy) -> dict[tuple[int, int], float]:
+    """Each candidate digit's score: its log-probability less its shape's costs, and, where it starts at a
+    cut through a connected mark (separating it from the mark's other part), the split margin."""
     whole = [p.right - p.left for k, p in enumerate(pieces) if p.bottom - p.top >= 0.6 * line
              and p.crossed == 0 and (k + 1 == len(pieces) or pieces[k + 1].crossed == 0)]
-    typical = float(np.median(whole)) if whole else TYPICAL_WIDTH * line
+    typical = float(np.median(whole)) if whole else policy.typical_width * line
     usual = float(np.percentile([p.top_logit for p in predictions], 75))  # how sure this model is of a digit
     score = {}
     for (i, j), prediction in zip(groups, predictions, strict=True):
@@ -288,21 +413,40 @@ def _best_grouping(pieces: list[_Piece], groups: list[tuple[int, int]], predicti
         for piece in ordered[1:]:
             gaps, right = gaps + max(0, piece.left - right), max(right, piece.right)
         width = right - ordered[0].left
-        cost = ((FRAGMENT_COST if height < SHORT * line else 0.0) + GAP_COST * gaps / line
-                + WIDE_COST * max(0.0, width - 1.4 * typical) / line)
-        cost += CUT_COST * pieces[i].crossed  # a digit that starts at a cut through this many strokes
-        cost += UNLIKE_COST * max(0.0, usual - prediction.top_logit)
+        cost = ((policy.fragment_cost if height < policy.short * line else 0.0) + policy.gap_cost * gaps / line
+                + policy.wide_cost * max(0.0, width - 1.4 * typical) / line)
+        if pieces[i].crossed:  # this digit starts where a connected mark was cut
+            cost += policy.split_margin + policy.cut_cost * max(0.0, pieces[i].crossed - 1)
+        cost += policy.unlike_cost * max(0.0, usual - prediction.top_logit)
         score[(i, j)] = float(np.log(max(prediction.confidence, 1e-6))) - cost
-    best = [0.0] + [-np.inf] * len(pieces)
-    back = [0] * (len(pieces) + 1)
-    for (i, j) in sorted(groups, key=lambda g: g[1]):
-        if best[i] + score[(i, j)] > best[j]:
-            best[j], back[j] = best[i] + score[(i, j)], i
-    chosen, end = [], len(pieces)
-    while end > 0:
-        chosen.append((back[end], end))
-        end = back[end]
-    return chosen[::-1]
+    return score
+
+
+def _best_grouping(score: dict[tuple[int, int], float], count: int | None = None
+                   ) -> tuple[list[tuple[int, int]], float] | None:
+    """The split of the pieces into digits (``count`` of them, or any number) with the highest total score,
+    and that score; None when no split into ``count`` digits exists."""
+    n = max(j for _, j in score)
+    counts = range(n + 1) if count is not None else [0]
+    best = {(0, 0): 0.0}
+    back: dict[tuple[int, int], tuple[int, int]] = {}
+    for (i, j) in sorted(score, key=lambda g: g[1]):
+        for k in counts:
+            here = (i, k)
+            if here not in best:
+                continue
+            there = (j, k + 1 if count is not None else 0)
+            total = best[here] + score[(i, j)]
+            if total > best.get(there, -np.inf):
+                best[there], back[there] = total, here
+    end = (n, count if count is not None else 0)
+    if end not in best:
+        return None
+    chosen, at = [], end
+    while at[0] > 0:
+        chosen.append((back[at][0], at[0]))
+        at = back[at]
+    return chosen[::-1], best[end]
 
 
 def _box(pieces: list[_Piece], scale: float) -> tuple[int, int, int, int]:

@@ -242,6 +242,11 @@ class DrawCanvas(QWidget):
                 painter.drawRect(QRectF(shown.x() + x * sx - 3, shown.y() + y * sy - 3, w * sx + 6, h * sy + 6))
         painter.end()
 
+    def stroke_points(self, size: int = RENDER_SIZE) -> list[np.ndarray]:
+        """Each stroke's points, in drawing order, as (n, 2) arrays of (x, y) in the pixels of
+        ``to_array(size)``: how the drawing was drawn, for the reader to group strokes into digits."""
+        return [np.array([(p.x() * size, p.y() * size) for p in points], np.float64) for _, points in self.strokes]
+
     def to_array(self, size: int = RENDER_SIZE) -> np.ndarray:
         """The drawing as a uint8 grayscale array ``size`` pixels tall and as wide as the surface's aspect
         ratio makes it (dark ink on white), independent of the widget's size."""

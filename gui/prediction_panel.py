@@ -262,8 +262,11 @@ class RecognitionPanel(QWidget):
         if source is None and not self.wide_check.isChecked():  # the square canvas holds one digit
             image = self.canvas.to_array()
             reading = Reading((DigitRead(self.predictor.predict(image), (0, 0, 0, 0)),))
-        elif source is None or source[0] == "file":  # a file as `predict` reads it: the image, not the canvas's
-            image = self.canvas.to_array() if source is None else source[1]
+        elif source is None:  # the wide canvas: its strokes say which ink is one digit
+            image = self.canvas.to_array()
+            reading = read_number(self.predictor, image, strokes=self.canvas.stroke_points())
+        elif source[0] == "file":  # a file as `predict` reads it: the image, not the canvas's
+            image = source[1]
             reading = read_number(self.predictor, image)
         else:  # a data set's own 28x28 image, as the evaluation read it
             image = source[1]

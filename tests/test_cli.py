@@ -339,3 +339,31 @@ def test_predict_reads_a_number_with_digit_boxes(tmp_path: Path) -> None:
     assert len(one["digits"]) == 1 and one["digits"][0]["confidence"] == pytest.approx(max(one["probabilities"]))
     plain = run("predict", str(tmp_path / "number.png"))
     assert plain.returncode == 0 and plain.stdout.startswith(f"{tmp_path / 'number.png'}: 42 (digits ")
+
+
+def test_predict_keeps_every_other_result_when_reading_one_file_fails(tmp_path: Path, monkeypatch, capsys) -> None:
+    from engine import cli, reading
+
+    canvas = np.full((120, 120), 255, np.uint8)
+    canvas[20:100, 55:65] = 0
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(canvas).save(tmp_path / name)
+    (tmp_path / "d.png").write_bytes(b"not an image")
+    real = reading.read_number
+
+    def failing_on_b(predictor, image, *args, **kwargs):
+        if failing_on_b.calls == 1:  # the second file, b.png, in sorted order
+            failing_on_b.calls += 1
+            raise ValueError("zero-size array")
+        failing_on_b.calls += 1
+        return real(predictor, image, *args, **kwargs)
+
+    failing_on_b.calls = 0
+    monkeypatch.setattr(reading, "read_number", failing_on_b)
+    status = cli.main(["predict", str(tmp_path), "--json"])
+    items = json.loads(capsys.readouterr().out)
+    assert status == 1  # an internal error outranks the bad input's 2
+    assert [Path(i["path"]).name for i in items] == ["a.png", "b.png", "c.png", "d.png"]
+    assert items[0]["text"] == items[2]["text"] != "" and "error" not in items[0]
+    assert "internal error" in items[1]["error"] and "b.png" in items[1]["error"]
+    assert "not an image" in items[3]["error"]

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from engine.inference import BUNDLED_MODEL
+from engine.pendigits import PENDIGITS
 from tests.drawn_digits import SHAPES, render
 from tests.gui_helpers import drag, open_checkpoint
 
@@ -242,3 +243,38 @@ def test_a_number_on_the_wide_canvas_is_read_digit_by_digit(window, panel, qtbot
     panel.canvas.clear()
     _write(panel.canvas, [5])
     assert not panel.digits_box.isVisible() and panel.prediction_label.text() == "5"
+
+
+@pytest.mark.skipif(not PENDIGITS.is_file(), reason="../shared/datasets/pendigits is not beside the project")
+def test_other_writers_numbers_drawn_apart_on_the_wide_canvas_are_counted_by_their_strokes(panel, qtbot) -> None:
+    """Pen digits of writers held out from training, one stroke each, drawn with the mouse on the wide canvas."""
+    from engine.pendigits import read_pendigits, split
+
+    _, held = split(read_pendigits(PENDIGITS))
+    qtbot.mouseClick(panel.wide_check, Qt.MouseButton.LeftButton)
+    rng = np.random.default_rng(7)
+    counted = whole = 0
+    for _ in range(12):
+        panel.canvas.clear()
+        chosen = rng.choice(len(held), int(rng.integers(2, 5)))
+        size, x = rng.uniform(0.5, 0.75), 0.1
+        for i in chosen:
+            points = held.trajectories[i] / 100 * size
+            drag(panel.canvas, [(x + px, (1 - size) / 2 + py) for px, py in points])
+            x += float(np.ptp(points[:, 0])) + rng.uniform(0.12, 0.3) * size
+        reading = panel.last_reading
+        counted += len(reading.digits) == len(chosen)
+        whole += reading.text == "".join(str(int(held.labels[i])) for i in chosen)
+        assert [d.box[0] for d in reading.digits] == sorted(d.box[0] for d in reading.digits)
+    assert counted == 12 and whole >= 8
+
+
+def test_strokes_decide_which_ink_is_one_digit_on_the_wide_canvas(panel, qtbot) -> None:
+    """A 1 whose foot touches the next digit's ink is still its own digit: the strokes say so."""
+    qtbot.mouseClick(panel.wide_check, Qt.MouseButton.LeftButton)
+    panel.canvas.clear()
+    drag(panel.canvas, [(0.45, 0.15), (0.45, 0.85)])  # a 1
+    drag(panel.canvas, [(0.95, 0.2), (0.62, 0.2), (0.58, 0.45), (0.8, 0.45), (0.9, 0.65), (0.8, 0.85),
+                        (0.47, 0.84)])  # a 5 in one stroke, its tail touching the 1
+    drag(panel.canvas, [(0.63, 0.2), (0.59, 0.45)])  # its upright again: a second stroke inside its columns
+    assert panel.last_reading.text == "15"

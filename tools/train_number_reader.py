@@ -1,12 +1,15 @@
 """Train the number reader (engine/number_reader.py) that resources/models/number-reader.pt holds.
 
-    python tools/train_number_reader.py [--data DIR] [--steps 4000] [--out resources/models/number-reader.pt]
+    python tools/train_number_reader.py [--data DIR] [--pendigits FILE] [--steps 8000]
+        [--out resources/models/number-reader.pt]
 
 Numbers of 1-7 digits are composed from MNIST training digits (--data: a folder of MNIST's IDX files; the
-bundled sample by default), each digit scaled a little, set with gaps from a quarter of a digit's width
+bundled sample by default) and, as often, from pen digits of other writers (--pendigits: the training
+share of engine.pendigits.split, each drawn three times as a 28x28 digit with a random pen and
+distortion), each digit scaled a little, set with gaps from a quarter of a digit's width
 overlapping to half a digit apart and jittered up and down, their ink combined where they overlap; each
 is prepared as the app prepares a line (engine.number_reader.prepare_line) and the net learns with CTC
-loss. About 15 minutes on two CPU cores.
+loss. About 30 minutes on two CPU cores.
 """
 
 from __future__ import annotations
@@ -27,9 +30,20 @@ sys.path.insert(0, str(ROOT))
 from engine.data import read_idx  # noqa: E402
 from engine.files import atomic_write  # noqa: E402
 from engine.number_reader import BLANK, FIELD, MEAN, READER_FILE, STD, STRIDE, NumberNet, prepare_line  # noqa: E402
+from engine.pendigits import PENDIGITS, distorted, read_pendigits, render, split  # noqa: E402
 from tests.numbers import compose  # noqa: E402
 
 GAPS = (-6, 12)  # pixels between neighbours' ink at MNIST's scale (a digit is about 12-20 px wide)
+
+
+def pen_digits(path: Path, seed: int, renders: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The training share's pen digits drawn as MNIST's digits are: in a 20 px box of a 28x28 field,
+    bright ink, each ``renders`` times with another pen and distortion."""
+    train, _ = split(read_pendigits(path))
+    rng = np.random.default_rng(seed)
+    images = [render(distorted(t, rng), (FIELD, FIELD), (4, 4, 20, 20), rng.uniform(1.5, 3.5))
+              for t in train.trajectories for _ in range(renders)]
+    return np.stack(images), np.repeat(train.labels, renders).astype(np.uint8)
 
 
 def number(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
@@ -73,7 +87,8 @@ class Numbers(torch.utils.data.IterableDataset):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT / "resources" / "datasets" / "mnist-sample"))
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--pendigits", default=str(PENDIGITS), help="'' for MNIST's digits alone")
+    parser.add_argument("--steps", type=int, default=8000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(READER_FILE))
@@ -83,6 +98,9 @@ def main() -> None:
     folder = Path(args.data)
     images = read_idx(folder / "train-images-idx3-ubyte.gz", 2051)
     labels = read_idx(folder / "train-labels-idx1-ubyte.gz", 2049)
+    if args.pendigits:  # about as many pen digits as MNIST's: half the numbers' digits are other writers'
+        pen_images, pen_labels = pen_digits(Path(args.pendigits), args.seed)
+        images, labels = np.concatenate([images, pen_images]), np.concatenate([labels, pen_labels])
     loader = torch.utils.data.DataLoader(Numbers(images, labels, args.batch, args.seed), batch_size=None,
                                          num_workers=1, prefetch_factor=4)
     model = NumberNet()
