@@ -1,8 +1,9 @@
 """Other writers' digits: the UCI pen-based digits (Alpaydin and Alimoglu, 1998; CC BY 4.0), drawn as a
 person draws them on the canvas.
 
-Each digit is a pen trajectory of 8 points resampled at equal arc length, pen-up moves included, scaled
-so that its longer side spans 0-100 with y growing upward. :func:`render` draws one as connected
+Each digit is a pen trajectory of 8 points resampled at equal arc length, pen-up moves included, with y
+growing upward; x and y are each scaled to span 0-100, so the file keeps no digit's aspect ratio (a 1
+spans as wide as it is tall; tests/test_pendigits.py checks the file does so). :func:`render` draws one as connected
 segments with a round pen, at a size and place and with a pen width of the caller's choosing;
 :func:`random_drawing` picks those the way people draw on a canvas, and, with ``distort``, also bends
 the trajectory a little (slant, rotation, squash, wobble, smoothing) so that a model trained on renders
@@ -30,7 +31,7 @@ MAX_FILE_BYTES = 16 * 1024 * 1024  # the training split is 0.4 MB
 
 @dataclass(frozen=True)
 class PenDigits:
-    """``trajectories`` float32 (N, 8, 2): x right and y *down*, in 0..100; ``labels`` int64 (N,)."""
+    """``trajectories`` float32 (N, 8, 2): x right and y *down*, each spanning 0..100; ``labels`` int64 (N,)."""
 
     trajectories: np.ndarray
     labels: np.ndarray
@@ -75,8 +76,7 @@ def read_pendigits(path: Path | str) -> PenDigits:
 
 def render(trajectory: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float],
            pen: float, into: np.ndarray | None = None) -> np.ndarray:
-    """The trajectory (any number of points, x right, y down, its longer side spanning 0..100) drawn with a
-    round pen ``pen`` pixels wide, scaled to fit ``box`` = (left, top, width, height) with its aspect ratio
+    """The trajectory (any number of points, x right, y down) drawn with a round pen ``pen`` pixels wide, scaled to fit ``box`` = (left, top, width, height) with its aspect ratio
     kept and centred there, on an image of ``size`` = (height, width); bright ink (uint8). ``into``: an
     image to draw over (the ink combined), for numbers."""
     height, width = size

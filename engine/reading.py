@@ -56,7 +56,7 @@ class ReadingPolicy:
     probabilities. Calibrated by tools/calibrate_reading.py (docs/architecture.md, Reading numbers)."""
 
     widest_digit: float = 1.25  # a mark wider than this is wider than a digit usually is: it is also cut
-    may_hold_several: float = 0.6  # ...and one wider than this, where the classifier is unsure of it whole
+    may_hold_several: float = 0.6  # ...and, in an image, one wider than this that the classifier is unsure of
     sure_whole: float = 0.99  # unsure: the whole mark's top probability is below this
     split_margin: float = 3.0  # a cut through a connected mark must beat the whole mark by this much
     cut_cost: float = 0.25  # and pays this per stroke its cut crosses beyond one (touching digits meet at one)
@@ -69,6 +69,7 @@ class ReadingPolicy:
     typical_width: float = 0.6  # a digit's width where no digit stands apart to measure it on
     unlike_cost: float = 0.3  # per unit of logit below the usual winning logit among the candidates
     stroke_overlap: float = 0.5  # strokes overlapping by this share of the narrower's width are one digit
+    reader_weight: float = 1.0  # the line reader's log-likelihoods count this much against the classifier's
 
 
 POLICY = ReadingPolicy()
@@ -187,20 +188,20 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
         return Reading((), f"{len(marks)} separate marks: too many to be a number")
     candidates = _Candidates(predictor, ink, full_ink if len(marks) == 1 else None)
     pieces = _pieces(marks, line, frozenset())  # 3. candidate digits: the marks as they are
-    groups = _candidate_groups(pieces, line, policy)
+    groups = _candidate_groups(pieces, line, policy, bool(strokes))
     candidates.classify(pieces, groups)  # 4. classified in one batch
-    cut = frozenset(k for k, mark in enumerate(marks)
-                    if _may_hold_several(mark, candidates.prediction([p for p in pieces if p.mark == k]), line, policy))
+    cut = frozenset(k for k, mark in enumerate(marks) if _may_hold_several(
+        mark, candidates.prediction([p for p in pieces if p.mark == k]), line, policy, by_strokes=bool(strokes)))
     if cut:  # 3-4 again for the marks that may hold touching digits: their parts, in one more batch
         pieces = _pieces(marks, line, cut)
         candidates.cut_into(pieces)
-        groups = _candidate_groups(pieces, line, policy)
+        groups = _candidate_groups(pieces, line, policy, bool(strokes))
         candidates.classify(pieces, groups)
     score = _scores(pieces, groups, [candidates.prediction(pieces[i:j]) for i, j in groups], line, policy)
     chosen, total = _best_grouping(score)  # 5. the decision
     reader = shared_reader() if predictor.class_names == DIGITS else None
     if reader is not None and cut:  # where digits may touch, the line reader's count is weighed too
-        chosen, reads = _weigh_counts(reader, ink, pieces, candidates, score, chosen, total)
+        chosen, reads = _weigh_counts(reader, ink, pieces, candidates, score, chosen, total, policy.reader_weight)
     else:
         reads = None
     if len(chosen) == 1:  # one digit: read as predict() reads the image
@@ -211,24 +212,25 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
     return Reading(tuple(digits if reads is None else map(_agree, digits, reads)))
 
 
-def _may_hold_several(mark: Mark, whole: Prediction, line: int, policy: ReadingPolicy) -> bool:
-    """Whether a mark may be digits that touch: wider than a digit usually is, or wide and unsure read whole;
-    never a dash (less than FLAT strokes tall)."""
+def _may_hold_several(mark: Mark, whole: Prediction, line: int, policy: ReadingPolicy, by_strokes: bool) -> bool:
+    """Whether a mark may be digits that touch: wider than a digit usually is, or, where the marks are not
+    the writer's own strokes, wide and unsure read whole; never a dash (less than FLAT strokes tall)."""
     height, width = mark[2].shape
     if height < FLAT * stroke_width(mark[2].astype(np.float32)):
         return False
-    return width > policy.widest_digit * line or (width > policy.may_hold_several * line
-                                                  and whole.confidence < policy.sure_whole)
+    if width > policy.widest_digit * line:
+        return True  # one stroke through several digits, or digits that touch
+    return not by_strokes and width > policy.may_hold_several * line and whole.confidence < policy.sure_whole
 
 
 def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], candidates: _Candidates,
-                  score: dict[tuple[int, int], float], chosen: list[tuple[int, int]], total: float
-                  ) -> tuple[list[tuple[int, int]], list[SequenceDigit] | None]:
+                  score: dict[tuple[int, int], float], chosen: list[tuple[int, int]], total: float,
+                  weight: float) -> tuple[list[tuple[int, int]], list[SequenceDigit] | None]:
     """The grouping, and the line reader's digits where its count is taken. Where the reader counts the
     line's digits differently from the best grouping, the two counts are weighed by likelihood: each
     count's best grouping scored by the classifier (as the decision scores it) plus the reader's CTC
     log-probability of that count's labelling (its own reading for its count, the grouping's digits for the
-    other). The likelier count wins."""
+    other), weighted by ``weight``. The likelier count wins."""
     strip = prepare_line(ink)
     if strip is None:
         return chosen, None
@@ -241,7 +243,7 @@ def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], c
         return chosen, None
     labels = [candidates.prediction(pieces[i:j]).label for i, j in chosen]
     ctc_chosen, ctc_found = reader.log_likelihoods(logits, [labels, [d.label for d in found]])
-    if other[1] + ctc_found > total + ctc_chosen:
+    if other[1] + weight * ctc_found > total + weight * ctc_chosen:
         return other[0], found
     return chosen, None
 
@@ -283,10 +285,10 @@ def _overlaps(a: tuple[float, float], b: tuple[float, float], share: float) -> b
 
 def _stroke_marks(ink: np.ndarray, strokes: Strokes, scale: float, policy: ReadingPolicy) -> list[Mark]:
     """One mark per group of strokes (:func:`group_strokes`): the ink within a pen's reach of its strokes."""
-    reach = max(2.0, 0.75 * stroke_width(ink) + 1.5)  # half a stroke and the anti-aliased edge
+    reach = max(2.0, 0.5 * stroke_width(ink) + 2.0)  # half a stroke and its anti-aliased edge
     points = [np.asarray(s, np.float64).reshape(-1, 2) * scale for s in strokes]
     points = [p for p in points if len(p) and np.isfinite(p).all()]
-    extents = [(float(p[:, 0].min()) - reach, float(p[:, 0].max()) + reach) for p in points]
+    extents = [(float(p[:, 0].min()) - reach / 2, float(p[:, 0].max()) + reach / 2) for p in points]  # a line has width
     marks = []
     for members in group_strokes(extents, policy.stroke_overlap):
         canvas = Image.new("1", (ink.shape[1], ink.shape[0]), 0)
@@ -366,9 +368,11 @@ def _cut_path(mask: np.ndarray, centre: int, radius: int) -> np.ndarray:
                                                                        np.full(h - rows * step, path[-1] + lo)]
 
 
-def _candidate_groups(pieces: list[_Piece], line: int, policy: ReadingPolicy) -> list[tuple[int, int]]:
+def _candidate_groups(pieces: list[_Piece], line: int, policy: ReadingPolicy,
+                      by_strokes: bool = False) -> list[tuple[int, int]]:
     """Runs ``[i, j)`` of neighbouring pieces that could be one digit, and each mark cut into pieces read
-    whole (the pieces from its first to its last), however wide."""
+    whole (the pieces from its first to its last), however wide. Where the marks are the writer's groups
+    of strokes, a digit joins marks only to take in fragments (a dot, a short stroke) that overlapped none."""
     groups = []
     for i in range(len(pieces)):
         left, right = pieces[i].left, pieces[i].right
@@ -379,6 +383,9 @@ def _candidate_groups(pieces: list[_Piece], line: int, policy: ReadingPolicy) ->
             left, right = min(left, pieces[j].left), max(right, pieces[j].right)
             if right - left > policy.widest * line:
                 break
+            tall = {p.mark for p in pieces[i:j + 1] if p.bottom - p.top >= policy.short * line}
+            if by_strokes and len(tall) > 1:
+                continue
             groups.append((i, j + 1))
     for mark in {p.mark for p in pieces if p.part >= 0}:
         members = [k for k, p in enumerate(pieces) if p.mark == mark]

@@ -270,11 +270,14 @@ def test_other_writers_numbers_drawn_apart_on_the_wide_canvas_are_counted_by_the
 
 
 def test_strokes_decide_which_ink_is_one_digit_on_the_wide_canvas(panel, qtbot) -> None:
-    """A 1 whose foot touches the next digit's ink is still its own digit: the strokes say so."""
+    """A 1 whose ink touches the next digit's is still its own digit, and a 4 of two strokes one digit:
+    the strokes say so."""
     qtbot.mouseClick(panel.wide_check, Qt.MouseButton.LeftButton)
     panel.canvas.clear()
     drag(panel.canvas, [(0.45, 0.15), (0.45, 0.85)])  # a 1
-    drag(panel.canvas, [(0.95, 0.2), (0.62, 0.2), (0.58, 0.45), (0.8, 0.45), (0.9, 0.65), (0.8, 0.85),
-                        (0.47, 0.84)])  # a 5 in one stroke, its tail touching the 1
-    drag(panel.canvas, [(0.63, 0.2), (0.59, 0.45)])  # its upright again: a second stroke inside its columns
-    assert panel.last_reading.text == "15"
+    zero = [(0.68 + 0.19 * math.sin(a / 10 * math.pi), 0.5 - 0.36 * math.cos(a / 10 * math.pi)) for a in range(21)]
+    drag(panel.canvas, zero)  # a 0 whose left side touches the 1
+    drag(panel.canvas, [(1.25, 0.15), (1.05, 0.6), (1.4, 0.6)])  # a 4 of two strokes, apart
+    drag(panel.canvas, [(1.3, 0.35), (1.3, 0.88)])
+    assert panel.last_reading.text == "104"
+    assert panel.canvas.to_array()[140, round(0.45 * 280) + 8: round(0.49 * 280)].min() < 128  # the inks touch

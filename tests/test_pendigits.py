@@ -53,6 +53,8 @@ def test_a_drawing_is_dark_ink_in_its_box_with_the_pen_asked_for(tmp_path: Path)
 @pytest.mark.skipif(not PENDIGITS.is_file(), reason="../shared/datasets/pendigits is not beside the project")
 def test_the_held_out_share_is_apart_from_the_training_share_and_always_the_same() -> None:
     digits = read_pendigits(PENDIGITS)
+    extents = np.ptp(digits.trajectories, axis=1)
+    assert np.all(extents >= 99)  # x and y each span 0-100: no digit keeps its aspect ratio
     train, held = split(digits)
     assert len(train) + len(held) == len(digits) and abs(len(held) - 0.2 * len(digits)) < 1
     assert np.array_equal(split(digits)[1].labels, held.labels)

@@ -121,3 +121,27 @@ def test_a_wide_image_of_one_shape_per_digit(predictor) -> None:
     parts = [255 - render(s, size=200, box=160, left=20, top=20, pen=14) for s in strokes]
     image = 255 - compose(parts, [20, 20, 20], np.random.default_rng(4))
     assert read_number(predictor, image).text == "2026"
+
+
+def test_the_strokes_decide_which_ink_is_one_digit(predictor) -> None:
+    """Given the strokes, a 1 whose ink touches the 0 beside it stays a digit, and a 4 of two strokes is one."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    strokes = [[(0.45, 0.15), (0.45, 0.85)],
+               [(0.68 + 0.19 * math.sin(a / 10 * math.pi), 0.5 - 0.36 * math.cos(a / 10 * math.pi)) for a in range(21)],
+               [(1.25, 0.15), (1.05, 0.6), (1.4, 0.6)], [(1.3, 0.35), (1.3, 0.88)]]
+    points = [np.array([(280 * x, 280 * y) for x, y in stroke]) for stroke in strokes]
+    image = Image.new("L", (840, 280), 255)
+    draw = ImageDraw.Draw(image)
+    for stroke in points:
+        draw.line([tuple(p) for p in stroke], fill=0, width=18, joint="curve")
+        for x, y in stroke:
+            draw.ellipse((x - 9, y - 9, x + 9, y + 9), fill=0)
+    drawing = np.asarray(image)
+    by_strokes = read_number(predictor, drawing, strokes=points)
+    assert by_strokes.text == "104"
+    (x1, _, w1, _), (x0, _, _, _) = by_strokes.digits[0].box, by_strokes.digits[1].box
+    assert x1 + w1 < x0 + 20 and w1 < 40  # the 1's box holds the 1, not the 0 it touches
+    assert len(read_number(predictor, drawing).digits) <= 3  # the ink alone has the 1 and 0 as one mark

@@ -1,9 +1,10 @@
 """Train the bundled model (resources/models/digitnet-mnist.pt) for MNIST and for other writers' pen digits.
 
-    python tools/train_bundled_model.py [--mnist DIR] [--pendigits FILE] [--renders 3] [--epochs 15]
-        [--seed 0] [--out resources/models/digitnet-mnist.pt]
+    python tools/train_bundled_model.py [--mnist DIR] [--mnist-copies 2] [--pendigits FILE] [--renders 2]
+        [--epochs 18] [--seed 0] [--out resources/models/digitnet-mnist.pt]
 
-The training set is MNIST's training images (--mnist: the 10,000-image sample) plus ``--renders``
+The training set is MNIST's training images (--mnist: the 10,000-image sample), ``--mnist-copies`` times
+over so that MNIST keeps its weight, plus ``--renders``
 drawings of every pendigits digit of the training share (engine.pendigits.split; its held-out share is
 never seen here), each drawn as a canvas drawing with a random size, place, pen and distortion
 (engine.pendigits.random_drawing) and prepared exactly as the app prepares a drawing
@@ -52,8 +53,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", default=str(ROOT / "resources" / "datasets" / "mnist-sample"))
     parser.add_argument("--pendigits", default=str(PENDIGITS))
-    parser.add_argument("--renders", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--mnist-copies", type=int, default=2)
+    parser.add_argument("--renders", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(BUNDLED_MODEL))
     args = parser.parse_args()
@@ -66,10 +68,11 @@ def main() -> int:
     try:
         folder = work / "mnist"  # the data set's name, as the checkpoint records it: MNIST's classes
         folder.mkdir()
+        copies = args.mnist_copies
         write_idx(folder / "train-images-idx3-ubyte.gz",
-                  np.concatenate([read_idx(mnist / "train-images-idx3-ubyte.gz", 2051), images]))
+                  np.concatenate([read_idx(mnist / "train-images-idx3-ubyte.gz", 2051)] * copies + [images]))
         write_idx(folder / "train-labels-idx1-ubyte.gz",
-                  np.concatenate([read_idx(mnist / "train-labels-idx1-ubyte.gz", 2049), labels]))
+                  np.concatenate([read_idx(mnist / "train-labels-idx1-ubyte.gz", 2049)] * copies + [labels]))
         for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
             shutil.copy(mnist / name, folder / name)
         return cli.main(["train", "--data", str(folder), "--model", "digitnet", "--epochs", str(args.epochs),
