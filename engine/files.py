@@ -3,7 +3,8 @@
 :func:`atomic_write` writes a temporary file in the same folder, fsyncs it, then ``os.replace``s it over
 the real name: a crash, a full disk or a failing writer never leaves a half-written file under the real
 name, and the previous file of that name stays intact. A temporary left by a killed process is removed
-by the next write into that folder (:func:`remove_stale_temporaries`).
+by the next write of the same name (:func:`remove_stale_temporaries`): only a file named exactly as
+this module names that target's temporaries, never another file that merely looks like one.
 
 :func:`check_output` is the one guard every command and the app apply to a file they are about to write,
 before any work: the folder exists and takes files, the name is not a folder, a device or a FIFO, not a
@@ -23,8 +24,10 @@ from pathlib import Path
 
 from engine.errors import UserError
 
-# .NAME.PID-RANDOM.tmp: the writer's process id tells a live write from a killed one's leftover
-_TEMPORARY = re.compile(r"^\..*\.(\d+)-[a-z0-9_]{8}\.tmp$")
+# .NAME.digit-studio-PID-RANDOM.tmp (NAME: the target's name, at most 100 characters; RANDOM: tempfile's 8
+# characters): this program's mark, and the writer's process id to tell a live write from a killed one's
+_TEMPORARY = r"^\.{name}\.digit-studio-(\d+)-[a-z0-9_]{{8}}\.tmp$"
+_NAME_LIMIT = 100
 STALE_AFTER_S = 24 * 3600  # a temporary this old is stale even if its process id is alive again
 
 
@@ -42,8 +45,9 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     """
     folder = path.parent if str(path.parent) else Path(".")
     _check_replaceable(path)
-    remove_stale_temporaries(folder)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:100]}.{os.getpid()}-", suffix=".tmp", dir=folder)
+    remove_stale_temporaries(folder, path.name)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:_NAME_LIMIT]}.digit-studio-{os.getpid()}-", suffix=".tmp",
+                                    dir=folder)
     os.close(fd)
     try:
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; these files are meant to be shared
@@ -76,8 +80,10 @@ def _check_replaceable(path: Path) -> None:
         raise PermissionError(errno.EACCES, "the file is write-protected", str(path))
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporaries :func:`atomic_write` left in ``folder`` when its process was killed."""
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the temporaries :func:`atomic_write` left in ``folder`` for a target ``name`` when its process
+    was killed; with no ``name``, for any target (only in a folder the app alone writes, its autosaves)."""
+    pattern = re.compile(_TEMPORARY.format(name=re.escape(name[:_NAME_LIMIT]) if name is not None else ".+"))
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -85,7 +91,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         return removed
     now = time.time()
     for entry in entries:
-        match = _TEMPORARY.match(entry.name)
+        match = pattern.match(entry.name)
         if match is None:
             continue
         try:

@@ -112,16 +112,20 @@ def test_an_unwritable_out_is_found_before_training(tiny_data: Path, tmp_path: P
 
 
 def test_stale_temporaries_of_killed_writes_are_removed(tmp_path: Path) -> None:
-    dead = tmp_path / ".model.pt.999999999-abcdefgh.tmp"  # no such process
-    live = tmp_path / f".model.pt.{os.getppid()}-abcdefgh.tmp"  # a process that runs: a write in progress
+    dead = tmp_path / ".model.pt.digit-studio-999999999-abcdefgh.tmp"  # no such process
+    live = tmp_path / f".model.pt.digit-studio-{os.getppid()}-abcdefgh.tmp"  # a process that runs: a write in progress
     mine = tmp_path / "notes.tmp"  # not of the app's naming
-    for path in (dead, live, mine):
+    alike = tmp_path / ".report.2024-december.tmp"  # the user's, named like a temporary
+    other = tmp_path / ".notes.txt.digit-studio-999999999-abcdefgh.tmp"  # another target's: not this write's
+    for path in (dead, live, mine, alike, other):
         path.write_bytes(b"partial")
     atomic_write(tmp_path / "model.pt", lambda tmp: Path(tmp).write_bytes(b"new"))
-    assert not dead.exists() and live.exists() and mine.exists()
+    assert not dead.exists() and live.exists() and mine.exists() and alike.exists() and other.exists()
     assert (tmp_path / "model.pt").read_bytes() == b"new"
+    atomic_write(tmp_path / "report", lambda tmp: Path(tmp).write_bytes(b"new"))  # ".report.2024-december.tmp"
+    assert alike.exists()
     os.utime(live, (1, 1))  # a day old: its process id has long been reused
-    assert remove_stale_temporaries(tmp_path) == [live]
+    assert remove_stale_temporaries(tmp_path, "model.pt") == [live]
 
 
 def test_predict_reports_each_bad_input_and_keeps_the_others(trained: Path, tmp_path: Path, capsys) -> None:
