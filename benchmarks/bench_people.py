@@ -6,8 +6,8 @@ engine.pendigits.split) drawn as canvas drawings, read as `predict` and the canv
 
 Printed: single digits read right by `predict` (engine.reading.read_number) against the classifier alone,
 the share read as several digits, each class's accuracy; numbers of 2-6 digits written apart (gaps of
-0.15-0.6 digit heights) and tight (-0.25 to 0.05: columns overlapping, some touching), as images and, for
-the wide canvas, as strokes; with ``--teach``, a model taught 10 drawings per digit read on the others.
+0.15-0.6 digit heights) and tight (-0.25 to 0.05: columns overlapping, most touching), as images (as
+`predict` reads a file) and with their strokes (as the wide canvas reads them), one stroke a digit; with ``--teach``, a model taught 10 drawings per digit read on the others.
 """
 
 from __future__ import annotations
@@ -48,21 +48,25 @@ def read_singles(predictor, held, rng, count: int) -> tuple[list[tuple[str, str]
 
 
 def read_numbers(predictor, held, rng, count: int) -> tuple[list[tuple[str, str]], dict]:
+    """Numbers as images (as `predict` reads a file) and, for the wide canvas, with their strokes."""
     from engine.pendigits import number_drawing
     from engine.reading import read_number
 
     rows, figures = [], {}
     for name, gaps in SETS.items():
-        whole = counted = 0
+        tallies = {"image": [0, 0], "strokes": [0, 0]}
         for _ in range(count):
             chosen = rng.choice(len(held), int(rng.integers(2, 7)))
-            image, _ = number_drawing([held.trajectories[i] for i in chosen], rng, gaps)
-            reading = read_number(predictor, image)
+            image, strokes = number_drawing([held.trajectories[i] for i in chosen], rng, gaps)
             truth = "".join(str(int(held.labels[i])) for i in chosen)
-            whole += reading.text == truth
-            counted += len(reading.digits) == len(chosen)
-        rows.append((f"numbers {name}: count right / whole right", "", f"{counted / count:.3f} / {whole / count:.3f}", ""))
-        figures[name] = {"count": round(counted / count, 4), "whole": round(whole / count, 4)}
+            for way, given in (("image", None), ("strokes", strokes)):
+                text = read_number(predictor, image, strokes=given).text
+                tallies[way][0] += len(text) == len(truth)
+                tallies[way][1] += text == truth
+        for way, (counted, whole) in tallies.items():
+            rows.append((f"numbers {name}, by {way}: count right / whole right", "",
+                         f"{counted / count:.3f} / {whole / count:.3f}", ""))
+            figures[f"{name}_{way}"] = {"count": round(counted / count, 4), "whole": round(whole / count, 4)}
     return rows, figures
 
 

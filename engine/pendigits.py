@@ -76,17 +76,13 @@ def read_pendigits(path: Path | str) -> PenDigits:
 
 def render(trajectory: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float],
            pen: float, into: np.ndarray | None = None) -> np.ndarray:
-    """The trajectory (any number of points, x right, y down) drawn with a round pen ``pen`` pixels wide, scaled to fit ``box`` = (left, top, width, height) with its aspect ratio
-    kept and centred there, on an image of ``size`` = (height, width); bright ink (uint8). ``into``: an
-    image to draw over (the ink combined), for numbers."""
+    """The trajectory (any number of points, x right, y down) drawn with a round pen ``pen`` pixels wide,
+    scaled to fit ``box`` = (left, top, width, height) with its aspect ratio kept and centred there, on an
+    image of ``size`` = (height, width); bright ink (uint8). ``into``: an image to draw over (the ink
+    combined), for numbers."""
     height, width = size
     s = SUPERSAMPLE
-    left, top, box_width, box_height = box
-    xs, ys = trajectory[:, 0], trajectory[:, 1]
-    scale = min(box_width / max(float(np.ptp(xs)), 1e-6), box_height / max(float(np.ptp(ys)), 1e-6))
-    x0 = left + (box_width - float(np.ptp(xs)) * scale) / 2 - float(xs.min()) * scale
-    y0 = top + (box_height - float(np.ptp(ys)) * scale) / 2 - float(ys.min()) * scale
-    points = [((x0 + x * scale) * s, (y0 + y * scale) * s) for x, y in trajectory]
+    points = [(x * s, y * s) for x, y in placed(trajectory, box)]
     image = Image.new("L", (width * s, height * s), 0)
     draw = ImageDraw.Draw(image)
     radius = max(0.5, pen * s / 2)
@@ -149,25 +145,33 @@ def split(digits: PenDigits, held_out: float = 0.2, seed: int = 0) -> tuple[PenD
     return digits.subset(np.sort(order[count:])), digits.subset(np.sort(order[:count]))
 
 
+def placed(trajectory: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The trajectory's points where :func:`render` draws them for ``box``, in the image's pixels."""
+    left, top, box_width, box_height = box
+    xs, ys = trajectory[:, 0], trajectory[:, 1]
+    scale = min(box_width / max(float(np.ptp(xs)), 1e-6), box_height / max(float(np.ptp(ys)), 1e-6))
+    x0 = left + (box_width - float(np.ptp(xs)) * scale) / 2 - float(xs.min()) * scale
+    y0 = top + (box_height - float(np.ptp(ys)) * scale) / 2 - float(ys.min()) * scale
+    return np.stack([x0 + xs * scale, y0 + ys * scale], axis=1)
+
+
 def number_drawing(trajectories: list[np.ndarray], rng: np.random.Generator, gaps: tuple[float, float],
-                   height: int = 280) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+                   height: int = 280) -> tuple[np.ndarray, list[np.ndarray]]:
     """Digits written side by side on a line as one person writes them (one pen, similar heights), with
     gaps between neighbours' ink drawn from ``gaps`` per digit height (negative: their columns overlap).
-    Dark ink on white (uint8, ``height`` tall, as wide as needed), and each digit's box (x, y, w, h)."""
+    Dark ink on white (uint8, ``height`` tall, as wide as needed), and each digit's stroke as drawn there
+    ((n, 2) points in its pixels, as the canvas hands its strokes to the reader)."""
     size = rng.uniform(0.55, 0.75) * height
     pen = rng.uniform(0.04, 0.12) * size
-    placed, x = [], pen
+    boxes, x = [], pen
     for k, trajectory in enumerate(trajectories):
         h = size * rng.uniform(0.9, 1.1)
         aspect = max(float(np.ptp(trajectory[:, 0])), 1.0) / max(float(np.ptp(trajectory[:, 1])), 1.0)
         w = h * min(aspect, 1.5)  # as tall as its neighbours, as wide as its shape makes it
         top = (height - h) / 2 + rng.uniform(-0.06, 0.06) * size
-        placed.append((x, top, w, h))
+        boxes.append((x, top, w, h))
         x += w + (rng.uniform(*gaps) * size if k + 1 < len(trajectories) else 0)
-    width = int(np.ceil(x + pen))
-    ink = np.zeros((height, width), np.uint8)
-    boxes = []
-    for trajectory, (left, top, w, h) in zip(trajectories, placed, strict=True):
-        render(trajectory, (height, width), (left, top, w, h), pen, into=ink)
-        boxes.append((int(left), int(top), int(np.ceil(w)), int(np.ceil(h))))
-    return 255 - ink, boxes
+    ink = np.zeros((height, int(np.ceil(x + pen))), np.uint8)
+    for trajectory, box in zip(trajectories, boxes, strict=True):
+        render(trajectory, ink.shape, box, pen, into=ink)
+    return 255 - ink, [placed(t, box) for t, box in zip(trajectories, boxes, strict=True)]

@@ -22,7 +22,8 @@ measures its false-split rate on MNIST's test digits and on other writers' pen d
 ``benchmarks/bench_reading.py`` and ``benchmarks/bench_people.py`` how numbers are read.
 
 Limits: one line of digits, written left to right; a digit must be at least ``SPECK`` of the line's
-height; more than ``MAX_MARKS`` marks (a photo of text) are not read.
+height; more than ``MAX_MARKS`` marks (a photo of text) are not read, and more than ``MAX_DIGITS`` digits
+are said to be no plausible number.
 """
 
 from __future__ import annotations
@@ -36,13 +37,14 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from engine.inference import Prediction, Predictor
-from engine.number_reader import NumberReader, SequenceDigit, prepare_line, shared_reader
+from engine.number_reader import MAX_WIDTH, NumberReader, SequenceDigit, prepare_line, shared_reader
 from engine.preprocess import _resize, ink_of, prepare_ink, stroke_width
 
 DIGITS = tuple(map(str, range(10)))  # the number reader reads these classes only
 MAX_SIDE = 1200  # larger images are read at this size (the cut-outs are 28x28 anyway)
 LINE = 96  # lines of digits taller than this are read at this height
 MAX_MARKS = 60  # more components than this is text or a texture, not a number
+MAX_DIGITS = 40  # a reading of more digits than this is said to be no plausible number (a zigzag, a texture)
 MAX_PIECES = 4  # at most this many pieces make one digit
 SPECK = 0.12  # a mark shorter and narrower than this fraction of the line's height is noise
 CUT_SPACING = 0.15  # cuts through one mark are at least this far apart per line height
@@ -190,10 +192,12 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
     pieces = _pieces(marks, line, frozenset())  # 3. candidate digits: the marks as they are
     groups = _candidate_groups(pieces, line, policy, bool(strokes))
     candidates.classify(pieces, groups)  # 4. classified in one batch
-    cut = frozenset(k for k, mark in enumerate(marks) if _may_hold_several(
+    cut = set(k for k, mark in enumerate(marks) if _may_hold_several(
         mark, candidates.prediction([p for p in pieces if p.mark == k]), line, policy, by_strokes=bool(strokes)))
+    endless = {k for k in cut if marks[k][2].shape[1] > MAX_DIGITS * line}  # a zigzag or a scribble: not cut
+    cut -= endless
     if cut:  # 3-4 again for the marks that may hold touching digits: their parts, in one more batch
-        pieces = _pieces(marks, line, cut)
+        pieces = _pieces(marks, line, frozenset(cut))
         candidates.cut_into(pieces)
         groups = _candidate_groups(pieces, line, policy, bool(strokes))
         candidates.classify(pieces, groups)
@@ -204,12 +208,18 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
         chosen, reads = _weigh_counts(reader, ink, pieces, candidates, score, chosen, total, policy.reader_weight)
     else:
         reads = None
+    if endless:
+        return Reading(tuple(candidates.digit(pieces[i:j], scale) for i, j in chosen),
+                       f"a mark as long as {MAX_DIGITS} digits or more: no plausible number")
     if len(chosen) == 1:  # one digit: read as predict() reads the image
         digit = candidates.digit(pieces, scale) if len(marks) == 1 else DigitRead(
             predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale))
         return Reading((replace(digit, ink=None),))
-    digits = [candidates.digit(pieces[i:j], scale) for i, j in chosen]
-    return Reading(tuple(digits if reads is None else map(_agree, digits, reads)))
+    digits = tuple(candidates.digit(pieces[i:j], scale) for i, j in chosen)
+    if reads is not None:
+        digits = tuple(map(_agree, digits, reads))
+    doubt = f"{len(digits)} digits: longer than a plausible number" if len(digits) > MAX_DIGITS else None
+    return Reading(digits, doubt)
 
 
 def _may_hold_several(mark: Mark, whole: Prediction, line: int, policy: ReadingPolicy, by_strokes: bool) -> bool:
@@ -232,7 +242,7 @@ def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], c
     log-probability of that count's labelling (its own reading for its count, the grouping's digits for the
     other), weighted by ``weight``. The likelier count wins."""
     strip = prepare_line(ink)
-    if strip is None:
+    if strip is None or strip.pixels.shape[1] > MAX_WIDTH:  # a line longer than the reader reads: not weighed
         return chosen, None
     logits = reader.logits(strip)
     found = reader.decode(logits)

@@ -58,9 +58,11 @@ def test_the_held_out_share_is_apart_from_the_training_share_and_always_the_same
     train, held = split(digits)
     assert len(train) + len(held) == len(digits) and abs(len(held) - 0.2 * len(digits)) < 1
     assert np.array_equal(split(digits)[1].labels, held.labels)
-    image, boxes = number_drawing(list(held.trajectories[:3]), np.random.default_rng(0), (0.2, 0.4))
-    assert image.shape[0] == 280 and len(boxes) == 3
-    assert boxes[0][0] + boxes[0][2] < boxes[1][0] and boxes[1][0] + boxes[1][2] < boxes[2][0]
+    image, strokes = number_drawing(list(held.trajectories[:3]), np.random.default_rng(0), (0.2, 0.4))
+    assert image.shape[0] == 280 and len(strokes) == 3
+    assert strokes[0][:, 0].max() < strokes[1][:, 0].min() and strokes[1][:, 0].max() < strokes[2][:, 0].min()
+    x, y = np.round(strokes[1][3]).astype(int)
+    assert image[y, x] < 128  # the strokes lie on the ink
 
 
 def test_strokes_are_grouped_by_their_columns_and_order() -> None:

@@ -145,3 +145,14 @@ def test_the_strokes_decide_which_ink_is_one_digit(predictor) -> None:
     (x1, _, w1, _), (x0, _, _, _) = by_strokes.digits[0].box, by_strokes.digits[1].box
     assert x1 + w1 < x0 + 20 and w1 < 40  # the 1's box holds the 1, not the 0 it touches
     assert len(read_number(predictor, drawing).digits) <= 3  # the ink alone has the 1 and 0 as one mark
+
+
+def test_a_reading_longer_than_any_number_says_so(predictor) -> None:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (6000, 120), 255)
+    ImageDraw.Draw(image).line([(20 + 12 * k, 20 if k % 2 else 100) for k in range(495)], fill=0, width=4)
+    start = time.perf_counter()
+    reading = read_number(predictor, np.asarray(image))  # a zigzag
+    assert time.perf_counter() - start < 5
+    assert "plausible" in reading.doubt
