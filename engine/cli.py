@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 import traceback
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -426,9 +427,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         accuracy = f"{run.final_accuracy:.2%}" if run.final_accuracy is not None else "-"
         state = f"damaged: {run.damaged}" if run.damaged else run.status
-        print(f"{run.id}  {run.title}  {run.epochs_done}/{run.total_epochs} epochs  {accuracy}  "
-              f"{run.seconds:.0f} s  {run.device}  {state}")
+        print(f"{printable(run.id)}  {printable(run.title)}  {run.epochs_done}/{run.total_epochs} epochs  "
+              f"{accuracy}  {run.seconds:.0f} s  {printable(run.device)}  {printable(state)}")
     return 0
+
+
+def printable(text: object) -> str:
+    """``text`` with control and format characters (newlines, ANSI escapes, the right-to-left override)
+    escaped, as ``ls`` shows such names: a record's words never steer the terminal."""
+    return "".join(c if unicodedata.category(c)[0] not in "CZ" or c == " " else
+                   c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ import math
 import os
 import shutil
 import socket
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ RECORD = "run.json"
 STEPS = "steps.csv"
 MAX_RECORD_BYTES = 4 << 20  # a run.json is a few kB; anything this large is not one
 MAX_STEPS_BYTES = 128 << 20  # about 4 million logged steps; more is not read
+MAX_STEP_LINE = 200  # a logged step is about 40 characters; a longer line is not one
+MAX_DEPTH = 32  # a record's configuration nests a level or two; deeper is not a record
 
 
 def default_store() -> Path:
@@ -196,7 +199,61 @@ def _new_folder(store: Path, stem: str) -> Path:
 
 
 def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    """A finite float, or None (not a number, infinite, NaN, or an integer beyond a float's range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes; else OSError or ValueError.
+    Opened without blocking and checked once open (a FIFO, a device or a link to one is refused, never
+    read), so the check and the read are of the same file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path.name} is {info.st_size:,} bytes, too large")
+        return handle.read(limit + 1)[:limit]
+
+
+def _step_lines(path: Path, chunk: int = 1 << 20) -> list[str]:
+    """The complete lines of a steps file, read in chunks up to MAX_STEPS_BYTES; a line longer than a step
+    can be is skipped as it is read, so one endless line costs one chunk of memory."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    lines: list[str] = []
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        partial, skipping, read = b"", False, 0
+        while read < MAX_STEPS_BYTES and (block := handle.read(min(chunk, MAX_STEPS_BYTES - read))):
+            read += len(block)
+            pieces = (partial + block).split(b"\n")
+            partial = pieces.pop()  # complete only once its newline arrives
+            for piece in pieces:
+                if not skipping and len(piece) <= MAX_STEP_LINE:
+                    lines.append(piece.decode("utf-8", errors="replace"))
+                skipping = False
+            if len(partial) > MAX_STEP_LINE:
+                partial, skipping = b"", True
+    return lines
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deep lists and dicts nest in ``value``, counted up to ``limit`` + 1 without recursion."""
+    deepest, level = 0, [value]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        level = [item for item in level if isinstance(item, (dict, list))]
+    return deepest
 
 
 def _number(value: float) -> str:
@@ -217,18 +274,17 @@ def list_runs(store: Path | None = None) -> list[Run]:
 def read_run(folder: Path) -> Run:
     run = Run(folder=folder, id=folder.name)
     try:
-        path = folder / RECORD
-        if path.stat().st_size > MAX_RECORD_BYTES:
-            raise ValueError(f"{RECORD} is {path.stat().st_size:,} bytes, too large to be a run record")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(folder / RECORD, MAX_RECORD_BYTES).decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError(f"{RECORD} is not a record")
+        if _depth(data) > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
         _fill(run, data)
     except FileNotFoundError:
         run.damaged = f"no {RECORD}"
         return run
-    except (OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
-        run.status, run.damaged = "damaged", f"{RECORD} cannot be read: {exc}"
+    except (OSError, ValueError, TypeError, OverflowError, RecursionError, UnicodeDecodeError) as exc:
+        run.status, run.damaged = "damaged", f"{RECORD} cannot be read: {str(exc)[:300]}"
         return run
     if run.status == "running" and not _alive(data.get("pid"), data.get("host")):
         run.status = "interrupted"
@@ -261,13 +317,13 @@ def _fill(run: Run, data: dict[str, Any]) -> None:
 def _alive(pid: Any, host: Any) -> bool:
     if host != socket.gethostname():
         return True  # another machine's run: it cannot be asked, so it is taken at its word
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
+        return False  # no process has such an id
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
@@ -286,11 +342,9 @@ class Curves:
 def read_curves(run: Run) -> Curves:
     """The run's steps; lines a crash cut short, or that are not numbers, are skipped."""
     try:
-        with open(run.folder / STEPS, "rb") as handle:
-            text = handle.read(MAX_STEPS_BYTES).decode("utf-8", errors="replace")
-    except OSError:
-        text = ""
-    lines = text.split("\n")[1:-1]  # the header; and the last piece, which is complete only when empty
+        lines = _step_lines(run.folder / STEPS)[1:]  # the header left out
+    except (OSError, ValueError):
+        lines = []
     try:  # the common case, every line whole: one conversion of all the numbers
         table = np.array(",".join(lines).split(","), dtype=np.float64).reshape(-1, 5) if lines else None
         if table is not None and len(table) != len(lines):
@@ -313,7 +367,7 @@ def read_curves(run: Run) -> Curves:
 def update_run(run: Run, name: str | None = None, note: str | None = None) -> None:
     """Rename a run or change its note (the only fields a user edits)."""
     path = run.folder / RECORD
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = json.loads(read_regular(path, MAX_RECORD_BYTES).decode("utf-8"))
     if name is not None:
         data["name"] = run.name = name.strip()[:200]
     if note is not None:
@@ -332,7 +386,7 @@ def record_checkpoint(store: Path, autosave: Path, saved: Path) -> bool:
     for run in list_runs(store):
         if str(autosave) in run.checkpoints and str(saved) not in run.checkpoints:
             try:
-                data = json.loads((run.folder / RECORD).read_text(encoding="utf-8"))
+                data = json.loads(read_regular(run.folder / RECORD, MAX_RECORD_BYTES).decode("utf-8"))
                 data["checkpoints"] = [*run.checkpoints, str(saved)]
                 _write_record(run.folder / RECORD, data)
             except (OSError, ValueError):
