@@ -64,7 +64,7 @@ from engine.checkpoint_validation import (
 from engine.config import MAX_EPOCHS, TrainConfig
 from engine.data import Normalization, has_split_files
 from engine.errors import CheckpointError, ConfigError
-from engine.files import atomic_write, check_input
+from engine.files import atomic_write, check_input, folder_problem
 from engine.history import History
 from engine.models import build_model
 
@@ -199,8 +199,10 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
     """Write ``payload`` to ``path`` atomically (see :mod:`engine.files`)."""
     path = Path(path).expanduser()
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CheckpointError(f"cannot save {path}: folder {folder} does not exist")
+    problem = folder_problem(folder)
+    if problem is not None:
+        raise CheckpointError(f"cannot save {path}: folder {folder} "
+                              + ("does not exist" if problem == "missing" else f"cannot be used ({problem})"))
     buffer = io.BytesIO()
     torch.save(payload, buffer)
 

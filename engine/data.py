@@ -27,6 +27,7 @@ import torch
 
 from engine.download import ProgressCallback, RemoteFile, download_dataset
 from engine.errors import DataError, DownloadError
+from engine.files import folder_problem
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -284,8 +285,11 @@ def compute_normalization(split: Split) -> Normalization:
 def load_folder(folder: Path | str, name: str | None = None) -> Dataset:
     """Load train and test splits from a folder of IDX files."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
+    problem = folder_problem(folder)
+    if problem == "missing":
         raise DataError(f"{folder}: data folder does not exist")
+    if problem is not None:
+        raise DataError(f"{folder}: data folder cannot be read ({problem})")
     train = load_split(folder, "train")
     normalization = compute_normalization(train)
     if normalization.std < 1e-3:  # every input would be divided by (nearly) zero

@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.checkpoint import Checkpoint
 from engine.errors import UserError
-from engine.files import atomic_write
+from engine.files import atomic_write, folder_problem
 
 FORMATS = ("pt2", "torchscript", "onnx")
 SUFFIXES = {"pt2": ".pt2", "torchscript": ".pt", "onnx": ".onnx"}
@@ -46,8 +46,10 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
     out = Path(out).expanduser()
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
-    if not out.parent.is_dir():
-        raise UserError(f"cannot export to {out}: folder {out.parent} does not exist")
+    problem = folder_problem(out.parent)
+    if problem is not None:
+        raise UserError(f"cannot export to {out}: folder {out.parent} "
+                        + ("does not exist" if problem == "missing" else f"cannot be used ({problem})"))
     module = NormalizedModel(checkpoint.model, checkpoint.normalization.mean, checkpoint.normalization.std).eval()
     example = torch.zeros(2, 1, 28, 28)
 

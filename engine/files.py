@@ -135,6 +135,15 @@ def check_input(path: Path, what: str, error: type[UserError]) -> os.stat_result
     return info
 
 
+def folder_problem(path: Path) -> str | None:
+    """None if ``path`` is a folder; else why not: "missing", or what the system said (a name too long, no
+    permission, a dead mount), which ``Path.is_dir`` would raise instead of answering."""
+    try:
+        return None if path.is_dir() else "missing"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 def check_output(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:
     """``path`` if a command may write it; else a UserError saying why, before any work is done."""
     path = Path(path).expanduser()

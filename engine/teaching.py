@@ -26,6 +26,7 @@ from engine.augment import apply_augmentation, draw_augmentation
 from engine.checkpoint import Checkpoint, checkpoint_payload
 from engine.data import Dataset, to_float
 from engine.errors import DataError, ImageError
+from engine.files import folder_problem
 from engine.images import IMAGE_SUFFIXES, load_image
 from engine.preprocess import preprocess
 
@@ -82,8 +83,11 @@ def replay_for(checkpoint: Checkpoint) -> tuple[Dataset | None, str]:
 def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
     """Every image under ``folder/<class name>/``; unreadable or blank ones are skipped and counted."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
+    problem = folder_problem(folder)
+    if problem == "missing":
         raise DataError(f"{folder}: no such folder of samples")
+    if problem is not None:
+        raise DataError(f"{folder}: the folder of samples cannot be read ({problem})")
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [p.name for p in subfolders if p.name not in class_names]
     if unknown:
