@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +147,37 @@ def _build(compiler: str, source: Path, flags: tuple[str, ...], target: Path) ->
                               text=True, timeout=COMPILE_TIMEOUT_S)
         if done.returncode != 0:
             return (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        digest = _digest(Path(partial))
         os.replace(partial, target)  # another process building the same file at once is harmless
+        atomic_write(_digest_file(target), lambda tmp: Path(tmp).write_text(digest))
         return ""
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
     finally:
         Path(partial).unlink(missing_ok=True)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _untrusted(library: Path) -> str | None:
+    """Why a cached library must not be loaded, or None: it is loaded only as this program built it (the
+    SHA-256 recorded then), a regular file of this user's that no one else may write."""
+    try:
+        info = library.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+            return "not this user's own file, or writable by others"
+        recorded = _digest_file(library).read_text(encoding="ascii").strip()
+        return None if recorded == _digest(library) else "its contents are not what was built"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot be checked ({exc.strerror if isinstance(exc, OSError) else exc})"
 
 
 def _compile_and_load(name: str) -> NativeLibrary:
@@ -176,10 +204,14 @@ def _compile_and_load(name: str) -> NativeLibrary:
                 if complaint:
                     complaints.append(complaint)
                     break
-            try:
-                return NativeLibrary(name, ctypes.CDLL(str(target)), target, flags)
-            except OSError as exc:
-                complaints.append(str(exc))
+            problem = _untrusted(target)
+            if problem is None:
+                try:
+                    return NativeLibrary(name, ctypes.CDLL(str(target)), target, flags)
+                except OSError as exc:
+                    complaints.append(str(exc))
+            else:
+                complaints.append(f"{target.name}: {problem}")
             if fresh:
                 break
             fresh = True

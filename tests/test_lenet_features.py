@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -369,3 +370,17 @@ def test_openmp_only_with_a_compiler_whose_runtime_is_pytorchs(monkeypatch):
     assert native_library.flag_choices("clang") == (("-march=native",),)
     monkeypatch.setattr(native_library, "_compiler_family", lambda compiler: "gcc")
     assert native_library.flag_choices("cc") == native_library.FLAG_CHOICES
+
+
+def test_a_cached_library_replaced_after_its_build_is_not_loaded_but_built_again(fresh_loader, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    built = native_library.load("lenet_features")
+    assert built.available and (built.path.parent / (built.path.name + ".sha256")).is_file()
+    native_library.forget("lenet_features")
+    original = built.path.read_bytes()
+    built.path.write_bytes(original[:-16] + bytes(16))  # someone else's bytes under the built name
+    loaded = []
+    real_cdll = native_library.ctypes.CDLL
+    monkeypatch.setattr(native_library.ctypes, "CDLL", lambda path: loaded.append(Path(path).read_bytes()) or real_cdll(path))
+    again = native_library.load("lenet_features")
+    assert again.available and loaded and all(data == original for data in loaded)  # only the genuine build ran
