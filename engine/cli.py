@@ -555,6 +555,7 @@ def _said(item: dict[str, Any]) -> str:
 
 def cmd_teach(args: argparse.Namespace) -> int:
     from engine import checkpoint as ckpt
+    from engine.data import split_files
     from engine.files import check_output
     from engine.inference import BUNDLED_MODEL
     from engine.teaching import STEPS, load_samples, replay_for, teach
@@ -563,10 +564,12 @@ def cmd_teach(args: argparse.Namespace) -> int:
     out = check_output(args.out, [base])
     checkpoint = ckpt.load(base)
     samples = load_samples(args.samples, checkpoint.class_names)
-    check_output(out, [base, *(p for p in Path(args.samples).rglob("*") if p.is_file())])
+    replay, note = replay_for(checkpoint)
+    named = checkpoint.data_folder()  # the data named inside the checkpoint, whether replayed or not
+    check_output(out, [base, *samples.files, *(_data_files(replay) if replay is not None else []),
+                       *(split_files(named) if named is not None else [])])
     if samples.skipped:
         print(f"{PROG}: note: {samples.skipped} files skipped (unreadable, or no ink)", file=sys.stderr)
-    replay, note = replay_for(checkpoint)
     if note:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     result = teach(checkpoint, samples, replay, steps=args.steps or STEPS,

@@ -45,6 +45,7 @@ class Samples:
     labels: torch.Tensor
     skipped: int  # files that could not be read, or held no ink
     folder: Path
+    files: tuple[Path, ...] = ()  # every file read, linked class folders followed: what no output may replace
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -93,9 +94,10 @@ def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
     if unknown:
         raise DataError(f"{folder}: subfolders {', '.join(unknown[:5])} are not classes of the model "
                         f"(its classes: {', '.join(class_names)})")
-    images, labels, skipped = [], [], 0
+    images, labels, skipped, files = [], [], 0, []
     for sub in subfolders:
         for path in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            files.append(path)
             try:
                 prepared = preprocess(load_image(path))
             except ImageError:
@@ -112,7 +114,7 @@ def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
     if len(set(labels)) < 2:
         raise DataError(f"{folder}: samples of one class only ({class_names[labels[0]]}); teaching needs at "
                         "least two, or the model would learn to answer that class to everything")
-    return Samples(torch.from_numpy(np.stack(images)), torch.tensor(labels), skipped, folder)
+    return Samples(torch.from_numpy(np.stack(images)), torch.tensor(labels), skipped, folder, tuple(files))
 
 
 def hold_out(samples: Samples, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

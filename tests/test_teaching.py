@@ -89,3 +89,23 @@ def test_the_teach_command(samples_folder, tmp_path, capsys) -> None:
     assert main(["predict", "--checkpoint", str(out), str(samples_folder / "3" / "000.png")]) == 0
     assert main(["teach", str(samples_folder), "--out", str(BUNDLED_MODEL)]) == 2  # never over the base
     assert "which this command reads" in capsys.readouterr().err
+
+
+def test_teach_never_writes_over_the_data_it_replays_or_a_sample_behind_a_linked_folder(
+        samples_folder, tiny_data, tmp_path, capsys) -> None:
+    from tests.test_cli import FAST
+
+    base = tmp_path / "base.pt"
+    assert main(["train", "--data", str(tiny_data), "--epochs", "1", "--out", str(base), "--no-record", *FAST]) == 0
+    images = next(tiny_data.glob("train-images*"))
+    before = images.read_bytes()
+    assert main(["teach", str(samples_folder), "--checkpoint", str(base), "--out", str(images), "--steps", "2"]) == 2
+    assert "which this command reads" in capsys.readouterr().err and images.read_bytes() == before
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for digit in ("3", "4"):
+        (linked / digit).symlink_to(samples_folder / digit, target_is_directory=True)
+    sample = samples_folder / "3" / "001.png"
+    kept = sample.read_bytes()
+    assert main(["teach", str(linked), "--out", str(sample), "--steps", "2"]) == 2
+    assert "which this command reads" in capsys.readouterr().err and sample.read_bytes() == kept
