@@ -366,7 +366,8 @@ def _train(args: argparse.Namespace, world: Any) -> int:
     if args.tensorboard and leader:
         from engine.tensorboard import ScalarWriter
 
-        board = ScalarWriter(Path(args.tensorboard).expanduser())
+        board = ScalarWriter(Path(args.tensorboard).expanduser(),
+                             on_failure=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr))
     report, bar = _progress_reporter(trainer, args.quiet or not leader)
     sinks = [sink for sink in (_recorder(args, trainer, out) if leader else None, board) if sink is not None]
     try:

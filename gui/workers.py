@@ -335,7 +335,7 @@ class TrainingWorker(Worker):
             from engine.tensorboard import ScalarWriter
 
             try:
-                sinks.append(ScalarWriter(self.tensorboard_dir))
+                sinks.append(ScalarWriter(self.tensorboard_dir, on_failure=self.notice.emit))
             except UserError as exc:
                 self.notice.emit(f"No TensorBoard logs for this run: {exc}")
         return sinks

@@ -125,3 +125,27 @@ def test_train_writes_tensorboard_scalars(tiny_data: Path, tmp_path: Path) -> No
     assert {"loss/train", "loss/train_smoothed", "loss/test", "accuracy/test", "learning_rate",
             "samples_per_second"} <= tags
     assert len(events.Scalars("accuracy/test")) == 2 and len(events.Scalars("loss/train")) >= 4
+
+
+def test_a_tensorboard_write_that_fails_stops_the_logging_not_the_run(tiny_data: Path, tmp_path: Path,
+                                                                       monkeypatch, capsys) -> None:
+    pytest.importorskip("tensorboard")
+    from engine.cli import main
+    from engine.tensorboard import ScalarWriter
+
+    writes = []
+    real_add = ScalarWriter._add
+
+    def add_until_the_disk_is_full(self, tag, value, step):
+        writes.append(tag)
+        if len(writes) > 6:
+            raise OSError(28, "No space left on device")
+        real_add(self, tag, value, step)
+
+    monkeypatch.setattr(ScalarWriter, "_add", add_until_the_disk_is_full)
+    out = tmp_path / "m.pt"
+    status = main(["train", "--data", str(tiny_data), "--epochs", "2", "--tensorboard", str(tmp_path / "tb"),
+                   "--no-record", "--log-every", "2", "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert status == 0 and out.is_file() and len(writes) == 7  # no write tried after the failure
+    assert err.count("TensorBoard logs") == 1 and "No space left on device" in err and "Traceback" not in err
