@@ -331,9 +331,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     args.device = distributed.start(world, args.device, args.dist_backend)
     try:
         return _train(args, world)
-    except distributed.PeerLost as exc:  # a collective failed or timed out: another process of the run is gone
+    except (distributed.PeerLost, RuntimeError) as exc:  # a collective failed or timed out: a peer is gone
+        if not distributed.lost_peer(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"rank {world.rank}: the run stopped because another of its processes stopped or "
-                        f"stopped answering ({str(exc).splitlines()[0][:200]})") from exc
+                        f"stopped answering ({first})") from exc
     finally:
         distributed.finish()
 

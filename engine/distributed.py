@@ -8,8 +8,8 @@ share of each global batch of ``N * batch_size`` images from the epoch's seeded 
 are averaged, so N processes learn what one process with the N-times batch learns. A plain
 ``python main.py train`` never comes here.
 
-Every collective has a timeout (``DIGIT_STUDIO_DIST_TIMEOUT`` seconds, default 120), so a process whose
-peer died is not left waiting for ever; torchrun stops the others when one fails.
+Every collective has a timeout (``DIGIT_STUDIO_DIST_TIMEOUT`` seconds, default 30), so a process whose
+peer died or froze is not left waiting for ever; torchrun stops the others when one fails.
 """
 
 from __future__ import annotations
@@ -27,6 +27,32 @@ BACKENDS = ("auto", "gloo", "nccl")
 # What a collective raises when a peer is gone or silent past the timeout (DistBackendError,
 # DistNetworkError...; gloo's "Connection closed by peer" among them).
 PeerLost = dist.DistError
+# ...and what gloo says in a plain RuntimeError when a peer's socket closes or a collective times out
+LOST_PEER_WORDS = ("connection reset by peer", "connection closed by peer", "broken pipe", "timed out",
+                   "socket timeout", "connection refused", "read error", "gloo", "nccl")
+TIMEOUT_S = 30.0  # a frozen peer is noticed within this many seconds
+MAX_TIMEOUT_S = 24 * 3600
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while training under torchrun, says a peer process is gone or frozen."""
+    return isinstance(exc, PeerLost) or (isinstance(exc, RuntimeError)
+                                         and any(w in str(exc).lower() for w in LOST_PEER_WORDS))
+
+
+def timeout_seconds() -> float:
+    """``DIGIT_STUDIO_DIST_TIMEOUT`` (seconds, more than 0, at most a day), or the default."""
+    text = os.environ.get("DIGIT_STUDIO_DIST_TIMEOUT", "").strip()
+    if not text:
+        return TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_TIMEOUT_S:  # NaN fails too
+        raise ConfigError(f"DIGIT_STUDIO_DIST_TIMEOUT={text!r}: expected seconds, more than 0 and at most "
+                          f"{MAX_TIMEOUT_S:.0f}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,7 +115,7 @@ def start(world: World, device: str | None, backend: str = "auto") -> str:
         chosen = "cpu"
     if backend == "auto":
         backend = "nccl" if chosen.startswith("cuda") else "gloo"
-    timeout = _dt.timedelta(seconds=float(os.environ.get("DIGIT_STUDIO_DIST_TIMEOUT", "120")))
+    timeout = _dt.timedelta(seconds=timeout_seconds())
     try:
         dist.init_process_group(backend, timeout=timeout)
     except (RuntimeError, ValueError) as exc:

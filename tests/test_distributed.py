@@ -77,3 +77,18 @@ def test_bad_distributed_settings_are_one_line_errors(tiny_data: Path) -> None:
     gpus = run("train", "--data", str(tiny_data), "--model", "lenet", "--device", "cuda", "--quiet",
                env=_as_rank(0, 1))
     assert_one_line_error(gpus, "cuda", "no CUDA GPU")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "1e9"])
+def test_a_bad_timeout_is_a_one_line_error(tiny_data: Path, value: str) -> None:
+    bad = run("train", "--data", str(tiny_data), *LENET, env={**_as_rank(0, 1), "DIGIT_STUDIO_DIST_TIMEOUT": value})
+    assert_one_line_error(bad, "DIGIT_STUDIO_DIST_TIMEOUT", "seconds")
+
+
+def test_a_peer_lost_in_gloo_words_is_told_apart_from_other_errors() -> None:
+    from engine.distributed import lost_peer
+
+    assert lost_peer(RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection reset by peer"))
+    assert lost_peer(RuntimeError("Timed out waiting 30000ms for send operation to complete"))
+    assert not lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not lost_peer(ValueError("connection reset by peer"))
