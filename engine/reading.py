@@ -226,11 +226,10 @@ def _may_hold_several(mark: Mark, whole: Prediction, line: int, policy: ReadingP
     """Whether a mark may be digits that touch: wider than a digit usually is, or, where the marks are not
     the writer's own strokes, wide and unsure read whole; never a dash (less than FLAT strokes tall)."""
     height, width = mark[2].shape
-    if height < FLAT * stroke_width(mark[2].astype(np.float32)):
+    wide = width > policy.widest_digit * line  # one stroke through several digits, or digits that touch
+    if not wide and (by_strokes or width <= policy.may_hold_several * line or whole.confidence >= policy.sure_whole):
         return False
-    if width > policy.widest_digit * line:
-        return True  # one stroke through several digits, or digits that touch
-    return not by_strokes and width > policy.may_hold_several * line and whole.confidence < policy.sure_whole
+    return height >= FLAT * stroke_width(mark[2].astype(np.float32))
 
 
 def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], candidates: _Candidates,
@@ -252,6 +251,8 @@ def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], c
     if other is None:  # no grouping of the pieces into as many digits
         return chosen, None
     labels = [candidates.prediction(pieces[i:j]).label for i, j in chosen]
+    if None in labels:  # a group with no ink to read: nothing to weigh
+        return chosen, None
     ctc_chosen, ctc_found = reader.log_likelihoods(logits, [labels, [d.label for d in found]])
     if other[1] + weight * ctc_found > total + weight * ctc_chosen:
         return other[0], found
