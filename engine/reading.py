@@ -60,7 +60,7 @@ class ReadingPolicy:
     widest_digit: float = 1.25  # a mark wider than this is wider than a digit usually is: it is also cut
     may_hold_several: float = 0.6  # ...and, in an image, one wider than this that the classifier is unsure of
     sure_whole: float = 0.99  # unsure: the whole mark's top probability is below this
-    split_margin: float = 3.0  # a cut through a connected mark must beat the whole mark by this much
+    split_margin: float = 4.0  # a cut through a connected mark must beat the whole mark by this much
     cut_cost: float = 0.25  # and pays this per stroke its cut crosses beyond one (touching digits meet at one)
     widest: float = 1.5  # a group of pieces wider than this is not one digit (a whole mark always may be)
     widest_gap: float = 0.08  # pieces of one digit are never further apart than this
@@ -239,14 +239,17 @@ def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], c
     line's digits differently from the best grouping, the two counts are weighed by likelihood: each
     count's best grouping scored by the classifier (as the decision scores it) plus the reader's CTC
     log-probability of that count's labelling (its own reading for its count, the grouping's digits for the
-    other), weighted by ``weight``. The likelier count wins."""
+    other), weighted by ``weight``. The likelier count wins. Where both count alike, the reader's digits
+    are returned too, to be averaged with the classifier's."""
     strip = prepare_line(ink)
     if strip is None or strip.pixels.shape[1] > MAX_WIDTH:  # a line longer than the reader reads: not weighed
         return chosen, None
     logits = reader.logits(strip)
     found = reader.decode(logits)
-    if not found or len(found) == len(chosen):
+    if not found:
         return chosen, None
+    if len(found) == len(chosen):
+        return chosen, found  # both count alike: each digit as both models read it
     other = _best_grouping(score, len(found))
     if other is None:  # no grouping of the pieces into as many digits
         return chosen, None
