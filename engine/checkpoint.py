@@ -201,8 +201,7 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     problem = folder_problem(folder)
     if problem is not None:
-        raise CheckpointError(f"cannot save {path}: folder {folder} "
-                              + ("does not exist" if problem == "missing" else f"cannot be used ({problem})"))
+        raise CheckpointError(f"cannot save {path}: folder {folder} {problem}")
     buffer = io.BytesIO()
     torch.save(payload, buffer)
 

@@ -286,10 +286,8 @@ def load_folder(folder: Path | str, name: str | None = None) -> Dataset:
     """Load train and test splits from a folder of IDX files."""
     folder = Path(folder).expanduser()
     problem = folder_problem(folder)
-    if problem == "missing":
-        raise DataError(f"{folder}: data folder does not exist")
     if problem is not None:
-        raise DataError(f"{folder}: data folder cannot be read ({problem})")
+        raise DataError(f"{folder}: data folder {problem}")
     train = load_split(folder, "train")
     normalization = compute_normalization(train)
     if normalization.std < 1e-3:  # every input would be divided by (nearly) zero

@@ -48,8 +48,7 @@ def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:
         raise UserError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
     problem = folder_problem(out.parent)
     if problem is not None:
-        raise UserError(f"cannot export to {out}: folder {out.parent} "
-                        + ("does not exist" if problem == "missing" else f"cannot be used ({problem})"))
+        raise UserError(f"cannot export to {out}: folder {out.parent} {problem}")
     module = NormalizedModel(checkpoint.model, checkpoint.normalization.mean, checkpoint.normalization.std).eval()
     example = torch.zeros(2, 1, 28, 28)
 

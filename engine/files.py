@@ -136,12 +136,13 @@ def check_input(path: Path, what: str, error: type[UserError]) -> os.stat_result
 
 
 def folder_problem(path: Path) -> str | None:
-    """None if ``path`` is a folder; else why not: "missing", or what the system said (a name too long, no
-    permission, a dead mount), which ``Path.is_dir`` would raise instead of answering."""
+    """None if ``path`` is a folder; else why not, to follow its name in a message: "does not exist", or
+    "cannot be used (...)" with what the system said (a name too long, no permission, a dead mount), which
+    ``Path.is_dir`` would raise instead of answering."""
     try:
-        return None if path.is_dir() else "missing"
+        return None if path.is_dir() else "does not exist"
     except OSError as exc:
-        return exc.strerror or str(exc)
+        return f"cannot be used ({exc.strerror or exc})"
 
 
 def check_output(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> Path:

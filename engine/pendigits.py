@@ -24,7 +24,7 @@ from engine.errors import DataError
 # the training split, where the project's shared data sits beside it (../shared/datasets/pendigits)
 PENDIGITS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pendigits" / "pendigits.tra"
 POINTS = 8  # points per trajectory
-SPAN = 100.0  # the longer side of a trajectory spans 0..SPAN
+SPAN = 100.0  # x and y of a trajectory each span 0..SPAN
 SUPERSAMPLE = 3  # drawn this many times larger, then reduced: anti-aliased edges, as the canvas paints
 MAX_FILE_BYTES = 16 * 1024 * 1024  # the training split is 0.4 MB
 

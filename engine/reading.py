@@ -1,21 +1,21 @@
 """Reading a written number: find the digits in a drawing or photo and read them left to right.
 
-One pass through five stages, each visited once:
+One pass through the stages, each visited once but 3-4, which marks that may hold touching digits visit
+again (whether to cut a mark depends on how the classifier reads it whole):
 
 1. **ink**: the image's ink map (:func:`engine.preprocess.ink_of`), scaled once so the line is at most
    ``LINE`` pixels tall;
 2. **marks**: the canvas's strokes grouped into digits by their horizontal extent and order, as pen-input
-   systems do (:func:`_stroke_marks`), or, for an image, its 8-connected components; specks dropped. A mark
-   wider than a digit usually is (``POLICY.may_hold_several``) is also cut where touching digits likely
-   meet (:func:`_split`): its parts are the *pieces*;
-3. **candidate digits**: every run of neighbouring pieces that could be one digit, and every whole mark
-   however many pieces it was cut into, each prepared exactly as a single digit is
-   (:func:`engine.preprocess.prepare_ink`, its own ink only);
-4. **one batch classified**;
-5. **the decision** (:func:`_decide`): the grouping of the pieces with the highest score, where a cut
-   through a connected mark must beat the mark read whole by ``POLICY.split_margin``. Where a mark was
-   cut and the line reader (:mod:`engine.number_reader`) counts its digits differently, the two readings
-   are compared by their likelihoods under both models (:func:`_compare_counts`).
+   systems do (:func:`_stroke_marks`), or, for an image, its 8-connected components; specks dropped;
+3. **candidate digits**: every run of neighbouring marks that could be one digit, each prepared exactly
+   as a single digit is (:func:`engine.preprocess.prepare_ink`, its own ink only);
+4. **one batch classified** (:class:`_Candidates`, each candidate once); then a mark wider than a digit
+   usually is, or wide and unsure read whole (:func:`_may_hold_several`), is cut where touching digits
+   likely meet (:func:`_split`), and its parts' runs go through 3-4; the mark whole stays a candidate;
+5. **the decision** (:func:`_scores`, :func:`_best_grouping`): the grouping with the highest score, where
+   a cut through a connected mark must beat the mark read whole by ``POLICY.split_margin``. Where a mark
+   was cut and the line reader (:mod:`engine.number_reader`) counts its digits differently, the two counts
+   are weighed by likelihood under both models (:func:`_weigh_counts`).
 
 The policy (:class:`ReadingPolicy`) names what each constant measures; ``tools/calibrate_reading.py``
 measures its false-split rate on MNIST's test digits and on other writers' pen digits, and
@@ -142,8 +142,7 @@ class _Candidates:
 
     def key(self, pieces: list[_Piece]) -> _Key:
         """The pieces' identity; every part of a cut mark is the mark whole."""
-        marks = {p.mark for p in pieces}
-        if len(marks) == 1 and len(pieces) == self.parts.get(pieces[0].mark, 0) > 1:
+        if len({p.mark for p in pieces}) == 1 and len(pieces) == self.parts.get(pieces[0].mark, 0):
             return ((pieces[0].mark, -1),)
         return tuple((p.mark, p.part) for p in pieces)
 
@@ -303,7 +302,7 @@ def _stroke_marks(ink: np.ndarray, strokes: Strokes, scale: float, policy: Readi
     points = [np.asarray(s, np.float64).reshape(-1, 2) * scale for s in strokes]
     points = [p for p in points if len(p) and np.isfinite(p).all()]
     extents = [(float(p[:, 0].min()) - reach / 2, float(p[:, 0].max()) + reach / 2) for p in points]  # a line has width
-    marks = []
+    marks, inked = [], ink > 0
     for members in group_strokes(extents, policy.stroke_overlap):
         canvas = Image.new("1", (ink.shape[1], ink.shape[0]), 0)
         draw = ImageDraw.Draw(canvas)
@@ -313,7 +312,7 @@ def _stroke_marks(ink: np.ndarray, strokes: Strokes, scale: float, policy: Readi
                 draw.line(line, fill=1, width=max(1, round(2 * reach)), joint="curve")
             for x, y in line[:1] + line[-1:]:
                 draw.ellipse((x - reach, y - reach, x + reach, y + reach), fill=1)
-        own = (ink > 0) & np.asarray(canvas, bool)
+        own = inked & np.asarray(canvas, bool)
         rows, cols = np.flatnonzero(own.any(1)), np.flatnonzero(own.any(0))
         if len(rows):
             marks.append((int(rows[0]), int(cols[0]), own[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]))

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -209,28 +209,31 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file; else OSError or ValueError. Opened without
+    blocking and checked once open (a FIFO, a device or a link to one is refused, never read), so the check
+    and the read are of the same file."""
+    handle = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)), "rb")
+    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        handle.close()
+        raise ValueError(f"{path.name} is not a regular file")
+    return handle
+
+
 def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes; else OSError or ValueError.
-    Opened without blocking and checked once open (a FIFO, a device or a link to one is refused, never
-    read), so the check and the read are of the same file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path.name} is not a regular file")
-        if info.st_size > limit:
-            raise ValueError(f"{path.name} is {info.st_size:,} bytes, too large")
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes; else OSError or ValueError."""
+    with _open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"{path.name} is {size:,} bytes, too large")
         return handle.read(limit + 1)[:limit]
 
 
 def _step_lines(path: Path, chunk: int = 1 << 20) -> list[str]:
     """The complete lines of a steps file, read in chunks up to MAX_STEPS_BYTES; a line longer than a step
     can be is skipped as it is read, so one endless line costs one chunk of memory."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     lines: list[str] = []
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ValueError(f"{path.name} is not a regular file")
+    with _open_regular(path) as handle:
         partial, skipping, read = b"", False, 0
         while read < MAX_STEPS_BYTES and (block := handle.read(min(chunk, MAX_STEPS_BYTES - read))):
             read += len(block)

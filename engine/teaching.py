@@ -85,10 +85,8 @@ def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
     """Every image under ``folder/<class name>/``; unreadable or blank ones are skipped and counted."""
     folder = Path(folder).expanduser()
     problem = folder_problem(folder)
-    if problem == "missing":
-        raise DataError(f"{folder}: no such folder of samples")
     if problem is not None:
-        raise DataError(f"{folder}: the folder of samples cannot be read ({problem})")
+        raise DataError(f"{folder}: folder of samples {problem}")
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [p.name for p in subfolders if p.name not in class_names]
     if unknown:
