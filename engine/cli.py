@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
+from engine.errors import AlreadyReported, UserError
 
 PROG = "digit-studio"
 
@@ -331,10 +331,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     args.device = distributed.start(world, args.device, args.dist_backend)
     try:
         return _train(args, world)
+    except AlreadyReported:
+        raise
+    except UserError as exc:  # this process knows why it stops, and says so: its peers need not
+        distributed.report_failure(str(exc))
+        raise
     except (distributed.PeerLost, RuntimeError) as exc:  # a collective failed or timed out: a peer is gone
         if not distributed.lost_peer(exc):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        if not distributed.first_to_report():  # the peer said why it stopped, or another survivor says it
+            raise AlreadyReported(str(exc)) from exc
+        first = distributed.short_reason(exc)
         raise UserError(f"rank {world.rank}: the run stopped because another of its processes stopped or "
                         f"stopped answering ({first})") from exc
     finally:
@@ -640,6 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args.command](args)
+    except AlreadyReported:
+        return 2
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -9,19 +9,23 @@ are averaged, so N processes learn what one process with the N-times batch learn
 ``python main.py train`` never comes here.
 
 Every collective has a timeout (``DIGIT_STUDIO_DIST_TIMEOUT`` seconds, default 30), so a process whose
-peer died or froze is not left waiting for ever; torchrun stops the others when one fails.
+peer died or froze is not left waiting for ever; torchrun stops the others when one fails. One failure is
+one message: a process that stops for a reason it prints leaves word in the group's key-value store
+(:func:`report_failure`), and the peers that then lose it stay quiet; a peer lost without a word (killed,
+frozen) is reported by the first survivor alone (:func:`first_to_report`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from engine.errors import ConfigError
+from engine.errors import AlreadyReported, ConfigError
 
 BACKENDS = ("auto", "gloo", "nccl")
 # What a collective raises when a peer is gone or silent past the timeout (DistBackendError,
@@ -32,12 +36,22 @@ LOST_PEER_WORDS = ("connection reset by peer", "connection closed by peer", "bro
                    "socket timeout", "connection refused", "read error", "gloo", "nccl")
 TIMEOUT_S = 30.0  # a frozen peer is noticed within this many seconds
 MAX_TIMEOUT_S = 24 * 3600
+STORE_TIMEOUT_S = 5.0  # for the store's word about a failure: its host may be the process that failed
+FAILURE_KEY = "digit-studio/failure"  # set by a process that stopped and said why
+REPORTED_KEY = "digit-studio/lost-peer-reported"  # counts the survivors that would report a lost peer
 
 
 def lost_peer(exc: BaseException) -> bool:
     """Whether ``exc``, raised while training under torchrun, says a peer process is gone or frozen."""
     return isinstance(exc, PeerLost) or (isinstance(exc, RuntimeError)
                                          and any(w in str(exc).lower() for w in LOST_PEER_WORDS))
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first sentence of a lost peer's error, without gloo's source location."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    line = re.sub(r"^\[[^\]]*\]\s*", "", line)  # "[.../gloo/transport/tcp/pair.cc:545] Read error..."
+    return line.split(". ")[0][:160]
 
 
 def timeout_seconds() -> float:
@@ -94,7 +108,26 @@ def world_from_environment() -> World | None:
 
 
 def start(world: World, device: str | None, backend: str = "auto") -> str:
-    """Join the process group; returns the device this process trains on ("cpu" or "cuda:LOCAL_RANK")."""
+    """Join the process group; returns the device this process trains on ("cpu" or "cuda:LOCAL_RANK").
+
+    What every process on a machine finds alike (a missing GPU, a bad setting) is said by one of them; the
+    others raise :class:`AlreadyReported`, so that a machine's failure is one message."""
+    try:
+        chosen, backend = _device_and_backend(world, device, backend)
+        timeout = _dt.timedelta(seconds=timeout_seconds())
+    except ConfigError as exc:
+        if world.local_rank == getattr(exc, "speaker", 0):
+            raise
+        raise AlreadyReported(str(exc)) from exc
+    try:
+        dist.init_process_group(backend, timeout=timeout)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot join the other processes ({backend}): {exc}") from exc
+    _current[:] = [world]
+    return chosen
+
+
+def _device_and_backend(world: World, device: str | None, backend: str) -> tuple[str, str]:
     wants_cuda = device is not None and device.startswith("cuda") or (
         device in (None, "auto") and torch.cuda.is_available())
     if backend == "nccl" and not torch.cuda.is_available():
@@ -105,8 +138,10 @@ def start(world: World, device: str | None, backend: str = "auto") -> str:
             raise ConfigError(f"--device {device}: this computer has no CUDA GPU")
         count = torch.cuda.device_count()
         if world.local_rank >= count:
-            raise ConfigError(f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
-                              f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer")
+            error = ConfigError(f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
+                                f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer")
+            error.speaker = count  # the first process without a GPU of its own
+            raise error
         chosen = f"cuda:{world.local_rank}"
         torch.cuda.set_device(world.local_rank)
     elif device not in (None, "auto", "cpu"):
@@ -115,13 +150,7 @@ def start(world: World, device: str | None, backend: str = "auto") -> str:
         chosen = "cpu"
     if backend == "auto":
         backend = "nccl" if chosen.startswith("cuda") else "gloo"
-    timeout = _dt.timedelta(seconds=timeout_seconds())
-    try:
-        dist.init_process_group(backend, timeout=timeout)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot join the other processes ({backend}): {exc}") from exc
-    _current[:] = [world]
-    return chosen
+    return chosen, backend
 
 
 def current() -> World | None:
@@ -148,3 +177,37 @@ def any_stopped(stopped: bool, device: torch.device) -> bool:
     flag = torch.tensor([1.0 if stopped else 0.0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
+
+
+def _store() -> dist.Store | None:
+    """The process group's key-value store (torchrun's agent holds it, so it outlives any one process)."""
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set_timeout(_dt.timedelta(seconds=STORE_TIMEOUT_S))
+        return store
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+
+
+def report_failure(message: str) -> None:
+    """Leave word that this process stops for a reason it reports itself, so its peers need not."""
+    store = _store() if dist.is_initialized() else None
+    if store is not None:
+        try:
+            store.set(FAILURE_KEY, message[:1000])
+        except (RuntimeError, ValueError):  # the store is gone too: the peers will each say so
+            pass
+
+
+def first_to_report() -> bool:
+    """Whether this process, having lost a peer, is the one to say so: not when the process that stopped
+    reported its reason, and only the first survivor to ask. Without a store to ask, every survivor does."""
+    store = _store()
+    if store is None:
+        return True
+    try:
+        if store.check([FAILURE_KEY]):
+            return False
+        return store.add(REPORTED_KEY, 1) == 1
+    except (RuntimeError, ValueError):
+        return True

@@ -12,6 +12,10 @@ class UserError(Exception):
     """A problem with the user's input; the message names the thing and the problem."""
 
 
+class AlreadyReported(UserError):
+    """A failure that another process of the same run reports (torchrun): this one exits without a word."""
+
+
 class DataError(UserError):
     """A data set folder or IDX file that cannot be used."""
 

@@ -46,7 +46,7 @@ from engine.errors import UserError
 from engine.events import EpochEvent, FinishedEvent, epochs_text
 from engine.files import check_output
 from engine.inference import Predictor, load_bundled
-from engine.runs import default_store, record_checkpoint
+from engine.runs import default_store
 from engine.teaching import MIN_TO_HOLD_OUT, save_sample
 from gui.app import APP_ICON
 from gui.autosave import MAX_KEPT, autosave_dir, autosaved_runs, new_autosave_path, prune
@@ -774,7 +774,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot save checkpoint", str(exc))
             return False
         if self._run_model is not None and self.model.checkpoint is self._run_model[0] and self._run_model[1]:
-            record_checkpoint(self.runs_view.store, self._run_model[1], saved)
+            self.runs_view.record_checkpoint(self._run_model[1], saved)
         self.model.saved_to(saved)
         self._model_changed()
         self._remember_unsaved(None)
@@ -1001,6 +1001,7 @@ class MainWindow(QMainWindow):
         for job in (self.warm_up, self.exporting, self.opening, self.teaching):
             job.wait()
         self.evaluation.shutdown()
+        self.runs_view.shutdown()
         self.save_settings()
         self.garbage_collector.stop()  # every worker has finished: collection may run anywhere again
         event.accept()

@@ -5,19 +5,22 @@ Name and note are edited in the table. The plots overlay the selected runs' trai
 exponential moving average, as TensorBoard's smoothing slider) and test accuracy, against the step, the
 epoch or the wall time. Export writes a CSV with one row per selected run and the plots as a PNG.
 The view shows and collects; what needs the window (opening a run's model, confirming a delete) it asks
-for with signals.
+for with signals. The store is read and written by a worker (the view's ``store_job``), one task at a
+time, never on the GUI thread: its files are anything anyone put there.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -35,9 +38,10 @@ from PySide6.QtWidgets import (
 from scipy.signal import lfilter
 
 from engine.files import atomic_write
-from engine.runs import Curves, Run, delete_run, list_runs, read_curves, update_run
+from engine.runs import Curves, Run, delete_run, list_runs, read_curves, record_checkpoint, update_run
 from gui.image_files import save_png
 from gui.loss_plot import GridAxis, LogAxis, _style
+from gui.workers import Job, RunStoreWorker
 
 COLUMNS = ("Name", "Started", "Model", "Data set", "Epochs", "Accuracy", "Best", "Time (s)", "Device", "Status", "Note")
 EDITABLE = {0: "name", 10: "note"}
@@ -69,12 +73,14 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
 
 class RunsView(QWidget):
     """``open_requested`` carries a checkpoint path to open; ``delete_requested`` the runs to delete (the
-    window confirms, then calls :meth:`delete`); ``message`` a line for the status bar."""
+    window confirms, then calls :meth:`delete`); ``message`` a line for the status bar; ``refreshed`` that
+    the table shows the store as just read."""
 
     open_requested = Signal(str)
     delete_requested = Signal(object)
     export_requested = Signal()
     message = Signal(str)
+    refreshed = Signal()
 
     def __init__(self, store: Path, owned: list[Path], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -84,6 +90,9 @@ class RunsView(QWidget):
         self._shown: list[tuple[str, str]] = []  # the runs whose curves are drawn, and their legend names
         self._items_shown: list[tuple[Run, Any, Any]] = []
         self._filling = False
+        self.store_job = Job(self)  # one task at a time; what is asked meanwhile runs when it ends
+        self.store_job.finished.connect(self._run_next)
+        self._asked: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}  # kind: task, its slot
 
         self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -157,9 +166,56 @@ class RunsView(QWidget):
 
     # -- the table ------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Read the store again (a damaged record is a row that says so) and keep the selection."""
+        """Read the store again, in the background (``refreshed`` says when the table shows it)."""
+        self._ask("list", partial(list_runs, self.store), self._show_runs)
+
+    def record_checkpoint(self, autosave: Path, saved: Path) -> None:
+        """Add a Save of a run's model to that run's record, in the background."""
+        self._ask(f"record {saved}", partial(record_checkpoint, self.store, autosave, saved), self._recorded)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a task on the store runs or waits to."""
+        return self.store_job.running or bool(self._asked)
+
+    def shutdown(self) -> None:
+        """Drop what waits and wait for the task that runs (bounded: the engine reads with size caps)."""
+        self._asked.clear()
+        self.store_job.wait()
+
+    def _ask(self, kind: str, task: Callable[[], Any], slot: Callable[[Any], None]) -> None:
+        self._asked.pop(kind, None)  # a newer ask of the same kind replaces one that waits
+        self._asked[kind] = (task, slot)
+        self._run_next()
+
+    @Slot()
+    def _run_next(self) -> None:
+        if self.store_job.running or not self._asked:
+            return
+        kind = next(iter(self._asked))
+        task, slot = self._asked.pop(kind)
+        self.store_job.start(RunStoreWorker(task), result=slot, failed=self._store_failed)
+
+    @Slot(str)
+    def _store_failed(self, message: str) -> None:
+        self.message.emit(f"Cannot use the runs in {self.store}: {message}")
+
+    @Slot(object)
+    def _recorded(self, found: bool) -> None:
+        if found and self.isVisible():
+            self.refresh()
+
+    @Slot(object)
+    def _curves_read(self, curves: dict[str, Curves]) -> None:
+        known = {run.id for run in self.runs}
+        self._curves.update({key: value for key, value in curves.items() if key in known})
+        self.redraw()
+
+    @Slot(object)
+    def _show_runs(self, runs: list[Run]) -> None:
+        """Fill the table with the runs read (a damaged record is a row that says so); keep the selection."""
         selected = {run.id for run in self.selected_runs()}
-        self.runs = list_runs(self.store)
+        self.runs = runs
         self._curves.clear()
         self._shown = []
         self._filling = True
@@ -179,6 +235,7 @@ class RunsView(QWidget):
         damaged = sum(1 for run in self.runs if run.damaged)
         self.summary.setText(f"{len(self.runs)} runs in {self.store}" + (f"; {damaged} damaged" if damaged else ""))
         self.redraw()
+        self.refreshed.emit()
 
     def _items(self, run: Run) -> list[QTableWidgetItem]:
         def percent(value: float | None) -> NumberItem:
@@ -231,11 +288,6 @@ class RunsView(QWidget):
             button.setEnabled(chosen)
 
     # -- the plots ------------------------------------------------------------------------------------------
-    def curves(self, run: Run) -> Curves:
-        if run.id not in self._curves:
-            self._curves[run.id] = read_curves(run)
-        return self._curves[run.id]
-
     def redraw(self) -> None:
         """Overlay the selected runs' curves, a colour each, named in the legend. The plots' items are made
         again only when the selection changes; the x axis and the smoothing only set their data."""
@@ -260,8 +312,13 @@ class RunsView(QWidget):
         weight = self.smoothing_slider.value() / 100
         for plot in (self.loss_plot, self.accuracy_plot):
             plot.setLabel("bottom", self.axis_combo.currentText())
+        unread = [run for run, _, _ in self._items_shown if run.id not in self._curves]
+        if unread:  # drawn when read
+            self._ask("curves", partial(_read_curves, unread), self._curves_read)
         for run, loss, accuracy in self._items_shown:
-            curves = self.curves(run)
+            curves = self._curves.get(run.id)
+            if curves is None:
+                continue
             keep = curves.loss > 0  # a log axis: a zero or NaN loss cannot be drawn
             loss.setData(getattr(curves, axis)[keep], smooth(curves.loss[keep], weight))
             epochs = [e for e in run.epochs if e.get("test_accuracy") is not None]
@@ -302,3 +359,7 @@ class RunsView(QWidget):
             self.accuracy_plot.setTitle(None)
         png = save_png(picture, csv_path.with_suffix(".png"))
         return written, png
+
+
+def _read_curves(runs: list[Run]) -> dict[str, Curves]:
+    return {run.id: read_curves(run) for run in runs}

@@ -473,3 +473,18 @@ class EvaluationWorker(Worker):
         except InterruptedError:
             return
         self.result.emit(result)
+
+
+class RunStoreWorker(Worker):
+    """Runs one task on the run store (engine.runs) off the GUI thread: its records and logged steps are
+    files anyone may have put there (a FIFO, a link to a device, a slow disk), and the window must not
+    wait on them."""
+
+    result = Signal(object)  # what the task returned
+
+    def __init__(self, task: Callable[[], Any]) -> None:
+        super().__init__()
+        self.task = task
+
+    def work(self) -> None:
+        self.result.emit(self.task())

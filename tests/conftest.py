@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import faulthandler
 import os
 from pathlib import Path
 
@@ -66,24 +67,33 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     win.errors = errors
     win.informed = []  # messages the app would show in an information box (which would wait for a click)
     monkeypatch.setattr(win, "inform", lambda title, message, offer_folder=False: win.informed.append(message))
-    # A modal question would wait for a click forever here; closing mid-run (pytest-qt closes the window
-    # before this fixture's teardown) answers Yes. Tests of the question patch it themselves.
-    monkeypatch.setattr(win, "confirm", lambda title, question: True)
-    # Save / Discard / Cancel for an unsaved model would wait too: discard, unless a test answers otherwise
-    monkeypatch.setattr(win, "ask_unsaved", lambda question: "discard")
-    qtbot.addWidget(win)
+    # A modal question would wait for a click forever here: answer Yes, and Discard for an unsaved model,
+    # unless a test answers otherwise.
+    def answer_yes_and_discard(window) -> None:
+        monkeypatch.setattr(window, "confirm", lambda title, question: True)
+        monkeypatch.setattr(window, "ask_unsaved", lambda question: "discard")
+
+    answer_yes_and_discard(win)
+    # pytest-qt closes the window before this fixture's teardown, then deletes it: whatever a test answered,
+    # that close must be accepted, so that the window waits for its workers before it is deleted.
+    qtbot.addWidget(win, before_close_func=answer_yes_and_discard)
     win.show()
     qtbot.waitExposed(win)
     yield win
     if win.is_training:
         win.stop_training(wait=True)
     win.evaluation.shutdown()
-    qtbot.waitUntil(lambda: not win.is_training and not win.loader.loading and not win.warm_up.running
-                    and not win.opening.running and not win.teaching.running, timeout=60000)
-    if win.garbage_collector.active:  # still open (pytest-qt's close came while a run asked first): close it,
-        monkeypatch.setattr(win, "confirm", lambda title, question: True)  # so automatic gc is back on
-        monkeypatch.setattr(win, "ask_unsaved", lambda question: "discard")
-        win.close()
+
+    def busy() -> list[str]:
+        jobs = {"training": win.is_training, "loading data": win.loader.loading, "warm-up": win.warm_up.running,
+                "opening": win.opening.running, "teaching": win.teaching.running, "reading runs": win.runs_view.busy}
+        return [name for name, running in jobs.items() if running]
+
+    try:
+        qtbot.waitUntil(lambda: not busy(), timeout=60000)
+    except Exception as error:  # say which job never ended, and where every thread is
+        faulthandler.dump_traceback(all_threads=True)
+        raise AssertionError(f"still running after 60 s: {', '.join(busy())}") from error
     assert not win.garbage_collector.active
 
 

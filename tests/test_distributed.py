@@ -92,3 +92,96 @@ def test_a_peer_lost_in_gloo_words_is_told_apart_from_other_errors() -> None:
     assert lost_peer(RuntimeError("Timed out waiting 30000ms for send operation to complete"))
     assert not lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not lost_peer(ValueError("connection reset by peer"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a computer without CUDA")
+def test_a_failure_every_process_finds_alike_is_said_once(tiny_data: Path) -> None:
+    """Each process of a machine finds no GPU: local rank 0 says so, the others exit quietly."""
+    args = ("train", "--data", str(tiny_data), "--model", "lenet", "--device", "cuda", "--quiet")
+    assert_one_line_error(run(*args, env=_as_rank(0, 2)), "no CUDA GPU")
+    other = run(*args, env=_as_rank(1, 2))
+    assert other.returncode == 2 and other.stderr == "", other.stderr
+
+
+@pytest.fixture
+def group():
+    """A process group of one, in this process, with an in-memory store."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_a_peer_that_said_why_it_stopped_silences_the_survivors(group) -> None:
+    from engine.distributed import first_to_report, report_failure
+
+    report_failure("--out names the checkpoint that --resume reads")
+    assert not first_to_report()
+
+
+def test_a_peer_lost_without_a_word_is_reported_by_the_first_survivor_alone(group) -> None:
+    from engine.distributed import first_to_report
+
+    assert [first_to_report() for _ in range(3)] == [True, False, False]
+
+
+def _our_lines(stderr: str) -> list[str]:
+    """What the program itself printed (torchrun adds its own summary of the failed processes)."""
+    return [line for line in stderr.splitlines() if line.startswith("digit-studio:")]
+
+
+def test_a_failure_one_process_knows_is_one_message_from_it(tiny_data: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "a.pt"
+    first = torchrun(2, "train", "--data", str(tiny_data), "--out", str(shared), *LENET,
+                     env={"DIGIT_STUDIO_RUNS": str(tmp_path / "runs")})
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = shared.read_bytes()
+    again = torchrun(2, "train", "--resume", str(shared), "--out", str(shared), "--epochs", "1", "--quiet")
+    assert again.returncode != 0
+    (line,) = _our_lines(again.stderr)  # rank 0's reason; rank 1, which lost it, stays quiet
+    assert "which this command reads" in line and "internal error" not in again.stderr
+    assert shared.read_bytes() == before
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the processes in /proc")
+def test_a_killed_peer_is_one_message_from_a_survivor(tiny_data: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    store = tmp_path / "runs"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+         str(ROOT / "main.py"), "train", "--data", str(tiny_data), *LENET[:-3], "--epochs", "500"],
+        cwd=ROOT, env={**os.environ, "DIGIT_STUDIO_RUNS": str(store)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(store.glob("*/steps.csv")) and time.monotonic() < deadline:  # training has begun
+            time.sleep(0.2)
+        (rank_1,) = [pid for pid in _children(launcher.pid) if _environment(pid).get("RANK") == "1"]
+        os.kill(rank_1, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=90)
+    finally:
+        launcher.kill()
+    (line,) = _our_lines(stderr)
+    assert "rank 0: the run stopped because another of its processes stopped" in line
+    assert "internal error" not in stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode(errors="replace").partition("=")[::2] for entry in entries if b"=" in entry)
