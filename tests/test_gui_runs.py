@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from PySide6.QtCore import Qt
 
 from tests.test_gui_training import _configure
