@@ -5,4 +5,9 @@ No module in this package imports Qt, pyqtgraph or ``gui``; a test enforces it, 
 on a headless server.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("digit-studio")  # pyproject.toml's, the one place it is written
+except _metadata.PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"

@@ -300,7 +300,7 @@ def from_payload(data: Any, path: Path | None = None) -> Checkpoint:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a Digit Studio checkpoint (a PyTorch file of another kind)")
     version = data.get("format_version")
-    if not is_int(version) or version < 1:
+    if not isinstance(version, int) or not is_int(version) or version < 1:
         raise CheckpointError(f"{where}: has no valid format version")
     if version > FORMAT_VERSION:
         raise CheckpointError(

@@ -51,11 +51,12 @@ def check_archive(path: Path) -> None:
     """Refuse a zip whose declared member sizes exceed what a checkpoint holds (a decompression bomb)."""
     try:
         with path.open("rb") as handle:
-            end = zipfile._EndRecData(handle)  # the end record alone: how many entries the directory lists
+            end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]  # the end record alone: how many entries the directory lists
         if end is None:
             raise zipfile.BadZipFile("no end of central directory")
-        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
-            raise fail(str(path), f"lists {end[zipfile._ECD_ENTRIES_TOTAL]:,} entries, far more than any "
+        entries = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+        if entries > MAX_MEMBERS:
+            raise fail(str(path), f"lists {entries:,} entries, far more than any "
                                   "checkpoint: not a checkpoint")
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()

@@ -70,6 +70,7 @@ class GraphedStep:
                 if self.on_fallback is not None:
                     self.on_fallback(self.failure)
                 return self.step(*inputs)
+        assert self.graph is not None and self.static_loss is not None  # captured above
         self.graph.replay()
         return self.static_loss
 

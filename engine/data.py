@@ -12,6 +12,7 @@ files, checksums and mirrors).
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import stat
@@ -20,7 +21,6 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ import torch
 from engine.download import ProgressCallback, RemoteFile, download_dataset
 from engine.errors import DataError, DownloadError
 from engine.files import folder_problem
+from engine.shipped import shipped
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -51,7 +52,7 @@ class DatasetSpec:
 
 _DIGITS = tuple(str(i) for i in range(10))
 
-SAMPLE_FOLDER = Path(__file__).resolve().parents[1] / "resources" / "datasets" / "mnist-sample"
+SAMPLE_FOLDER = shipped("datasets", "mnist-sample")
 
 DATASETS: dict[str, DatasetSpec] = {
     # shipped with the app (resources/datasets/mnist-sample/README.md), so it trains with no network
@@ -157,6 +158,7 @@ class Dataset:
 MAX_ITEMS = 500_000
 # Deflate cannot expand data more than 1032-fold, so a gzip file of N bytes holds at most this many times N:
 # a header announcing more is refused before a byte of the body is inflated.
+RawStream = gzip.GzipFile | io.BufferedReader  # an IDX file as read: compressed or not
 GZIP_MAX_RATIO = 1032
 CHUNK = 1 << 20
 
@@ -185,7 +187,7 @@ def read_idx(path: Path | str, expected_magic: int) -> np.ndarray:
                 raise DataError(f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
                                 f"but the file {holds} {capacity} bytes")
             body = np.empty(expected, dtype=np.uint8)
-            done = _read_into(stream, memoryview(body))
+            done = _read_into(stream, body.data)
             if done < expected:
                 raise DataError(f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
                                 f"but the file holds {header + done} bytes")
@@ -200,7 +202,7 @@ def read_idx(path: Path | str, expected_magic: int) -> np.ndarray:
     return body.reshape(dims)
 
 
-def _read_header(path: Path, stream: BinaryIO, expected_magic: int, kind: str) -> tuple[int, tuple[int, ...]]:
+def _read_header(path: Path, stream: RawStream, expected_magic: int, kind: str) -> tuple[int, tuple[int, ...]]:
     start = stream.read(4)
     if len(start) < 4:
         raise DataError(f"{path}: truncated: {len(start)} bytes is too short for an IDX header")
@@ -221,11 +223,11 @@ def _read_header(path: Path, stream: BinaryIO, expected_magic: int, kind: str) -
     return 4 + 4 * ndim, dims
 
 
-def _read_into(stream: BinaryIO, target: memoryview) -> int:
+def _read_into(stream: RawStream, target: memoryview) -> int:
     """Fill ``target`` from ``stream`` in chunks; the count of bytes read (fewer at the end of the data)."""
     done = 0
     while done < len(target):
-        count = stream.readinto(target[done : done + CHUNK])  # type: ignore[attr-defined]
+        count = stream.readinto(target[done : done + CHUNK])
         if not count:
             break
         done += count

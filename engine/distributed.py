@@ -47,6 +47,14 @@ def lost_peer(exc: BaseException) -> bool:
                                          and any(w in str(exc).lower() for w in LOST_PEER_WORDS))
 
 
+class SaidByOne(ConfigError):
+    """A problem every process of a machine finds alike, said by the one of local rank ``speaker``."""
+
+    def __init__(self, message: str, speaker: int) -> None:
+        super().__init__(message)
+        self.speaker = speaker
+
+
 def short_reason(exc: BaseException) -> str:
     """The first sentence of a lost peer's error, without gloo's source location."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -116,7 +124,7 @@ def start(world: World, device: str | None, backend: str = "auto") -> str:
         chosen, backend = _device_and_backend(world, device, backend)
         timeout = _dt.timedelta(seconds=timeout_seconds())
     except ConfigError as exc:
-        if world.local_rank == getattr(exc, "speaker", 0):
+        if world.local_rank == (exc.speaker if isinstance(exc, SaidByOne) else 0):
             raise
         raise AlreadyReported(str(exc)) from exc
     try:
@@ -138,10 +146,9 @@ def _device_and_backend(world: World, device: str | None, backend: str) -> tuple
             raise ConfigError(f"--device {device}: this computer has no CUDA GPU")
         count = torch.cuda.device_count()
         if world.local_rank >= count:
-            error = ConfigError(f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
-                                f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer")
-            error.speaker = count  # the first process without a GPU of its own
-            raise error
+            raise SaidByOne(f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
+                            f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer",
+                            speaker=count)  # the first process without a GPU of its own
         chosen = f"cuda:{world.local_rank}"
         torch.cuda.set_device(world.local_rank)
     elif device not in (None, "auto", "cpu"):

@@ -39,7 +39,7 @@ class NormalizedModel(nn.Module):
         self.register_buffer("std", torch.tensor(std))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model((images - self.mean) / self.std)
+        return self.model((images - self.mean) / self.std)  # type: ignore[operator]  # buffers, not modules
 
 
 def export(checkpoint: Checkpoint, fmt: str, out: Path | str) -> Path:

@@ -37,7 +37,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[str], object]) -> Path:
     """Call ``write(temporary_path)``, make the result durable, then move it to ``path``.
 
     Raises OSError (with the temporary file removed) when anything fails, and before writing anything
@@ -84,7 +84,7 @@ def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path
     """Remove the temporaries :func:`atomic_write` left in ``folder`` for a target ``name`` when its process
     was killed; with no ``name``, for any target (only in a folder the app alone writes, its autosaves)."""
     pattern = re.compile(_TEMPORARY.format(name=re.escape(name[:_NAME_LIMIT]) if name is not None else ".+"))
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.errors import ImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 from engine.files import check_input
 from engine.preprocess import to_grayscale
 
@@ -77,7 +81,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _reduced(image):  # type: ignore[no-untyped-def]
+def _reduced(image: Image.Image) -> Image.Image:
     """The image shrunk by a whole factor so its longer side is at most MAX_SIDE (box filter, any mode)."""
     factor = -(-max(image.size) // MAX_SIDE)
     if factor <= 1:
@@ -89,7 +93,7 @@ def _reduced(image):  # type: ignore[no-untyped-def]
     return image.reduce(factor)
 
 
-def _gray(image) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _gray(image: Image.Image) -> np.ndarray:
     """Grayscale float32 in [0, 1], keeping the full range of 16-bit and floating-point pixels."""
     if image.mode.startswith("I;16"):
         return _scaled(np.asarray(image).astype(np.float32), 65535.0)

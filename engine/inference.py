@@ -6,8 +6,8 @@ published by a training worker), so prediction never reads tensors a training lo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,9 @@ from engine.data import Normalization
 from engine.errors import CheckpointError
 from engine.models import build_model
 from engine.preprocess import PreparedInput, preprocess
+from engine.shipped import shipped
 
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "digitnet-mnist.pt"
+BUNDLED_MODEL = shipped("models", "digitnet-mnist.pt")
 UNSURE_BELOW = 0.6  # a top probability under this is "not sure" (README, Using the app)
 
 
@@ -81,8 +82,10 @@ class Predictor:
     def predict_batch(self, prepared: list[PreparedInput]) -> list[Prediction]:
         """Several prepared inputs in one forward pass (the digits of a number)."""
         filled = [p for p in prepared if not p.empty]
-        logits = self.model(torch.cat([p.tensor(self.normalization) for p in filled])).float() if filled else None
-        rows = iter(zip(torch.softmax(logits, 1).numpy(), logits.max(1).values.tolist(), strict=True) if filled else [])
+        rows: Iterator[tuple[np.ndarray, float]] = iter([])
+        if filled:
+            logits = self.model(torch.cat([p.tensor(self.normalization) for p in filled])).float()
+            rows = iter(zip(torch.softmax(logits, 1).numpy(), logits.max(1).values.tolist(), strict=True))
         results = []
         for p in prepared:
             if p.empty:

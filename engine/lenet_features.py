@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import platform
 import threading
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,10 @@ MACHINE = platform.machine()
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 
 
+@overload
+def kernel_status(build: Literal[True] = ...) -> native_library.NativeLibrary: ...
+@overload
+def kernel_status(build: bool) -> native_library.NativeLibrary | None: ...
 def kernel_status(build: bool = True) -> native_library.NativeLibrary | None:
     """Whether the fused kernel is in use on this machine, and if not, why. With ``build`` False, None
     where this process has not built or loaded it yet (instead of compiling it now)."""
@@ -53,11 +57,11 @@ def kernel_status(build: bool = True) -> native_library.NativeLibrary | None:
         return None
     lib = loaded.library
     if lib is not None and not hasattr(lib, "lanes"):
-        lib.lenet_features_forward.argtypes = [_ptr, _i64, _i64, _i64] + [_ptr] * 10
+        lib.lenet_features_forward.argtypes = [_ptr, _i64, _i64, _i64] + [_ptr] * 10  # type: ignore[assignment]
         lib.lenet_features_forward.restype = ctypes.c_int
         lib.lenet_features_backward.argtypes = [_ptr] * 6 + [_i64] * 3 + [_ptr] * 6
         lib.lenet_features_backward.restype = ctypes.c_int
-        lib.lanes = lib.lenet_features_lanes()
+        lib.lanes = lib.lenet_features_lanes()  # type: ignore[attr-defined]
     return loaded
 
 
@@ -147,7 +151,7 @@ def _forward(x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight
     lib = _library()
     if lib is None:
         raise RuntimeError(f"the {LIBRARY} kernel is not built: {kernel_status().describe()}")
-    s = _Sizes(x.shape[0], x.shape[2], x.shape[3], lib.lanes)
+    s = _Sizes(x.shape[0], x.shape[2], x.shape[3], cast(int, lib.lanes))
     out, lanes, hidden, index1, index2 = _forward_buffers(s)
     x = x.contiguous()
     w1 = weight1.reshape(CHANNELS1, KERNEL * KERNEL).contiguous()
@@ -170,7 +174,7 @@ def _forward_buffers(s: _Sizes, like: torch.Tensor | None = None) -> tuple[torch
 
 
 @_forward.register_fake
-def _forward_fake(x, weight1, bias1, weight2, bias2):  # type: ignore[no-untyped-def]
+def _forward_fake(x, weight1, bias1, weight2, bias2):  # noqa: ANN001 - the fake mirrors the operator
     lib = _library()
     return _forward_buffers(_Sizes(x.shape[0], x.shape[2], x.shape[3], lib.lanes if lib else 16), like=x)
 
@@ -180,6 +184,7 @@ def _backward(grad: torch.Tensor, weight2: torch.Tensor, lanes: torch.Tensor, hi
               index1: torch.Tensor, index2: torch.Tensor, height: int,
               width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     lib = _library()
+    assert lib is not None  # the forward pass ran the kernel
     s = _Sizes(grad.shape[0], height, width, lanes.shape[-1])
     grad = grad.contiguous()
     w2 = weight2.permute(0, 2, 3, 1).contiguous()  # (C2, 5, 5, C1): see the kernel
@@ -199,7 +204,7 @@ def _backward(grad: torch.Tensor, weight2: torch.Tensor, lanes: torch.Tensor, hi
 
 
 @_backward.register_fake
-def _backward_fake(grad, weight2, lanes, hidden, index1, index2, height, width):  # type: ignore[no-untyped-def]
+def _backward_fake(grad, weight2, lanes, hidden, index1, index2, height, width):  # noqa: ANN001
     return (grad.new_empty((CHANNELS1, 1, KERNEL, KERNEL)), grad.new_empty((CHANNELS1,)),
             grad.new_empty((CHANNELS2, CHANNELS1, KERNEL, KERNEL)), grad.new_empty((CHANNELS2,)))
 

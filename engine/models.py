@@ -154,7 +154,7 @@ def model_arguments(name: str, **kwargs: Any) -> dict[str, Any]:
     args = {**spec.defaults, **kwargs}
     for key, value in args.items():
         low, high = spec.limits.get(key, (None, None))
-        if low is None:
+        if low is None or high is None:
             continue
         if type(value) is not int:  # bool is an int too, and a float width would build a different model
             raise ConfigError(f"model '{name}': {key} must be a whole number, got {type(value).__name__}")

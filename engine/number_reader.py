@@ -20,8 +20,9 @@ from torch import nn
 
 from engine.errors import CheckpointError
 from engine.preprocess import BOX, FIELD, STROKE_PAD, WORK, _resize, at_mnist_stroke, crop_to_ink
+from engine.shipped import shipped
 
-READER_FILE = Path(__file__).resolve().parents[1] / "resources" / "models" / "number-reader.pt"
+READER_FILE = shipped("models", "number-reader.pt")
 BLANK = 10  # CTC's "no digit here" class
 PAD = 4  # columns of paper left and right of the line
 STRIDE = 2  # input columns per output frame

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -155,7 +155,7 @@ class _Candidates:
         new = [(key, members) for key, members in unique.items() if key not in self.found]
         inks = [None if key == ((0, -1),) and self.lone_ink is not None else _group_ink(self.ink, members)
                 for key, members in new]
-        prepared = [prepare_ink(self.lone_ink if own is None else own) for own in inks]
+        prepared = [prepare_ink(cast(np.ndarray, self.lone_ink) if own is None else own) for own in inks]
         for (key, _), own, prediction in zip(new, inks, self.predictor.predict_batch(prepared), strict=True):
             self.found[key] = (prediction, own)
 
@@ -201,7 +201,9 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
         groups = _candidate_groups(pieces, line, policy, bool(strokes))
         candidates.classify(pieces, groups)
     score = _scores(pieces, groups, [candidates.prediction(pieces[i:j]) for i, j in groups], line, policy)
-    chosen, total = _best_grouping(score)  # 5. the decision
+    best = _best_grouping(score)  # 5. the decision
+    assert best is not None  # into any number of digits, a grouping always exists
+    chosen, total = best
     reader = shared_reader() if predictor.class_names == DIGITS else None
     if reader is not None and cut:  # where digits may touch, the line reader's count is weighed too
         chosen, reads = _weigh_counts(reader, ink, pieces, candidates, score, chosen, total, policy.reader_weight)
@@ -255,7 +257,7 @@ def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], c
     labels = [candidates.prediction(pieces[i:j]).label for i, j in chosen]
     if None in labels:  # a group with no ink to read: nothing to weigh
         return chosen, None
-    ctc_chosen, ctc_found = reader.log_likelihoods(logits, [labels, [d.label for d in found]])
+    ctc_chosen, ctc_found = reader.log_likelihoods(logits, [cast(list[int], labels), [d.label for d in found]])
     if other[1] + weight * ctc_found > total + weight * ctc_chosen:
         return other[0], found
     return chosen, None

@@ -71,7 +71,7 @@ class Run:
     final_accuracy: float | None = None
     best_accuracy: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    epochs: list[dict[str, float]] = field(default_factory=list)
+    epochs: list[dict[str, float | None]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     damaged: str | None = None
 

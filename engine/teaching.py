@@ -15,6 +15,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,10 @@ def teach(checkpoint: Checkpoint, samples: Samples, replay: Dataset | None, step
 PREPARED = ".prepared"  # each sample's 28x28 form, beside the class folders (hidden: not a class)
 
 
+def _write_bytes(temporary: str, data: bytes) -> None:
+    Path(temporary).write_bytes(data)
+
+
 def save_sample(folder: Path, label: str, drawing: np.ndarray, prepared: np.ndarray) -> Path:
     """Keep a drawing (uint8, as drawn) as a sample of ``label``, and its 28x28 form; the drawing's path."""
     from datetime import datetime
@@ -197,7 +202,7 @@ def save_sample(folder: Path, label: str, drawing: np.ndarray, prepared: np.ndar
     for target, pixels in ((path, drawing), (folder / PREPARED / label / f"{stamp}.png", prepared)):
         target.parent.mkdir(parents=True, exist_ok=True)
         image = _png(np.asarray(pixels))
-        atomic_write(target, lambda tmp, image=image: Path(tmp).write_bytes(image))
+        atomic_write(target, partial(_write_bytes, data=image))
     return path
 
 

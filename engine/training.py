@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from engine import distributed
@@ -100,12 +101,13 @@ class Trainer:
         if model_state is not None:
             self.model.load_state_dict(model_state, strict=True)
         if hasattr(self.model, "fused"):  # LeNet's fused CPU kernel, where it applies (engine.lenet_features)
-            self.model.fused = self.device.type == "cpu"
+            self.model.fused = self.device.type == "cpu"  # type: ignore[assignment]
         # Channels-last convolutions are 1.2-1.7x faster for these models on a CPU (benchmarks/), except
         # at the tiny batches a model's registry entry names; the CUDA path keeps PyTorch's default layout.
         self.channels_last = (self.device.type == "cpu" and self.world is None  # DDP's buckets: the default layout
                               and config.batch_size > model_spec(config.model).default_layout_up_to)
-        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last  # type: ignore[call-overload]
+                      else torch.preserve_format)
         # On CUDA each full batch's step is replayed from a graph (engine.cuda_graphs): 3x faster per
         # step for these launch-bound models on an H200. Anomaly detection needs the eager autograd engine.
         self.cuda_graphs = self.device.type == "cuda" and not config.detect_anomaly and self.world is None
@@ -157,7 +159,8 @@ class Trainer:
         Conversion to float, augmentation and normalisation belong to the step, so on CUDA the graph
         replays them with the rest: a launch each would otherwise cost more than the arithmetic.
         """
-        model, loss_fn = self.model, F.cross_entropy
+        model: nn.Module = self.model
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
         if self.world is not None:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -165,8 +168,10 @@ class Trainer:
                                             else None)
             scale = self._loss_scale
 
-            def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
                 return F.cross_entropy(logits, labels, reduction="sum") * scale[0]
+
+            loss_fn = summed_loss
 
         optimizer_step = make_step(model, self.optimizer, loss_fn, keep_grads=self.cuda_graphs, count_correct=True)
         normalization = self.normalization
@@ -175,7 +180,7 @@ class Trainer:
         def step(images: torch.Tensor, labels: torch.Tensor, *augmentation: torch.Tensor) -> torch.Tensor:
             x = to_float(images)
             if augmentation:
-                x = apply_augmentation(x, *augmentation)
+                x = apply_augmentation(x, augmentation[0])
             x = normalization.apply_(x).contiguous(memory_format=memory_format)
             return optimizer_step(x, labels)
 

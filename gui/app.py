@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+
+from engine.shipped import shipped
 
 NO_DISPLAY = ("no display to open the window on ($DISPLAY and $WAYLAND_DISPLAY are not set): run it in a "
               "desktop session, or use the command line (digit-studio --help lists train, evaluate, predict, "
@@ -51,7 +52,7 @@ def report_unexpected_errors() -> None:
     sys.excepthook = hook
 
 
-APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "digit-studio.svg"
+APP_ICON = shipped("icons", "digit-studio.svg")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -118,6 +118,7 @@ class DatasetLoader(QObject):
             return
         self.datasets[self._loading] = dataset
         self.status.emit(describe(dataset))
+        self.notice.emit(f"Loaded {dataset.name} from {dataset.folder}")
         waiting, self._waiting = self._waiting, []
         self.loaded.emit(dataset)
         for then, _ in waiting:

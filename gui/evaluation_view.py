@@ -36,8 +36,9 @@ from PySide6.QtWidgets import (
 from engine.data import check_classes
 from engine.errors import UserError
 from engine.evaluation import EvaluationResult, abbreviate, write_csv
+from gui.dialogs import Dialogs, ask_export_path
 from gui.image_files import save_png
-from gui.settings import ask_export_path
+from gui.settings import AppSettings
 from gui.workers import EvaluationWorker, Job
 
 THUMB = 56
@@ -115,10 +116,11 @@ class EvaluationView(QWidget):
     error = Signal(str, str)  # title, message
     export_requested = Signal(object, str)  # write() -> files written, the path asked for
 
-    def __init__(self, loader: Any, settings: Any) -> None:
+    def __init__(self, loader: Any, settings: AppSettings, dialogs: Dialogs) -> None:
         super().__init__()
         self.loader = loader
         self.settings = settings
+        self.dialogs = dialogs  # where exports go is asked through it
         self.result: EvaluationResult | None = None
         self.split: Any = None
         self.class_names: tuple[str, ...] = tuple(str(i) for i in range(10))
@@ -129,6 +131,13 @@ class EvaluationView(QWidget):
         self.job = Job(self)
         self.job.finished.connect(self._finish)
 
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_top())
+        layout.addWidget(self.summary)
+        layout.addWidget(self._build_body(), 1)
+
+    def _build_top(self) -> QHBoxLayout:
+        """Evaluate, its progress, the exports; and the summary line."""
         self.evaluate_button = QPushButton("Evaluate", objectName="evaluateButton")
         self.evaluate_button.setToolTip("Evaluate the model on hand on the chosen data set's test split (Ctrl+E)")
         self.evaluate_button.clicked.connect(self.evaluate)
@@ -143,7 +152,27 @@ class EvaluationView(QWidget):
         self.export_png_button.clicked.connect(self.export_png_dialog)
         for button in (self.export_csv_button, self.export_png_button):
             button.setEnabled(False)
+        top = QHBoxLayout()
+        top.addWidget(self.evaluate_button)
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.export_csv_button)
+        top.addWidget(self.export_png_button)
+        return top
 
+    def _build_body(self) -> QSplitter:
+        """The confusion matrix beside the per-class accuracy, above the gallery of a cell's images."""
+        per_class = self._build_per_class_plot()  # first: the matrix's headers label its axis too
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(self._build_matrix())
+        upper.addWidget(per_class)
+        upper.setSizes([420, 260])
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(upper)
+        body.addWidget(self._build_gallery())
+        body.setSizes([380, 260])
+        return body
+
+    def _build_per_class_plot(self) -> pg.PlotWidget:
         # Horizontal bars, one row per class in the matrix's order, so that class names of any length
         # (Fashion-MNIST's "Ankle boot") stay readable on the left axis.
         self.per_class_plot = pg.PlotWidget(objectName="perClassPlot")
@@ -155,7 +184,9 @@ class EvaluationView(QWidget):
         self.per_class_plot.setXRange(0, 100, padding=0.02)  # not pyqtgraph's empty -0.4..0.4 (x0.001)
         self.per_class_bars = pg.BarGraphItem(x0=0, y=np.arange(10), width=np.zeros(10), height=0.7, brush="#4c7fd1")
         self.per_class_plot.addItem(self.per_class_bars)
+        return self.per_class_plot
 
+    def _build_matrix(self) -> QWidget:
         self.matrix = CountMatrix(10, 10, objectName="confusionMatrix")
         self.matrix.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.matrix.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -163,7 +194,16 @@ class EvaluationView(QWidget):
         self.matrix.cellClicked.connect(self.select_cell)
         self.matrix.cellActivated.connect(self.select_cell)  # Enter on the current cell: keyboard users too
         self._set_headers()
+        matrix_box = QWidget()
+        matrix_layout = QVBoxLayout(matrix_box)
+        matrix_layout.setContentsMargins(0, 0, 0, 0)
+        matrix_title = QLabel("Confusion matrix (rows = true, columns = predicted)")
+        matrix_title.setWordWrap(True)  # a narrow window: two lines, not a wider window
+        matrix_layout.addWidget(matrix_title)
+        matrix_layout.addWidget(self.matrix)
+        return matrix_box
 
+    def _build_gallery(self) -> QWidget:
         self.gallery_label = QLabel("Click a cell of the confusion matrix", objectName="galleryLabel")
         self.gallery_label.setWordWrap(True)
         self.all_mistakes_button = QPushButton("All mistakes", objectName="allMistakesButton")
@@ -173,19 +213,6 @@ class EvaluationView(QWidget):
         self.gallery = make_gallery("misclassifiedGallery")
         self.gallery.itemClicked.connect(self._send_to_canvas)
         self.gallery.itemActivated.connect(self._send_to_canvas)
-
-        top = QHBoxLayout()
-        top.addWidget(self.evaluate_button)
-        top.addWidget(self.progress, 1)
-        top.addWidget(self.export_csv_button)
-        top.addWidget(self.export_png_button)
-        matrix_box = QWidget()
-        matrix_layout = QVBoxLayout(matrix_box)
-        matrix_layout.setContentsMargins(0, 0, 0, 0)
-        matrix_title = QLabel("Confusion matrix (rows = true, columns = predicted)")
-        matrix_title.setWordWrap(True)  # a narrow window: two lines, not a wider window
-        matrix_layout.addWidget(matrix_title)
-        matrix_layout.addWidget(self.matrix)
         gallery_box = QWidget()
         gallery_layout = QVBoxLayout(gallery_box)
         gallery_layout.setContentsMargins(0, 0, 0, 0)
@@ -194,18 +221,7 @@ class EvaluationView(QWidget):
         gallery_top.addWidget(self.all_mistakes_button)
         gallery_layout.addLayout(gallery_top)
         gallery_layout.addWidget(self.gallery)
-        upper = QSplitter(Qt.Orientation.Horizontal)
-        upper.addWidget(matrix_box)
-        upper.addWidget(self.per_class_plot)
-        upper.setSizes([420, 260])
-        body = QSplitter(Qt.Orientation.Vertical)
-        body.addWidget(upper)
-        body.addWidget(gallery_box)
-        body.setSizes([380, 260])
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.summary)
-        layout.addWidget(body, 1)
+        return gallery_box
 
     # -- running --------------------------------------------------------------------------------------------
     def set_model(self, predictor: Any, version: int) -> None:
@@ -424,11 +440,11 @@ class EvaluationView(QWidget):
         return [save_png(report, Path(path))]
 
     def export_csv_dialog(self) -> None:
-        path, _ = ask_export_path(self, self.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
+        path, _ = ask_export_path(self.dialogs, self.settings, "Export evaluation", "evaluation.csv", "CSV (*.csv)")
         if path:
             self.export_requested.emit(lambda: [self.export_csv(path)], path)
 
     def export_png_dialog(self) -> None:
-        path, _ = ask_export_path(self, self.settings, "Export plots", "evaluation.png", "PNG (*.png)")
+        path, _ = ask_export_path(self.dialogs, self.settings, "Export plots", "evaluation.png", "PNG (*.png)")
         if path:
             self.export_requested.emit(lambda: self.export_png(path), path)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from engine.events import EpochEvent, StepEvent
 from engine.files import atomic_write
 from gui.image_files import save_png
 
@@ -161,37 +162,9 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": LogAxis("left")})
-        self.loss_plot.setObjectName("lossPlot")
-        _style(self.loss_plot, "loss", "step")
-        self.loss_plot.setLogMode(y=True)
-        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((120, 160, 230), width=1), name="training loss")
-        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((20, 70, 180), width=2), name="smoothed")
-        self.test_loss_curve = self.loss_plot.plot(pen=pg.mkPen((220, 110, 20), width=2), symbol="o",
-                                                   symbolSize=7, symbolBrush=(220, 110, 20), name="test loss")
-        for curve in (self.raw_curve, self.smooth_curve):
-            curve.setDownsampling(auto=True, method="peak")
-            curve.setClipToView(True)
-
-        self.accuracy_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
-        self.accuracy_plot.setObjectName("accuracyPlot")
-        _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
-        self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
-                                                      symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
-        self.train_accuracy_curve = self.accuracy_plot.plot(
-            pen=pg.mkPen((150, 190, 150), width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6,
-            symbolBrush=(150, 190, 150), name="training accuracy", connect="finite")
-        self.lr_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
-        self.lr_plot.setObjectName("lrPlot")
-        _style(self.lr_plot, "learning rate", "step")
-        self.lr_plot.showGrid(x=False, y=False)  # a smooth curve needs none, and each redraw costs (bench_gui.py)
-        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)  # "(x0.001)" in the label was cut off
-        self.lr_plot.getPlotItem().legend.setVisible(False)
-        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen((120, 80, 170), width=1.5), name="learning rate")
-        self.lr_curve.setDownsampling(auto=True, method="peak")
-        self.lr_curve.setClipToView(True)
-        self.lr_plot.setLimits(xMin=0)
-        self._lr_redraws = 0
+        self._build_loss_plot()
+        self._build_accuracy_plot()
+        self._build_lr_plot()
         # Steps, epochs and percentages have bounds: a lone point (a run's first epoch) otherwise got
         # pyqtgraph's +-50 around it, up to 147 % and back to epoch -1. Zooming and panning stay inside.
         self.loss_plot.setLimits(xMin=0)
@@ -218,6 +191,7 @@ class TrainingPlots(QWidget):
         self.accuracies: list[float] = []
         self._ema: float | None = None
         self._count = 0
+        self._steps_per_epoch = 1  # of the run shown, for where its epochs end on the step axis
         self._steps_dirty = False  # the step curves; the per-epoch ones change only once an epoch, and
         self._epochs_dirty = False  # setting them anyway repainted the accuracy plot too (278 repaints per 168 redraws)
         self._timer = QTimer(self)
@@ -225,6 +199,46 @@ class TrainingPlots(QWidget):
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
         self._loss_framed_empty = self._accuracy_framed_empty = False
+        self._build_hints()
+        self._frame()
+
+    def _build_loss_plot(self) -> None:
+        self.loss_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": LogAxis("left")})
+        self.loss_plot.setObjectName("lossPlot")
+        _style(self.loss_plot, "loss", "step")
+        self.loss_plot.setLogMode(y=True)
+        self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((120, 160, 230), width=1), name="training loss")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((20, 70, 180), width=2), name="smoothed")
+        self.test_loss_curve = self.loss_plot.plot(pen=pg.mkPen((220, 110, 20), width=2), symbol="o",
+                                                   symbolSize=7, symbolBrush=(220, 110, 20), name="test loss")
+        for curve in (self.raw_curve, self.smooth_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+
+    def _build_accuracy_plot(self) -> None:
+        self.accuracy_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
+        self.accuracy_plot.setObjectName("accuracyPlot")
+        _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
+        self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
+                                                      symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
+        self.train_accuracy_curve = self.accuracy_plot.plot(
+            pen=pg.mkPen((150, 190, 150), width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6,
+            symbolBrush=(150, 190, 150), name="training accuracy", connect="finite")
+
+    def _build_lr_plot(self) -> None:
+        self.lr_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
+        self.lr_plot.setObjectName("lrPlot")
+        _style(self.lr_plot, "learning rate", "step")
+        self.lr_plot.showGrid(x=False, y=False)  # a smooth curve needs none, and each redraw costs (bench_gui.py)
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)  # "(x0.001)" in the label was cut off
+        self.lr_plot.getPlotItem().legend.setVisible(False)
+        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen((120, 80, 170), width=1.5), name="learning rate")
+        self.lr_curve.setDownsampling(auto=True, method="peak")
+        self.lr_curve.setClipToView(True)
+        self.lr_plot.setLimits(xMin=0)
+        self._lr_redraws = 0
+
+    def _build_hints(self) -> None:
         # what an empty plot will show, so a newcomer knows what to do and what to expect
         self.loss_hint = pg.TextItem("Press Train: the training loss appears here", color=(120, 120, 120),
                                      anchor=(0.5, 0.5))
@@ -234,7 +248,7 @@ class TrainingPlots(QWidget):
         self.loss_hint.setPos(EMPTY_STEPS / 2, 0.5)  # mid-height of the empty frame (the loss axis is log10)
         self.accuracy_hint.setPos((1 + EMPTY_EPOCHS) / 2, 50)
         self.accuracy_plot.getViewBox().setDefaultPadding(0.06)  # the last point's marker is not cut at the edge
-        self._frame()
+
 
     # -- data in --------------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -268,6 +282,23 @@ class TrainingPlots(QWidget):
         self.test_losses.append(test_loss)
         self.accuracies.append(100.0 * test_accuracy)
         self._epochs_dirty = True
+
+    @Slot(object)
+    def start_run(self, info: dict) -> None:
+        """A run starts (``TrainingSession.started``): its history so far, and where its epochs end."""
+        self._steps_per_epoch = int(info["steps_per_epoch"])
+        self.load_history(info["history"], self._steps_per_epoch)
+
+    @Slot(object)
+    def add_steps(self, events: list[StepEvent]) -> None:
+        """A run's logged steps: their losses and learning rates."""
+        self.add_losses([e.step for e in events], [e.loss for e in events], [e.lr for e in events])
+
+    @Slot(object)
+    def add_epoch_event(self, event: EpochEvent) -> None:
+        """A run's completed epoch: its test loss and accuracies, where the epoch ended."""
+        self.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy,
+                       event.train_accuracy)
 
     def load_history(self, history: dict, steps_per_epoch: int | None = None) -> None:
         """Show a checkpoint's history, so a resumed run's curves continue from it.

@@ -8,7 +8,8 @@ tested without a window (tests/test_model_on_hand.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from engine.inference import Predictor
 class ModelOnHand:
     """``checkpoint``: its weights and metadata (None for the bundled model, which is never saved);
     ``file``: where Save writes (None: Save asks for a name); ``saved``: whether that file holds it;
-    ``version``: counts the changes, so a view can tell whether what it shows is of this model."""
+    ``version``: counts the changes, so a view can tell whether what it shows is of this model. Every
+    change is told to the functions given to :meth:`on_change`."""
 
     predictor: Predictor | None = None
     checkpoint: Checkpoint | None = None
@@ -29,6 +31,15 @@ class ModelOnHand:
     saved: bool = True
     from_run: bool = False
     version: int = 0
+    _listeners: list[Callable[[], object]] = field(default_factory=list, repr=False, compare=False)
+
+    def on_change(self, listener: Callable[[], object]) -> None:
+        """Call ``listener()`` after every change of the model, its file or whether it is saved."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def use_bundled(self, predictor: Predictor) -> None:
         self._change(predictor, None, file=None, saved=True, from_run=False)
@@ -54,6 +65,7 @@ class ModelOnHand:
         goes back to its own file."""
         if not continuing:
             self.file = None
+            self._changed()
 
     def epoch_done(self, checkpoint: Checkpoint, label: str) -> None:
         """A run completed an epoch: that epoch's model is the one on hand, not yet saved."""
@@ -63,6 +75,7 @@ class ModelOnHand:
     def saved_to(self, path: Path) -> None:
         self.file = path
         self.saved = True
+        self._changed()
 
     # -- what the others read -------------------------------------------------------------------------------
     @property
@@ -96,3 +109,4 @@ class ModelOnHand:
         self.predictor, self.checkpoint, self.file, self.saved, self.from_run = (predictor, checkpoint, file, saved,
                                                                                 from_run)
         self.version += 1
+        self._changed()

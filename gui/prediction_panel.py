@@ -41,6 +41,10 @@ from gui.draw_canvas import DEFAULT_PEN, RENDER_SIZE, WIDE, DrawCanvas, array_to
 
 MIN_INTERVAL_MS = 40
 INPUT_VIEW_SIZE = 140  # 5 screen pixels per model pixel
+# The canvas's own keys, while it (or the panel) has the focus; the keyboard help lists them too.
+# Delete, not Esc, clears: Esc closes menus, and must not wipe a drawing.
+CANVAS_KEYS = ((QKeySequence.StandardKey.Undo, "Undo on the canvas (a stroke, a Clear, an image)"),
+               (QKeySequence.StandardKey.Delete, "Clear the canvas"))
 
 
 def confidence_text(prediction: Prediction, names: tuple[str, ...]) -> str:
@@ -111,6 +115,37 @@ class RecognitionPanel(QWidget):
         self.last_latency_ms = 0.0
 
         self.canvas = DrawCanvas()
+        tools = self._build_tools()
+        answer = self._build_answer()
+        teach_row = self._build_teaching_row()
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.canvas_notice)
+        layout.addWidget(self.digits_box)
+        layout.addLayout(tools)
+        layout.addLayout(teach_row)
+        layout.addLayout(answer)
+        layout.addWidget(self.bars)
+        layout.addWidget(self.source_label)
+        layout.addWidget(self.latency_label)
+
+        self._throttle = QTimer(self)
+        self._throttle.setSingleShot(True)
+        self._throttle.timeout.connect(self.predict_now)
+        self._since_last = QElapsedTimer()
+        self._since_last.start()
+        self.canvas.stroke_changed.connect(self._schedule)
+        for changed in (self.canvas.stroke_finished, self.canvas.cleared, self.canvas.image_restored):
+            changed.connect(self.predict_now)
+        for changed in (self.canvas.stroke_changed, self.canvas.stroke_finished, self.canvas.cleared,
+                        self.canvas.image_restored):
+            changed.connect(self._update_edit_buttons)
+        self.canvas.image_dropped.connect(self.open_image)
+        self._show_input(None)
+        self._update_edit_buttons()
+
+    def _build_tools(self) -> QGridLayout:
+        """The pen, Wide, Boxes, Undo, Clear and Open image..., and the canvas's own keys."""
         self.pen_slider = QSlider(Qt.Orientation.Horizontal, objectName="penWidthSlider")
         self.pen_slider.setRange(1, 20)  # percent of the canvas side / 0.5
         self.pen_slider.setValue(round(DEFAULT_PEN * 200))
@@ -132,13 +167,24 @@ class RecognitionPanel(QWidget):
         self.boxes_check.setToolTip("Outline each digit read on the canvas")
         self.boxes_check.setChecked(True)
         self.boxes_check.toggled.connect(self.canvas.set_show_boxes)
-        clear = QShortcut(QKeySequence.StandardKey.Delete, self)  # not Esc: it closes menus, and must not wipe
-        clear.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        clear.activated.connect(self.canvas.clear)
-        undo = QShortcut(QKeySequence.StandardKey.Undo, self)
-        undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        undo.activated.connect(self.canvas.undo)
+        for key, slot in zip((key for key, _ in CANVAS_KEYS), (self.canvas.undo, self.canvas.clear), strict=True):
+            shortcut = QShortcut(key, self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+        tools = QGridLayout()  # two rows, so that the panel fits beside the others on a 1024-pixel screen
+        tools.addWidget(QLabel("Pen"), 0, 0)
+        pen_row = QHBoxLayout()
+        pen_row.addWidget(self.pen_slider, 1)
+        pen_row.addWidget(self.wide_check)
+        pen_row.addWidget(self.boxes_check)
+        tools.addLayout(pen_row, 0, 1, 1, 2)
+        tools.addWidget(self.undo_button, 1, 0, 1, 1)
+        tools.addWidget(self.clear_button, 1, 1)
+        tools.addWidget(self.open_image_button, 1, 2)
+        return tools
 
+    def _build_answer(self) -> QGridLayout:
+        """The digit or number read, its confidence, what the model sees, the bars and their source."""
         self.prediction_label = QLabel("–", objectName="predictionLabel")
         self.prediction_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         font = self.prediction_label.font()
@@ -159,6 +205,24 @@ class RecognitionPanel(QWidget):
         self.canvas_notice.setWordWrap(True)
         self.canvas_notice.setStyleSheet("QLabel#canvasNotice { color: #b00020; }")
         self.canvas_notice.setVisible(False)
+        self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
+        self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
+        self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
+        self.bars = ProbabilityBars()
+        self.bars.setMinimumHeight(120)
+        self.source_label = QLabel("", objectName="modelSourceLabel")
+        self.source_label.setWordWrap(True)
+        self.latency_label = QLabel("", objectName="latencyLabel")
+        answer = QGridLayout()
+        answer.addWidget(self.prediction_label, 0, 0)
+        answer.addWidget(self.confidence_label, 1, 0)
+        answer.addWidget(self.saliency_check, 2, 0, Qt.AlignmentFlag.AlignCenter)
+        answer.addWidget(self.model_input_caption, 0, 1)
+        answer.addWidget(self.model_input_view, 1, 1, 2, 1)
+        return answer
+
+    def _build_teaching_row(self) -> QHBoxLayout:
+        """"That's a" and a button per digit; and the row of a number's digits, one button each."""
         # "That's a ...": the user's own label for what is on the canvas, kept as a personal sample
         self.label_buttons = []
         for index in range(10):
@@ -175,62 +239,13 @@ class RecognitionPanel(QWidget):
         self.digits_box = QWidget(objectName="digitsBox")
         self.digits_box.setLayout(self.digits_row)
         self.digits_box.setVisible(False)
-        self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
-        self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
-        self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
-        self.bars = ProbabilityBars()
-        self.bars.setMinimumHeight(120)
-        self.source_label = QLabel("", objectName="modelSourceLabel")
-        self.source_label.setWordWrap(True)
-        self.latency_label = QLabel("", objectName="latencyLabel")
-
-        tools = QGridLayout()  # two rows, so that the panel fits beside the others on a 1024-pixel screen
-        tools.addWidget(QLabel("Pen"), 0, 0)
-        pen_row = QHBoxLayout()
-        pen_row.addWidget(self.pen_slider, 1)
-        pen_row.addWidget(self.wide_check)
-        pen_row.addWidget(self.boxes_check)
-        tools.addLayout(pen_row, 0, 1, 1, 2)
-        tools.addWidget(self.undo_button, 1, 0, 1, 1)
-        tools.addWidget(self.clear_button, 1, 1)
-        tools.addWidget(self.open_image_button, 1, 2)
-        answer = QGridLayout()
-        answer.addWidget(self.prediction_label, 0, 0)
-        answer.addWidget(self.confidence_label, 1, 0)
-        answer.addWidget(self.saliency_check, 2, 0, Qt.AlignmentFlag.AlignCenter)
-        answer.addWidget(self.model_input_caption, 0, 1)
-        answer.addWidget(self.model_input_view, 1, 1, 2, 1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.canvas_notice)
-        layout.addWidget(self.digits_box)
-        layout.addLayout(tools)
         teach_row = QHBoxLayout()
         teach_row.setSpacing(1)
         teach_row.addWidget(QLabel("That's a"))
         for button in self.label_buttons:
             teach_row.addWidget(button)
         teach_row.addStretch(1)
-        layout.addLayout(teach_row)
-        layout.addLayout(answer)
-        layout.addWidget(self.bars)
-        layout.addWidget(self.source_label)
-        layout.addWidget(self.latency_label)
-
-        self._throttle = QTimer(self)
-        self._throttle.setSingleShot(True)
-        self._throttle.timeout.connect(self.predict_now)
-        self._since_last = QElapsedTimer()
-        self._since_last.start()
-        self.canvas.stroke_changed.connect(self._schedule)
-        for changed in (self.canvas.stroke_finished, self.canvas.cleared, self.canvas.image_restored):
-            changed.connect(self.predict_now)
-        for changed in (self.canvas.stroke_changed, self.canvas.stroke_finished, self.canvas.cleared,
-                        self.canvas.image_restored):
-            changed.connect(self._update_edit_buttons)
-        self.canvas.image_dropped.connect(self.open_image)
-        self._show_input(None)
-        self._update_edit_buttons()
+        return teach_row
 
     # -- model ----------------------------------------------------------------------------------------------
     def set_predictor(self, predictor: Predictor) -> None:

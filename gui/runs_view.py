@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,6 +40,7 @@ from scipy.signal import lfilter
 
 from engine.files import atomic_write
 from engine.runs import Curves, Run, delete_run, list_runs, read_curves, record_checkpoint, update_run
+from gui.dialogs import Dialogs
 from gui.image_files import save_png
 from gui.loss_plot import GridAxis, LogAxis, _style
 from gui.workers import Job, RunStoreWorker
@@ -72,19 +74,17 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
 
 
 class RunsView(QWidget):
-    """``open_requested`` carries a checkpoint path to open; ``delete_requested`` the runs to delete (the
-    window confirms, then calls :meth:`delete`); ``message`` a line for the status bar; ``refreshed`` that
-    the table shows the store as just read."""
+    """``open_requested`` carries a checkpoint path to open; ``message`` a line for the status bar;
+    ``refreshed`` that the table shows the store as just read. Deleting asks first, through ``dialogs``."""
 
     open_requested = Signal(str)
-    delete_requested = Signal(object)
     export_requested = Signal()
     message = Signal(str)
     refreshed = Signal()
 
-    def __init__(self, store: Path, owned: list[Path], parent: QWidget | None = None) -> None:
+    def __init__(self, store: Path, owned: list[Path], dialogs: Dialogs, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.store, self.owned = store, owned
+        self.store, self.owned, self.dialogs = store, owned, dialogs
         self.runs: list[Run] = []
         self._curves: dict[str, Curves] = {}
         self._shown: list[tuple[str, str]] = []  # the runs whose curves are drawn, and their legend names
@@ -94,6 +94,16 @@ class RunsView(QWidget):
         self.store_job.finished.connect(self._run_next)
         self._asked: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}  # kind: task, its slot
 
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self._build_table())
+        splitter.addWidget(self._build_plots())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self._update_buttons()
+
+    def _build_table(self) -> QWidget:
+        """The runs, a row each, under Refresh, Open, Delete... and Export..., over the summary line."""
         self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -105,7 +115,6 @@ class RunsView(QWidget):
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self.redraw)
         self.table.itemChanged.connect(self._edited)
-
         self.refresh_button = QPushButton("Refresh", objectName="refreshRunsButton")
         self.refresh_button.setToolTip("Read the run records again (runs the CLI trained meanwhile too)")
         self.open_button = QPushButton("Open", objectName="openRunButton")
@@ -116,8 +125,23 @@ class RunsView(QWidget):
         self.export_button.setToolTip("A CSV with a row per selected run, and the plots as a PNG beside it")
         self.refresh_button.clicked.connect(self.refresh)
         self.open_button.clicked.connect(self._open_selected)
-        self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self.selected_runs()))
+        self.delete_button.clicked.connect(lambda: self.delete(self.selected_runs()))
         self.export_button.clicked.connect(self.export_requested)
+        self.summary = QLabel("", objectName="runsSummary")
+        buttons = QHBoxLayout()
+        for widget in (self.refresh_button, self.open_button, self.delete_button, self.export_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(self.table, 1)
+        top_layout.addWidget(self.summary)
+        return top
+
+    def _build_plots(self) -> QWidget:
+        """The selected runs' loss and test accuracy, against the x axis chosen, the loss smoothed."""
         self.axis_combo = QComboBox(objectName="runsAxisCombo")
         self.axis_combo.setToolTip("The x axis of the plots: step, epoch or wall time")
         self.axis_combo.addItems(list(AXES))
@@ -127,44 +151,30 @@ class RunsView(QWidget):
         self.smoothing_slider.setValue(60)
         self.smoothing_slider.setToolTip("Smoothing of the loss: an exponential moving average, as in TensorBoard")
         self.smoothing_slider.valueChanged.connect(self.redraw)
-        self.summary = QLabel("", objectName="runsSummary")
-
         self.loss_plot = pg.PlotWidget(axisItems={"left": LogAxis("left"), "bottom": GridAxis("bottom")})
         _style(self.loss_plot, "training loss", "step")
         self.loss_plot.setLogMode(y=True)
         self.accuracy_plot = pg.PlotWidget(axisItems={"left": GridAxis("left"), "bottom": GridAxis("bottom")})
         _style(self.accuracy_plot, "test accuracy (%)", "step", legend_offset=(-10, -10))
-
-        buttons = QHBoxLayout()
-        for widget in (self.refresh_button, self.open_button, self.delete_button, self.export_button):
-            buttons.addWidget(widget)
-        buttons.addStretch(1)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("x"))
         controls.addWidget(self.axis_combo)
         controls.addWidget(QLabel("Smoothing"))
         controls.addWidget(self.smoothing_slider, 1)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addLayout(buttons)
-        top_layout.addWidget(self.table, 1)
-        top_layout.addWidget(self.summary)
         plots = QWidget()
         plots_layout = QVBoxLayout(plots)
         plots_layout.setContentsMargins(0, 0, 0, 0)
         plots_layout.addLayout(controls)
         plots_layout.addWidget(self.loss_plot, 3)
         plots_layout.addWidget(self.accuracy_plot, 2)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(top)
-        splitter.addWidget(plots)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
-        self._update_buttons()
+        return plots
 
     # -- the table ------------------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        """Opening the tab reads the store: runs the command line trained meanwhile appear."""
+        super().showEvent(event)
+        self.refresh()
+
     def refresh(self) -> None:
         """Read the store again, in the background (``refreshed`` says when the table shows it)."""
         self._ask("list", partial(list_runs, self.store), self._show_runs)
@@ -277,6 +287,13 @@ class RunsView(QWidget):
                 self.message.emit(f"{run.title}: its checkpoint is gone (deleted, or the run saved none)")
 
     def delete(self, runs: list[Run]) -> None:
+        """Delete runs' records and their autosaved checkpoints, once the user has said yes."""
+        if not runs:
+            return
+        names = ", ".join(run.title for run in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        if not self.dialogs.confirm("Delete runs", f"Delete {names}: the records and their autosaved checkpoints? "
+                                                  "Checkpoints you saved yourself are kept."):
+            return
         for run in runs:
             delete_run(run, owned=self.owned)
         self.message.emit(f"Deleted {len(runs)} run{'s' if len(runs) != 1 else ''}")

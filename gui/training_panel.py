@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,11 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.checkpoint import Checkpoint
 from engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
-from engine.data import DATASETS
+from engine.data import DATASETS, locate
 from engine.devices import DeviceInfo, best_device
+from engine.errors import UserError
 from engine.models import MODELS, build_model, model_spec, parameter_count
-from gui.settings import settings_list
+from gui.model_on_hand import ModelOnHand
+from gui.settings import AppSettings
 
 FOLDER_ITEM = "folder"
 
@@ -46,12 +49,19 @@ class TrainingPanel(QWidget):
 
     def __init__(self, devices: tuple[DeviceInfo, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        defaults = TrainConfig()
         self._can_resume = False
         self._running = False
         self._resume_config: TrainConfig | None = None  # the settings of the model Continue continues
+        self._build_model_fields(devices)
+        layout = QVBoxLayout(self)
+        for box in (self._build_data_box(), self._build_model_box(), self._build_run_box()):
+            layout.addWidget(box)
+        layout.addStretch(1)
+        self.set_defaults(TrainConfig())
+        self.set_running(False)
+        self.set_resumable(False)
 
-        # data set ------------------------------------------------------------------------------------------
+    def _build_data_box(self) -> QGroupBox:
         self.dataset_combo = _shrinkable_combo("datasetCombo")
         for key, spec in DATASETS.items():
             self.dataset_combo.addItem(spec.title, key)
@@ -82,8 +92,9 @@ class TrainingPanel(QWidget):
         row.addWidget(self.cancel_download_button)
         data_layout.addLayout(row)
         data_layout.addWidget(self.dataset_status)
+        return data_box
 
-        # model and hyper-parameters ------------------------------------------------------------------------
+    def _build_model_fields(self, devices: tuple[DeviceInfo, ...]) -> None:
         self.model_combo = _shrinkable_combo("modelCombo")
         for name, spec in MODELS.items():
             self.model_combo.addItem(f"{name} ({parameter_count(build_model(name)):,} parameters)", name)
@@ -129,6 +140,8 @@ class TrainingPanel(QWidget):
         }
         for widget, tip in tips.items():
             widget.setToolTip(tip)
+
+    def _build_model_box(self) -> QGroupBox:
         model_box = QGroupBox("Model and training")
         form = QFormLayout(model_box)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # label above its field when narrow
@@ -155,8 +168,9 @@ class TrainingPanel(QWidget):
             spin.setAccessibleName(name)
             spin.limited.connect(self._show_limited)
             spin.lineEdit().textEdited.connect(lambda _: self.settings_note.setVisible(False))
+        return model_box
 
-        # run controls --------------------------------------------------------------------------------------
+    def _build_run_box(self) -> QGroupBox:
         self.train_button = QPushButton("Train", objectName="trainButton")
         self.train_button.setDefault(True)
         self.pause_button = QPushButton("Pause", objectName="pauseButton")
@@ -179,15 +193,7 @@ class TrainingPanel(QWidget):
         run_layout.addWidget(self.resume_check)
         run_layout.addLayout(buttons)
         run_layout.addWidget(self.progress)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(data_box)
-        layout.addWidget(model_box)
-        layout.addWidget(run_box)
-        layout.addStretch(1)
-        self.set_defaults(defaults)
-        self.set_running(False)
-        self.set_resumable(False)
+        return run_box
 
     # -- values ---------------------------------------------------------------------------------------------
     def set_defaults(self, config: TrainConfig) -> None:
@@ -285,6 +291,12 @@ class TrainingPanel(QWidget):
             self.pause_button.setText("Pause")
             self.pause_button.blockSignals(False)
 
+    def follow_model(self, model: ModelOnHand) -> None:
+        """Continue offers the model on hand, with its settings."""
+        source = model.resume_source()
+        self.set_resumable(source is not None, model.description(), source.config if source is not None else None,
+                           checked=self.continuing() and source is not None)
+
     def set_resumable(self, resumable: bool, description: str = "", config: TrainConfig | None = None,
                       checked: bool = False) -> None:
         """Offer Continue for the model on hand (a finished run or an opened checkpoint): ``config`` is its
@@ -351,35 +363,59 @@ class TrainingPanel(QWidget):
             self.progress.setFormat(text)
 
     # -- settings -------------------------------------------------------------------------------------------
-    def save_settings(self, settings: QSettings) -> None:
+    def save_settings(self, settings: AppSettings) -> None:
         name, folder = self.dataset_choice()
-        settings.setValue("data/folders", self.folders())
-        settings.setValue("data/dataset", name)
-        settings.setValue("data/folder", folder or "")
-        settings.setValue("training/config", self.config().to_dict())
-        settings.setValue("training/device", self.device())
+        settings.data_folders = self.folders()
+        settings.dataset = name
+        settings.data_folder = folder or ""
+        settings.device = self.device()
+        try:
+            settings.training_config = self.config().to_dict()
+        except UserError:  # a value out of range: the last good settings stay
+            pass
 
-    def restore_settings(self, settings: QSettings) -> None:
+    def restore_settings(self, settings: AppSettings) -> None:
         """The last session's data set choice (opened folders that still exist come back too), training
         settings and device."""
-        for folder in settings_list(settings, "data/folders"):
+        for folder in settings.data_folders:
             if Path(folder).is_dir():
                 self.add_folder(folder, select=False)
-        folder = str(settings.value("data/folder", "") or "")
+        folder = settings.data_folder
         if folder and Path(folder).is_dir():
             self.add_folder(folder)
         elif not folder:
-            self.select_dataset(str(settings.value("data/dataset", "") or ""))
-        saved = settings.value("training/config")
-        if isinstance(saved, dict):
+            self.select_dataset(settings.dataset)
+        saved = settings.training_config
+        if saved:
             try:
                 self.set_defaults(TrainConfig.from_dict(_typed(saved)).validate())
             except Exception:  # settings from another version: keep the defaults
                 pass
-        device = settings.value("training/device")
-        index = self.device_combo.findData(device)
+        index = self.device_combo.findData(settings.device)
         if index >= 0:
             self.device_combo.setCurrentIndex(index)
+
+    def select_dataset_of(self, loaded: Checkpoint) -> str | None:
+        """Choose the data set a checkpoint was trained on, so that Evaluate and Continue use it: the
+        folder its data came from, where that still holds the files and is not where the data set's name
+        leads anyway; else the known data set of that name.
+
+        Only when no folder is chosen: a folder the user opened stays chosen (its files may be the same
+        set). No run is on: a run locks opening checkpoints. Returns what was chosen, if anything.
+        """
+        name, folder = self.dataset_choice()
+        if folder is not None:
+            return None
+        spec = DATASETS.get(loaded.dataset_name)
+        recorded = loaded.data_folder()
+        if recorded is not None:
+            found = locate(spec.key) if spec is not None else None
+            if found is None or found.resolve() != recorded.resolve():
+                self.add_folder(str(recorded))
+                return f"the folder {recorded}"
+        if spec is None or name == spec.key:
+            return None
+        return spec.title if self.select_dataset(spec.key) else None
 
 
 def _shrinkable_combo(name: str) -> QComboBox:

@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from tests.gui_helpers import ScriptedDialogs  # noqa: E402
 from tests.helpers import write_dataset  # noqa: E402
 
 
@@ -60,33 +61,27 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setenv("DIGIT_STUDIO_DATA", str(tiny_data.parent))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings)
+    # Modal dialogs would wait for a click forever here: they are answered by script (Yes; Discard for an
+    # unsaved model), and what they would have said is kept, in win.dialogs.
+    win = MainWindow(settings=settings, dialogs=ScriptedDialogs())
     win.training_panel.select_dataset("mnist")  # the tiny set, through $DIGIT_STUDIO_DATA (not the sample)
-    errors: list[str] = []
-    monkeypatch.setattr(win, "show_error", lambda title, message: errors.append(message))
-    win.errors = errors
-    win.informed = []  # messages the app would show in an information box (which would wait for a click)
-    monkeypatch.setattr(win, "inform", lambda title, message, offer_folder=False: win.informed.append(message))
-    # A modal question would wait for a click forever here: answer Yes, and Discard for an unsaved model,
-    # unless a test answers otherwise.
-    def answer_yes_and_discard(window) -> None:
-        monkeypatch.setattr(window, "confirm", lambda title, question: True)
-        monkeypatch.setattr(window, "ask_unsaved", lambda question: "discard")
 
-    answer_yes_and_discard(win)
+    def answer_yes_and_discard(window) -> None:
+        window.dialogs.confirm_answer, window.dialogs.unsaved_answer = True, "discard"
+
     # pytest-qt closes the window before this fixture's teardown, then deletes it: whatever a test answered,
     # that close must be accepted, so that the window waits for its workers before it is deleted.
     qtbot.addWidget(win, before_close_func=answer_yes_and_discard)
     win.show()
     qtbot.waitExposed(win)
     yield win
-    if win.is_training:
-        win.stop_training(wait=True)
+    win.session.stop(wait=True)
     win.evaluation.shutdown()
 
     def busy() -> list[str]:
-        jobs = {"training": win.is_training, "loading data": win.loader.loading, "warm-up": win.warm_up.running,
-                "opening": win.opening.running, "teaching": win.teaching.running, "reading runs": win.runs_view.busy}
+        jobs = {"training": win.session.running, "loading data": win.loader.loading, "warm-up": win.warm_up.running,
+                "opening": win.document.opening.running, "teaching": win.teacher.running,
+                "reading runs": win.runs_view.busy}
         return [name for name, running in jobs.items() if running]
 
     try:

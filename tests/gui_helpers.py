@@ -1,4 +1,5 @@
-"""Helpers for GUI tests: real mouse strokes on a widget, files dropped on it, a checkpoint opened."""
+"""Helpers for GUI tests: real mouse strokes on a widget, files dropped on it, a checkpoint opened, dialogs
+answered by script."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
+
+from gui.dialogs import Dialogs
 
 
 def drag(widget: QWidget, points: list[tuple[float, float]]) -> None:
@@ -63,7 +66,7 @@ def drop_file(window: QWidget, over: QWidget, path: Path | str) -> bool:
 def open_checkpoint(qtbot, window, path: Path | str, timeout: int = 15000) -> bool:
     """Open a checkpoint in the window as File > Open does, and wait until it is on hand or refused."""
     with qtbot.waitSignal(window.checkpoint_opened, timeout=timeout) as blocker:
-        window.open_checkpoint(path)
+        window.document.open(path)
     return bool(blocker.args[0])
 
 
@@ -74,4 +77,40 @@ def train_one_epoch(window, qtbot) -> None:
     panel.epochs_spin.setValue(1)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
+
+
+class ScriptedDialogs(Dialogs):
+    """The app's dialogs answered at once, as a test scripts them, with everything said kept: errors,
+    messages, questions. Questions are answered Yes, and Discard for an unsaved model, unless a test sets
+    ``confirm_answer`` or ``unsaved_answer``. File choices stay Qt's (tests patch QFileDialog)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.errors: list[str] = []
+        self.informed: list[str] = []
+        self.questions: list[str] = []
+        self.shown: list[str] = []  # rich text: the keyboard help, the About box
+        self.confirm_answer = True
+        self.unsaved_answer = "discard"
+
+    def error(self, title: str, message: str) -> None:
+        self.errors.append(message)
+
+    def inform(self, title: str, message: str, action: str | None = None) -> bool:
+        self.informed.append(message)
+        return False
+
+    def rich_text(self, title: str, html: str) -> None:
+        self.shown.append(html)
+
+    def about(self, title: str, html: str) -> None:
+        self.shown.append(html)
+
+    def confirm(self, title: str, question: str) -> bool:
+        self.questions.append(question)
+        return self.confirm_answer
+
+    def ask_unsaved(self, question: str) -> str:
+        self.questions.append(question)
+        return self.unsaved_answer

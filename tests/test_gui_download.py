@@ -36,7 +36,7 @@ def test_missing_data_set_is_downloaded_with_progress_then_trained(window, qtbot
     assert finished.args[0] is not None and finished.args[0].epochs_done == 1
     assert progress and progress[-1][0] == progress[-1][1] > 0
     assert all((data.cache_dir() / "mnist" / f.name).exists() for f in mnist_mirror.files)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
 
 
 def test_cancel_stops_the_download_and_unlocks_the_panel(window, qtbot, http_server, mnist_mirror, monkeypatch):
@@ -46,8 +46,8 @@ def test_cancel_stops_the_download_and_unlocks_the_panel(window, qtbot, http_ser
     assert window.training_panel.cancel_download_button.isVisible()
     qtbot.mouseClick(window.training_panel.cancel_download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.loader.loading, timeout=10000)
-    assert window.training_panel.train_button.isEnabled() and not window.is_training
-    assert window.errors == [] and "cancelled" in window.status_label.text().lower()
+    assert window.training_panel.train_button.isEnabled() and not window.session.running
+    assert window.dialogs.errors == [] and "cancelled" in window.status_label.text().lower()
     assert "loading data" not in window.training_panel.progress.format()  # no status left stuck
     cache = data.cache_dir() / "mnist"
     assert not any((cache / f.name).exists() for f in mnist_mirror.files)
@@ -60,14 +60,14 @@ def test_offline_the_full_set_falls_back_to_the_built_in_sample(window, qtbot, m
     monkeypatch.setitem(data.DATASETS, "mnist", spec)
     window.training_panel.model_combo.setCurrentIndex(window.training_panel.model_combo.findData("lenet"))
     qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(window.informed), timeout=30000)
-    assert "no network connection" in window.informed[-1] and str(data.cache_dir() / "mnist") in window.informed[-1]
-    assert "MNIST sample" in window.informed[-1] and "Open folder" in window.informed[-1]
+    qtbot.waitUntil(lambda: bool(window.dialogs.informed), timeout=30000)
+    assert "no network connection" in window.dialogs.informed[-1] and str(data.cache_dir() / "mnist") in window.dialogs.informed[-1]
+    assert "MNIST sample" in window.dialogs.informed[-1] and "Open folder" in window.dialogs.informed[-1]
     assert window.training_panel.dataset_choice() == ("mnist-sample", None)
     with qtbot.waitSignal(window.training_steps, timeout=30000):
         pass
-    window.stop_training(wait=True)
-    assert not window.errors and window.loader.chosen().name == "mnist-sample" and len(window.loader.chosen().train) == 10_000
+    window.session.stop(wait=True)
+    assert not window.dialogs.errors and window.loader.chosen().name == "mnist-sample" and len(window.loader.chosen().train) == 10_000
 
 
 def test_the_command_line_falls_back_to_the_sample_offline_with_a_note(monkeypatch, capsys):

@@ -149,8 +149,8 @@ def test_exports_remember_their_folder_and_a_failing_one_says_why_and_keeps_the_
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
     view.export_csv_dialog()  # the folder does not exist
-    assert window.errors and str(tmp_path / "out" / "eval.csv") in window.errors[-1]
-    assert "does not exist" in window.errors[-1]
+    assert window.dialogs.errors and str(tmp_path / "out" / "eval.csv") in window.dialogs.errors[-1]
+    assert "does not exist" in window.dialogs.errors[-1]
 
     (tmp_path / "out").mkdir()
     view.export_csv_dialog()
@@ -215,15 +215,15 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     panel.select_dataset("mnist")
     view = window.evaluation
     qtbot.mouseClick(view.evaluate_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(window.errors), timeout=30000)
-    assert "recognises the Fashion-MNIST (clothing) classes" in window.errors[-1]
+    qtbot.waitUntil(lambda: bool(window.dialogs.errors), timeout=30000)
+    assert "recognises the Fashion-MNIST (clothing) classes" in window.dialogs.errors[-1]
     assert not view.job.running and view.evaluate_button.isEnabled() and view.result is None
 
     panel.resume_check.setChecked(True)
     with qtbot.waitSignal(window.training_finished, timeout=30000) as finished:
         qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
-    assert finished.args[0] is None and "choose the data set the model was trained on" in window.errors[-1]
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    assert finished.args[0] is None and "choose the data set the model was trained on" in window.dialogs.errors[-1]
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     assert window.recognition.predictor.source == "clothes.pt"  # the opened model stays in use
 
 

@@ -32,8 +32,8 @@ def test_a_checkpoint_opens_on_a_worker_while_the_window_stays_live(qtbot, windo
     path.write_bytes(_bundled_with(lambda p: p.__setitem__("history", {**p["history"], "steps": steps,
                                                                         "losses": [1.0 / s for s in steps]})))
     with qtbot.waitSignal(window.checkpoint_opened, timeout=60000) as opened:
-        assert window.open_checkpoint(path)
-        assert window.opening.running  # read and checked off the GUI thread
+        assert window.document.open(path)
+        assert window.document.opening.running  # read and checked off the GUI thread
     assert opened.args == [True]
     assert len(window.plots.steps.view) <= MAX_LOADED_POINTS  # a screenful, not a quarter of a million points
     assert window.plots.steps.view[-1] == 250_000
@@ -52,8 +52,8 @@ def test_a_checkpoint_that_would_crash_training_is_refused_and_the_model_kept(qt
     path = tmp_path / "crafted.pt"
     path.write_bytes(_bundled_with(short_moments))
     assert not open_checkpoint(qtbot, window, path)
-    assert "crafted.pt" in window.errors[-1] and "\n" not in window.errors[-1]
-    assert window.recognition.predictor is before and window.model.checkpoint is None
+    assert "crafted.pt" in window.dialogs.errors[-1] and "\n" not in window.dialogs.errors[-1]
+    assert window.recognition.predictor is before and window.document.model.checkpoint is None
 
 
 def test_bad_images_are_reported_at_the_canvas(window, tmp_path: Path) -> None:
@@ -80,12 +80,12 @@ def test_no_save_or_export_replaces_a_file_the_app_reads(qtbot, window, tiny_dat
     files = split_files(data)
     digests = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in [*files, model]}
 
-    assert not window.save_to(files[0])
-    assert "which this command reads" in window.errors[-1]
+    assert not window.document.save_to(files[0])
+    assert "which this command reads" in window.dialogs.errors[-1]
     # a TorchScript export (.pt) named like the model's own file
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(model), "TorchScript (*.pt)"))
-    window.export_dialog()
-    assert not window.exporting.running and "model.pt" in window.errors[-1]
-    assert window.save_to(model)  # Save itself replaces the model's file, as it should
+    window.exporter.model_dialog()
+    assert not window.exporter.job.running and "model.pt" in window.dialogs.errors[-1]
+    assert window.document.save_to(model)  # Save itself replaces the model's file, as it should
     assert {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files} == {f: digests[f] for f in files}
     assert ckpt.load(model).architecture == "digitnet"

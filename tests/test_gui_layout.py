@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QSize
 
-from gui.main_window import DEFAULT_SIZE, FRAME_ALLOWANCE, fitted_size
+from gui.layout import DEFAULT_SIZE, FRAME_ALLOWANCE, fitted_size
 
 # A 1024x600 screen (a netbook; a 1366x768 laptop at 125 % scaling gives 1093x614) less a 40-pixel task bar.
 SMALL_SCREEN = QSize(1024, 560)

@@ -238,7 +238,7 @@ def test_a_number_on_the_wide_canvas_is_read_digit_by_digit(window, panel, qtbot
     drawing = np.asarray(Image.open(kept[0]))
     assert drawing.shape[1] < 400  # the 7's own ink, not the whole wide canvas
     window.save_settings()
-    assert window.settings.value("canvas/wide") == "true"
+    assert window.settings.wide_canvas
 
     panel.canvas.clear()
     _write(panel.canvas, [5])

@@ -19,7 +19,7 @@ def _train(window, qtbot, epochs: int, lr: float) -> None:
     window.training_panel.lr_spin.setValue(lr)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         window.start_training()
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
 
 
 def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     (view.store / "damaged" / "run.json").write_text("{")
     _train(window, qtbot, epochs=1, lr=0.01)
     _train(window, qtbot, epochs=2, lr=0.02)
-    assert window.save_to(tmp_path / "kept.pt")  # a Save of the run's model joins the run's record
+    assert window.document.save_to(tmp_path / "kept.pt")  # a Save of the run's model joins the run's record
     window.plots.flush()  # the live plots: learning rate per logged step, training accuracy per epoch
     assert len(window.plots.lr_curve.getData()[0]) == len(window.plots.steps.view) > 0
     assert len(window.plots.train_accuracy_curve.getData()[1]) == 2
@@ -59,7 +59,7 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     assert len(raw) == len(smoothed) and raw[0] == smoothed[0] and not (raw == smoothed).all()
 
     assert str(tmp_path / "kept.pt") in next(r for r in runs if r.name == "two epochs").checkpoints
-    written = window.export_runs(tmp_path / "compare.csv")
+    written = window.exporter.run_comparison(tmp_path / "compare.csv")
     assert written is not None and (tmp_path / "compare.png").stat().st_size > 0
     rows = list(csv.DictReader(open(tmp_path / "compare.csv")))
     assert len(rows) == 3 and {"two epochs"} <= {row["name"] for row in rows} and "lr" in rows[0]
@@ -70,7 +70,7 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     autosave, kept = map(Path, chosen.checkpoints)
     assert autosave.is_file() and kept == tmp_path / "kept.pt"
     qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)  # its newest checkpoint
-    qtbot.waitUntil(lambda: window.model.file is not None and Path(window.model.file) == kept, timeout=10000)
+    qtbot.waitUntil(lambda: window.document.model.file is not None and Path(window.document.model.file) == kept, timeout=10000)
     with qtbot.waitSignal(view.refreshed, timeout=10000):
         qtbot.mouseClick(view.delete_button, Qt.MouseButton.LeftButton)  # confirmed (the fixture answers yes)
     assert view.table.rowCount() == 2 and not autosave.exists() and kept.exists()  # the user's own file stays

@@ -37,17 +37,31 @@ def _at_chance() -> ckpt.Checkpoint:
 
 
 @pytest.mark.parametrize("use_it", [False, True])
-def test_a_run_that_learned_nothing_replaces_the_model_only_if_asked(window, monkeypatch, use_it) -> None:
-    before = window.recognition.predictor
-    asked: list[str] = []
-    monkeypatch.setattr(window, "confirm", lambda title, question: asked.append(question) or use_it)
-    window._run["epochs"] = 15
-    window._on_epoch_model(_at_chance())  # as the worker sends it at an epoch's end
-    assert window.recognition.predictor is before and "no better than guessing" in window.status_label.text()
-    window._on_training_done()  # the run has ended
-    assert asked and "10.09%" in asked[0] and "did not learn" in asked[0]
-    assert (window.recognition.predictor is not before) == use_it
-    assert window.model.unsaved == use_it
+def test_a_run_that_learned_nothing_replaces_the_model_only_if_asked(qapp, tmp_path, use_it) -> None:
+    from PySide6.QtCore import QSettings
+
+    from gui.datasets import DatasetLoader
+    from gui.document import CheckpointDocument
+    from gui.settings import AppSettings
+    from gui.training_session import RunShape, TrainingSession
+    from tests.gui_helpers import ScriptedDialogs
+
+    dialogs = ScriptedDialogs()
+    dialogs.confirm_answer = use_it
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    document = CheckpointDocument(settings, dialogs, inputs=list)
+    document.load_bundled()
+    before = document.model.predictor
+    session = TrainingSession(document, DatasetLoader(), settings, dialogs, tmp_path / "runs")
+    said: list[str] = []
+    session.status.connect(said.append)
+    session.shape = RunShape(steps_per_epoch=1, epochs=15, batch_size=1)
+    session.take_epoch_model(_at_chance())  # as the worker sends it at an epoch's end
+    assert document.model.predictor is before and "no better than guessing" in said[-1]
+    session.run_done()  # the run has ended
+    assert dialogs.questions and "10.09%" in dialogs.questions[0] and "did not learn" in dialogs.questions[0]
+    assert (document.model.predictor is not before) == use_it
+    assert document.model.unsaved == use_it
 
 
 def test_a_second_run_starts_at_once_with_the_data_set_already_loaded(window, qtbot) -> None:
@@ -55,19 +69,17 @@ def test_a_second_run_starts_at_once_with_the_data_set_already_loaded(window, qt
 
     train_one_epoch(window, qtbot)
     qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
-    assert window.is_training and not window.loader.loading  # no "loading data..." wait: the set is kept
-    window.stop_training(wait=True)
+    assert window.session.running and not window.loader.loading  # no "loading data..." wait: the set is kept
+    window.session.stop(wait=True)
 
 
-def test_the_help_menu_has_the_shortcuts_and_the_manual(window, monkeypatch) -> None:
-    from PySide6.QtGui import QDesktopServices
-    from PySide6.QtWidgets import QMessageBox
+def test_the_help_menu_has_the_shortcuts_and_the_manual(window, qtbot) -> None:
+    from PySide6.QtWidgets import QDialog, QTextBrowser
 
-    shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: shown.append(text))
-    window.findChild(type(window.open_action), "shortcutsAction").trigger()
-    assert "Ctrl+Return" in shown[0] and "Ctrl+Z" in shown[0]
-    opened: list[str] = []
-    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
-    window.findChild(type(window.open_action), "documentationAction").trigger()
-    assert opened and opened[0].endswith("README.md")
+    window.actions["shortcutsAction"].trigger()
+    assert "Ctrl+Return" in window.dialogs.shown[0] and "Ctrl+Z" in window.dialogs.shown[0]
+    window.actions["documentationAction"].trigger()  # the README, in a window of the app
+    manual = window.findChild(QDialog, "manualWindow")
+    qtbot.waitExposed(manual)
+    assert "Digit Studio" in manual.findChild(QTextBrowser, "manualText").toPlainText()
+    manual.close()

@@ -55,6 +55,6 @@ def test_correct_keep_and_teach(window, qtbot) -> None:
     before = panel.predictor
     qtbot.mouseClick(mine.teach_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.predictor is not before, timeout=120000)
-    assert panel.predictor.source == "taught model (20 samples)" and window.model.unsaved
-    assert window.windowTitle().startswith("unsaved model") and window.model.checkpoint.taught["samples"] == 20
+    assert panel.predictor.source == "taught model (20 samples)" and window.document.model.unsaved
+    assert window.windowTitle().startswith("unsaved model") and window.document.model.checkpoint.taught["samples"] == 20
     assert "Taught 20 samples" in mine.result_label.text() and "Keep 4 or more" in mine.result_label.text()

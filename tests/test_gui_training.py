@@ -64,14 +64,15 @@ def test_the_device_is_the_gpu_unless_another_was_chosen_before(qtbot, tmp_path,
     from PySide6.QtCore import QSettings
 
     from engine.devices import DeviceInfo
+    from gui.settings import AppSettings
     from gui.training_panel import TrainingPanel
 
     panel = TrainingPanel((DeviceInfo("cpu", "CPU (16 cores)"), DeviceInfo("cuda:0", "NVIDIA H200 (140 GiB)"),
                            DeviceInfo("cuda:1", "NVIDIA H200 (140 GiB)")))
     qtbot.addWidget(panel)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     if saved is not None:
-        settings.setValue("training/device", saved)
+        settings.device = saved
     panel.restore_settings(settings)
     assert panel.device() == chosen
 
@@ -88,10 +89,10 @@ def test_train_through_the_buttons_and_plot_every_loss(window, qtbot) -> None:
     assert list(window.plots.losses.view) == [s.loss for s in steps]
     assert list(xs) == [s.step for s in steps] and len(ys) == len(steps) == 4  # 20 steps, one loss per 5
     assert list(window.plots.accuracies) and len(window.plots.accuracies) == 2
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     assert _widget(window, QPushButton, "trainButton").isEnabled()
     qtbot.waitUntil(lambda: window.recognition.predictor.source == "training run (lenet, 2 epochs)", timeout=5000)
-    assert Path(window.autosave_path).exists()
+    assert Path(window.session.autosave_path).exists()
 
 
 def test_a_run_keeps_the_autosave_folder_to_the_newest_files_and_the_recent_ones(window, qtbot) -> None:
@@ -101,14 +102,14 @@ def test_a_run_keeps_the_autosave_folder_to_the_newest_files_and_the_recent_ones
     folder = autosave_dir()
     folder.mkdir(parents=True)
     old = write_autosaves(folder, MAX_KEPT + 5)
-    window._remember_recent(str(old[0]))  # on the Open recent list: kept however old
+    window.document.remember_recent(str(old[0]))  # on the Open recent list: kept however old
     _configure(window, epochs=1)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     left = set(folder.glob("*.pt"))
-    assert Path(window.autosave_path) in left and old[0] in left
-    assert left == {Path(window.autosave_path), old[0], *old[-(MAX_KEPT - 1):]}
+    assert Path(window.session.autosave_path) in left and old[0] in left
+    assert left == {Path(window.session.autosave_path), old[0], *old[-(MAX_KEPT - 1):]}
 
 
 def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(window, qtbot, monkeypatch) -> None:
@@ -121,12 +122,12 @@ def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(
             qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
         label = window.findChild(QLabel, "statusDevice")
         assert label.toolTip() == message and label.text().endswith("(see note)")
-        qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+        qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     # the next run has no note: the label clears
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     assert label.toolTip() == "" and not label.text().endswith("(see note)")
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
 
 
 def test_a_failing_autosave_is_noted_and_the_run_goes_on(window, qtbot, monkeypatch) -> None:
@@ -139,10 +140,10 @@ def test_a_failing_autosave_is_noted_and_the_run_goes_on(window, qtbot, monkeypa
     _configure(window, epochs=2)
     with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    assert finished.args[0] is not None and finished.args[0].epochs_done == 2 and not window.errors
+    assert finished.args[0] is not None and finished.args[0].epochs_done == 2 and not window.dialogs.errors
     note = window.findChild(QLabel, "statusDevice").toolTip()
     assert note.startswith("Autosave failed, training goes on") and "No space left on device" in note
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
 
 
 def test_an_unusable_autosave_folder_is_noted_and_the_run_goes_on(window, qtbot, monkeypatch, tmp_path) -> None:
@@ -152,11 +153,11 @@ def test_an_unusable_autosave_folder_is_noted_and_the_run_goes_on(window, qtbot,
     _configure(window, epochs=1)
     with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    assert finished.args[0] is not None and finished.args[0].epochs_done == 1 and not window.errors
-    assert window.autosave_path is None
+    assert finished.args[0] is not None and finished.args[0].epochs_done == 1 and not window.dialogs.errors
+    assert window.session.autosave_path is None
     note = window.findChild(QLabel, "statusDevice").toolTip()
     assert note.startswith("No autosaves for this run: cannot create") and str(blocker) in note
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
 
 
 def _thread_niceness() -> dict[int, int]:
@@ -181,15 +182,15 @@ def test_training_runs_below_the_gui_priority_on_every_core_when_asked(window, q
 
     from gui.workers import BACKGROUND_NICENESS
 
-    window.low_priority_action.setChecked(True)
+    window.actions["lowPriorityAction"].setChecked(True)
     _configure(window, epochs=200, batch=64)
     steps = _collect_steps(window)
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
-    worker = window.training.worker
+    worker = window.session.job.worker
     niceness = _thread_niceness()
-    window.stop_training(wait=True)
+    window.session.stop(wait=True)
     assert worker.lowered_priority and worker.intra_op_threads == (os.cpu_count() or 2)
     assert niceness[worker.native_thread_id] == min(19, base + BACKGROUND_NICENESS)
     assert niceness[threading.get_native_id()] == base  # the GUI thread keeps its priority
@@ -352,7 +353,7 @@ def test_pause_freezes_steps_and_resume_continues(window, qtbot) -> None:
     qtbot.waitUntil(lambda: len(steps) > frozen, timeout=10000)
     with qtbot.waitSignal(window.training_finished, timeout=5000):
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=2000)  # its thread's end follows the signal
+    qtbot.waitUntil(lambda: not window.session.running, timeout=2000)  # its thread's end follows the signal
 
 
 def test_stop_ends_within_a_second(window, qtbot) -> None:
@@ -363,7 +364,7 @@ def test_stop_ends_within_a_second(window, qtbot) -> None:
     with qtbot.waitSignal(window.training_finished, timeout=1000) as finished:
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
     assert finished.args[0].stopped
-    qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=2000)
     done = finished.args[0].epochs_done  # the worker may be a few epochs in by the time Stop arrives
     # the model on hand is the last completed epoch's (or, before any, the one before the run)
     label = f"training run (lenet, {done} of {epochs_text(200)})" if done else "bundled default model"
@@ -378,8 +379,8 @@ def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, 
     trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"), tiny_dataset)
     trainer.run()
     path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "other.pt")
-    window._remember_recent(str(path))
-    locks = [window.open_action, window.open_data_folder_action, window.recent_menu]
+    window.document.remember_recent(str(path))
+    locks = [window.actions["openCheckpointAction"], window.actions["openDataFolderAction"], window.menus["recent"]]
     assert all(item.isEnabled() for item in locks)
     _configure(window, epochs=200, batch=8)
     steps = _collect_steps(window)
@@ -387,11 +388,11 @@ def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, 
     assert not any(item.isEnabled() for item in locks)  # from Train on, while the data loads too
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
     assert not open_checkpoint(qtbot, window, path) and "stop the training first" in window.status_label.text()
-    assert not window.model.from_run or window.model.checkpoint is not None  # nothing was opened mid-run
-    assert window.is_training
+    assert not window.document.model.from_run or window.document.model.checkpoint is not None  # nothing was opened mid-run
+    assert window.session.running
     with qtbot.waitSignal(window.training_finished, timeout=5000):
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=2000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=2000)
     assert all(item.isEnabled() for item in locks)
     assert open_checkpoint(qtbot, window, path)
 
@@ -400,12 +401,12 @@ def test_closing_mid_training_stops_cleanly_and_keeps_the_autosave(window, qtbot
     _configure(window, epochs=200, batch=32)
     epochs = []
     window.training_epoch.connect(epochs.append)
-    monkeypatch.setattr(window, "confirm", lambda title, question: True)
+    window.dialogs.confirm_answer = True
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: len(epochs) >= 1 and Path(window.autosave_path).exists(), timeout=60000)
+    qtbot.waitUntil(lambda: len(epochs) >= 1 and Path(window.session.autosave_path).exists(), timeout=60000)
     assert window.close()
-    assert not window.is_training
-    saved = ckpt.load(window.autosave_path)
+    assert not window.session.running
+    saved = ckpt.load(window.session.autosave_path)
     assert saved.epochs_done >= 1 and saved.architecture == "lenet"
 
 
@@ -423,20 +424,20 @@ def test_closing_while_the_data_set_loads_starts_nothing_afterwards(window, qtbo
     assert window.loader.loading
     window.close()
     qtbot.wait(500)  # the worker's signals, queued while the window closed, are delivered now
-    assert started == [] and not window.training.running and not window.evaluation.job.running
+    assert started == [] and not window.session.job.running and not window.evaluation.job.running
 
 
 def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
     _configure(window, epochs=200, batch=8)
     steps = _collect_steps(window)
-    monkeypatch.setattr(window, "confirm", lambda title, question: False)
+    window.dialogs.confirm_answer = False
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(steps) > 1, timeout=30000)
     assert not window.close()
-    assert window.is_training
-    monkeypatch.setattr(window, "confirm", lambda title, question: True)
+    assert window.session.running
+    window.dialogs.confirm_answer = True
     assert window.close()  # asked again and answered yes: the run stops and the window closes
-    assert not window.is_training and not window.garbage_collector.active
+    assert not window.session.running and not window.garbage_collector.active
 
 
 @pytest.mark.parametrize("name, filter_name, written", [
@@ -456,15 +457,15 @@ def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_
     out = tmp_path / "exports"  # apart from the settings file the window writes in tmp_path
     out.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(out / name), filter_name))
-    window.export_dialog()
-    worker = window.exporting.worker  # the export runs on a worker: torch.export takes a second or so
+    window.exporter.model_dialog()
+    worker = window.exporter.job.worker  # the export runs on a worker: torch.export takes a second or so
     assert worker is not None and "Exporting pt2" in window.status_label.text()
-    qtbot.waitUntil(lambda: not window.exporting.running, timeout=30000)
+    qtbot.waitUntil(lambda: not window.exporter.job.running, timeout=30000)
     assert worker.native_thread_id != threading.get_native_id()
     assert [p.name for p in out.iterdir()] == [written]
     program = torch.export.load(str(out / written)).module()
     images = torch.rand(3, 1, 28, 28)
-    model, norm = window.model.checkpoint.model, window.model.checkpoint.normalization
+    model, norm = window.document.model.checkpoint.model, window.document.model.checkpoint.normalization
     with torch.no_grad():
         torch.testing.assert_close(program(images), model((images - norm.mean) / norm.std), rtol=1e-4, atol=1e-4)
     assert "Exported pt2" in window.status_label.text()
@@ -481,14 +482,14 @@ def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(w
     steps = _collect_steps(window)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     out = tmp_path / "exports"
     out.mkdir()
     answers = iter([(str(out / "run.csv"), "CSV table (*.csv)"), (str(out / "run"), "PNG image (*.png)")])
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: next(answers))
-    window.findChild(type(window.save_action), "exportCurvesAction").trigger()
-    window.export_curves_dialog()
-    assert sorted(p.name for p in out.iterdir()) == ["run.csv", "run.png"] and not window.errors
+    window.findChild(type(window.actions["saveCheckpointAction"]), "exportCurvesAction").trigger()
+    window.exporter.curves_dialog()
+    assert sorted(p.name for p in out.iterdir()) == ["run.csv", "run.png"] and not window.dialogs.errors
 
     rows = list(csv.DictReader((out / "run.csv").open()))
     assert [int(r["step"]) for r in rows] == [s.step for s in steps]
@@ -496,13 +497,13 @@ def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(w
     assert [float(r["smoothed_loss"]) for r in rows] == pytest.approx(list(window.plots.smoothed.view), rel=1e-7)
     ends = [r for r in rows if r["epoch"]]
     assert [int(r["epoch"]) for r in ends] == [1, 2] and int(ends[-1]["step"]) == steps[-1].step
-    history = window.model.checkpoint.history.epochs
+    history = window.document.model.checkpoint.history.epochs
     assert [float(r["test_accuracy"]) for r in ends] == pytest.approx([e["test_accuracy"] for e in history])
     assert [float(r["test_loss"]) for r in ends] == pytest.approx([e["test_loss"] for e in history], rel=1e-6)
 
     image = QImage(str(out / "run.png"))
     assert not image.isNull() and image.width() >= window.plots.width() and image.height() >= window.plots.height()
-    assert window.settings.value("paths/exports") == str(out)
+    assert window.settings.exports_dir == out
 
 
 def test_a_curves_image_taken_right_after_new_data_shows_all_of_it(qtbot, tmp_path) -> None:
@@ -529,11 +530,11 @@ def test_a_curves_image_taken_right_after_new_data_shows_all_of_it(qtbot, tmp_pa
 
 
 def test_exporting_curves_before_there_are_any_or_to_a_missing_folder_says_why(window, tmp_path) -> None:
-    window.export_curves_dialog()
-    assert window.errors == ["Nothing to export yet: train a model or open a checkpoint."]
+    window.exporter.curves_dialog()
+    assert window.dialogs.errors == ["Nothing to export yet: train a model or open a checkpoint."]
     window.plots.add_losses([5, 10], [2.0, 1.5])
-    assert window.export_curves(tmp_path / "missing" / "run.csv") is None
-    assert "cannot write" in window.errors[-1] and "run.csv" in window.errors[-1]
+    assert window.exporter.curves(tmp_path / "missing" / "run.csv") is None
+    assert "cannot write" in window.dialogs.errors[-1] and "run.csv" in window.dialogs.errors[-1]
     assert not (tmp_path / "missing").exists()
 
 
@@ -545,17 +546,17 @@ def test_an_export_that_fails_says_why_and_a_second_waits_for_the_first(window, 
     assert open_checkpoint(qtbot, window, BUNDLED_MODEL)
     answer = {"path": str(tmp_path / "digits.pt2")}
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (answer["path"], ""))
-    window.export_dialog()
-    worker = window.exporting.worker
+    window.exporter.model_dialog()
+    worker = window.exporter.job.worker
     assert worker is not None
-    window.export_dialog()  # refused while the first is under way
-    assert window.exporting.worker is worker and "still being written" in window.status_label.text()
-    qtbot.waitUntil(lambda: not window.exporting.running, timeout=30000)
-    assert (tmp_path / "digits.pt2").is_file() and not window.errors
+    window.exporter.model_dialog()  # refused while the first is under way
+    assert window.exporter.job.worker is worker and "still being written" in window.status_label.text()
+    qtbot.waitUntil(lambda: not window.exporter.job.running, timeout=30000)
+    assert (tmp_path / "digits.pt2").is_file() and not window.dialogs.errors
     answer["path"] = str(tmp_path / "gone" / "digits.pt2")
-    window.export_dialog()  # said at once, before any work
-    assert not window.exporting.running
-    assert window.errors and "does not exist" in window.errors[-1] and str(tmp_path / "gone") in window.errors[-1]
+    window.exporter.model_dialog()  # said at once, before any work
+    assert not window.exporter.job.running
+    assert window.dialogs.errors and "does not exist" in window.dialogs.errors[-1] and str(tmp_path / "gone") in window.dialogs.errors[-1]
 
 
 @pytest.mark.parametrize("where", ["canvas", "loss plot", "epochs field", "bars", "panel"])
@@ -572,9 +573,9 @@ def test_a_checkpoint_dropped_anywhere_opens(window, qtbot, tmp_path, where) -> 
             "epochs field": window.training_panel.epochs_spin, "bars": window.recognition.bars,
             "panel": window.training_panel}[where]
     assert drop_file(window, over, path)
-    qtbot.waitUntil(lambda: window.model.checkpoint is not None and window.model.checkpoint.path == path)
+    qtbot.waitUntil(lambda: window.document.model.checkpoint is not None and window.document.model.checkpoint.path == path)
     assert window.recognition.predictor is not before and "Opened dropped" in window.status_label.text()
-    assert window.training_panel.epochs_spin.value() == window.model.checkpoint.config.epochs  # nothing typed into it
+    assert window.training_panel.epochs_spin.value() == window.document.model.checkpoint.config.epochs  # nothing typed into it
 
 
 def test_a_dropped_file_that_is_no_checkpoint_is_refused_or_explained(window, qtbot, tmp_path) -> None:
@@ -587,8 +588,8 @@ def test_a_dropped_file_that_is_no_checkpoint_is_refused_or_explained(window, qt
     fake = tmp_path / "fake.pt"
     fake.write_bytes(b"garbage" * 100)
     assert drop_file(window, window.plots.loss_plot, fake)
-    qtbot.waitUntil(lambda: bool(window.errors))
-    assert "fake.pt" in window.errors[-1] and window.recognition.predictor is before
+    qtbot.waitUntil(lambda: bool(window.dialogs.errors))
+    assert "fake.pt" in window.dialogs.errors[-1] and window.recognition.predictor is before
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100])
@@ -597,7 +598,7 @@ def test_corrupt_checkpoint_shows_an_error_and_keeps_the_model(qtbot, window, tm
     bad = tmp_path / "bad.pt"
     bad.write_bytes(content)
     assert not open_checkpoint(qtbot, window, bad)
-    assert window.errors and "bad.pt" in window.errors[-1]
+    assert window.dialogs.errors and "bad.pt" in window.dialogs.errors[-1]
     assert window.recognition.predictor is before
 
 
@@ -605,9 +606,9 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     _configure(window, epochs=1)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     path = tmp_path / "one.pt"
-    assert window.save_to(path)
+    assert window.document.save_to(path)
     assert open_checkpoint(qtbot, window, path)
     steps_per_epoch = 10  # 320 training images, batch 32
     assert window.plots.epoch_steps == [steps_per_epoch]  # the test loss sits where the epoch ended
@@ -629,11 +630,11 @@ def test_open_save_and_resume_from_a_checkpoint(window, qtbot, tmp_path) -> None
     assert finished.args[0].epochs_done == 2
     window.plots.flush()
     assert len(window.plots.losses) == 4 and window.plots.epoch_numbers == [1, 2]
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     assert not panel.lr_spin.isEnabled() and panel.epochs_spin.isEnabled()  # after the run: still continuing
     # the continued run is the opened file's model, changed: Save writes it back there
     assert window.windowTitle().startswith("one.pt") and window.isWindowModified()
-    window.save_action.trigger()
+    window.actions["saveCheckpointAction"].trigger()
     assert ckpt.load(path).epochs_done == 2 and not window.isWindowModified()
 
 
@@ -641,7 +642,7 @@ def _train_one_epoch(window, qtbot) -> None:
     _configure(window, epochs=1)
     with qtbot.waitSignal(window.training_finished, timeout=60000):
         qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
 
 
 def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(window, qtbot, tmp_path, monkeypatch):
@@ -659,7 +660,7 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     _train_one_epoch(window, qtbot)
     assert window.training_panel.progress.format().startswith("finished: 1 epoch, test accuracy")
     assert window.windowTitle().startswith("unsaved model") and window.isWindowModified()
-    window.save_action.trigger()  # a new run has no file yet: Save asks
+    window.actions["saveCheckpointAction"].trigger()  # a new run has no file yet: Save asks
     first = tmp_path / "asked1.pt"
     assert asked == ["Save checkpoint"] and first.is_file()
     assert window.windowTitle().startswith("asked1.pt") and not window.isWindowModified()
@@ -669,13 +670,13 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     other.write_bytes(BUNDLED_MODEL.read_bytes())
     assert open_checkpoint(qtbot, window, other)
     assert window.windowTitle().startswith("other.pt")
-    window.save_action.trigger()  # the opened model goes back to its own file, not to the last one saved
+    window.actions["saveCheckpointAction"].trigger()  # the opened model goes back to its own file, not to the last one saved
     assert len(asked) == 1 and first.read_bytes() == first_bytes
     assert ckpt.load(other).architecture == "digitnet"
 
     other_bytes = other.read_bytes()
     _train_one_epoch(window, qtbot)  # a new model: Save asks again, leaving both files alone
-    window.save_action.trigger()
+    window.actions["saveCheckpointAction"].trigger()
     assert len(asked) == 2 and (tmp_path / "asked2.pt").is_file()
     assert first.read_bytes() == first_bytes and other.read_bytes() == other_bytes
     assert ckpt.load(tmp_path / "asked2.pt").architecture == "lenet"
@@ -689,12 +690,12 @@ def test_open_recent_greys_out_a_file_that_is_gone(qtbot, window, tmp_path) -> N
         path.write_bytes(BUNDLED_MODEL.read_bytes())
         assert open_checkpoint(qtbot, window, path)
     gone.unlink()
-    window.recent_menu.aboutToShow.emit()  # as when the user opens the menu
-    entries = {a.text(): a.isEnabled() for a in window.recent_menu.actions() if a.text() and a.menu() is None}
+    window.menus["recent"].aboutToShow.emit()  # as when the user opens the menu
+    entries = {a.text(): a.isEnabled() for a in window.menus["recent"].actions() if a.text() and a.menu() is None}
     assert entries == {str(gone.resolve()) + " (not found)": False, str(kept.resolve()): True, "&Clear list": True}
-    window.findChild(type(window.open_action), "clearRecentAction").trigger()
-    assert window._recent() == [] and not window.recent_menu.isEnabled()
-    assert window.findChild(type(window.open_action), "clearRecentAction") is None
+    window.findChild(type(window.actions["openCheckpointAction"]), "clearRecentAction").trigger()
+    assert window.document.recent() == [] and not window.menus["recent"].isEnabled()
+    assert window.findChild(type(window.actions["openCheckpointAction"]), "clearRecentAction") is None
 
 
 def test_the_batch_size_cannot_go_below_what_the_model_trains_on(window) -> None:
@@ -718,7 +719,7 @@ def test_the_training_menu_drives_the_run_from_the_keyboard(window, qtbot) -> No
     from PySide6.QtTest import QTest
 
     def enabled() -> dict[str, bool]:
-        return {name: window.findChild(type(window.open_action), name).isEnabled()
+        return {name: window.findChild(type(window.actions["openCheckpointAction"]), name).isEnabled()
                 for name in ("trainAction", "pauseAction", "stopAction", "evaluateAction")}
 
     _configure(window, epochs=50)
@@ -727,11 +728,11 @@ def test_the_training_menu_drives_the_run_from_the_keyboard(window, qtbot) -> No
         QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert enabled() == {"trainAction": False, "pauseAction": True, "stopAction": True, "evaluateAction": True}
     QTest.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
-    assert window.training_panel.pause_button.isChecked() and window.training.worker.control.paused
+    assert window.training_panel.pause_button.isChecked() and window.session.job.worker.control.paused
     with qtbot.waitSignal(window.training_finished, timeout=10000) as finished:
         QTest.keyClick(window, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
     assert finished.args[0].stopped
-    qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     assert enabled()["trainAction"] and not enabled()["stopAction"]
     with qtbot.waitSignal(window.evaluation.evaluated, timeout=30000):
         QTest.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
@@ -748,7 +749,7 @@ def test_continue_after_a_run_continues_that_run(window, qtbot) -> None:
         with qtbot.waitSignal(window.training_finished, timeout=60000) as finished:
             qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
         assert finished.args[0].epochs_done == epochs_done
-        qtbot.waitUntil(lambda: not window.is_training, timeout=5000)
+        qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
         assert panel.resume_check.isChecked() and "The last run (lenet)" in panel.resume_check.toolTip()
     window.plots.flush()
     assert window.plots.epoch_numbers == [1, 2, 3]
@@ -762,7 +763,7 @@ def test_settings_remember_hyper_parameters_and_device(window, tmp_path) -> None
     _widget(window, QSpinBox, "epochsSpin").setValue(7)
     _widget(window, QSpinBox, "batchSizeSpin").setValue(48)
     window.save_settings()
-    again = MainWindow(settings=QSettings(window.settings.fileName(), QSettings.Format.IniFormat))
+    again = MainWindow(settings=QSettings(window.settings.store.fileName(), QSettings.Format.IniFormat))
     try:
         assert again.training_panel.epochs_spin.value() == 7
         assert again.training_panel.batch_spin.value() == 48
@@ -779,7 +780,7 @@ def test_settings_remember_the_data_set_and_the_folders_opened(window, tmp_path)
     from gui.main_window import MainWindow
 
     def reopened() -> MainWindow:
-        return MainWindow(settings=QSettings(window.settings.fileName(), QSettings.Format.IniFormat))
+        return MainWindow(settings=QSettings(window.settings.store.fileName(), QSettings.Format.IniFormat))
 
     mine, other = tmp_path / "mine", tmp_path / "other"
     mine.mkdir(), other.mkdir()
@@ -809,8 +810,8 @@ def test_bad_data_folder_reports_and_unlocks_the_panel(window, qtbot, tmp_path) 
     empty.mkdir()
     window.training_panel.add_folder(str(empty))
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bool(window.errors), timeout=10000)
-    assert "no train images file" in window.errors[-1]
+    qtbot.waitUntil(lambda: bool(window.dialogs.errors), timeout=10000)
+    assert "no train images file" in window.dialogs.errors[-1]
     qtbot.waitUntil(lambda: _widget(window, QPushButton, "trainButton").isEnabled(), timeout=5000)
 
 
@@ -820,15 +821,15 @@ def test_by_default_training_runs_at_the_windows_priority_on_every_core(window, 
     import os
     import threading
 
-    assert not window.low_priority_action.isChecked()
+    assert not window.actions["lowPriorityAction"].isChecked()
     _configure(window, epochs=200, batch=64)
     steps = _collect_steps(window)
     qtbot.mouseClick(_widget(window, QPushButton, "trainButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
-    worker = window.training.worker
+    worker = window.session.job.worker
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     niceness = _thread_niceness() if sys.platform.startswith("linux") else {}
-    window.stop_training(wait=True)
+    window.session.stop(wait=True)
     assert not worker.lowered_priority and worker.intra_op_threads == (os.cpu_count() or 2)
     if niceness:
         assert niceness[worker.native_thread_id] == base

@@ -351,7 +351,7 @@ def test_the_cached_library_is_reused_without_compiling(fresh_loader, monkeypatc
 
 
 def test_the_about_box_says_whether_the_kernel_is_in_use_without_building_it(fresh_loader, monkeypatch):
-    from gui.main_window import about_text
+    from gui.help import about_html as about_text
 
     with monkeypatch.context() as patch:
         patch.setattr(native_library, "_build", lambda *a: pytest.fail("the GUI thread compiled"))
