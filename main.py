@@ -1,7 +1,7 @@
 """Digit Studio launcher: no arguments opens the app; a subcommand runs the headless command line.
 
-    python main.py                      # the desktop app
-    python main.py train --epochs 3     # the CLI (see python main.py --help)
+python main.py                      # the desktop app
+python main.py train --epochs 3     # the CLI (see python main.py --help)
 """
 
 from __future__ import annotations

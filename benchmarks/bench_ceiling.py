@@ -64,27 +64,45 @@ def main() -> None:
     rounds = []
     for _ in range(args.repeats):
         _, n, seconds = tutorial_train(dataset, device, samples=args.samples)
-        rounds.append({"tutorial": n / seconds, "engine": engine_throughput(recipe, dataset),
-                       "matmul": matmul_gflops()})
+        rounds.append(
+            {"tutorial": n / seconds, "engine": engine_throughput(recipe, dataset), "matmul": matmul_gflops()}
+        )
     tutorial, engine, matmul = (median([r[k] for r in rounds]) for k in ("tutorial", "engine", "matmul"))
     achieved = engine * flops / 1e9
     needed = TARGET_RATIO * tutorial * flops / 1e9
     rows = [
         ("LeNet training work per sample (forward + backward)", "", f"{flops / 1e6:.2f} MFLOP", ""),
         ("float32 matrix product, 1024 x 1024 (this CPU's practical peak)", "", f"{matmul:,.0f} GFLOP/s", ""),
-        (f"LeNet recipe (batch {recipe.batch_size}): samples/s, and GFLOP/s as a share of the peak",
-         f"{tutorial:,.0f}", f"{engine:,.0f} = {achieved:,.0f} GFLOP/s", f"{achieved / matmul:.0%} of peak"),
-        (f"{TARGET_RATIO:.0f}x the tutorial would need", "", f"{needed / flops * 1e9:,.0f} = {needed:,.0f} GFLOP/s",
-         f"{needed / matmul:.0%} of peak"),
+        (
+            f"LeNet recipe (batch {recipe.batch_size}): samples/s, and GFLOP/s as a share of the peak",
+            f"{tutorial:,.0f}",
+            f"{engine:,.0f} = {achieved:,.0f} GFLOP/s",
+            f"{achieved / matmul:.0%} of peak",
+        ),
+        (
+            f"{TARGET_RATIO:.0f}x the tutorial would need",
+            "",
+            f"{needed / flops * 1e9:,.0f} = {needed:,.0f} GFLOP/s",
+            f"{needed / matmul:.0%} of peak",
+        ),
     ]
     print_table(f"LeNet on this CPU ({torch.get_num_threads()} threads) against its arithmetic ceiling", rows)
-    print_json("ceiling", {
-        "threads": torch.get_num_threads(), "rounds": args.repeats, "flops_per_sample": flops,
-        "matmul_gflops": round(matmul, 1), "tutorial_sps": round(tutorial), "engine_sps": round(engine),
-        "engine_gflops": round(achieved, 1), "engine_share_of_peak": round(achieved / matmul, 3),
-        "ratio": round(engine / tutorial, 2), "target_gflops": round(needed, 1),
-        "target_share_of_peak": round(needed / matmul, 3),
-    })
+    print_json(
+        "ceiling",
+        {
+            "threads": torch.get_num_threads(),
+            "rounds": args.repeats,
+            "flops_per_sample": flops,
+            "matmul_gflops": round(matmul, 1),
+            "tutorial_sps": round(tutorial),
+            "engine_sps": round(engine),
+            "engine_gflops": round(achieved, 1),
+            "engine_share_of_peak": round(achieved / matmul, 3),
+            "ratio": round(engine / tutorial, 2),
+            "target_gflops": round(needed, 1),
+            "target_share_of_peak": round(needed / matmul, 3),
+        },
+    )
 
 
 if __name__ == "__main__":

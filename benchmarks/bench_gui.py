@@ -70,8 +70,14 @@ def startup_seconds(make: str, runs: int = 3) -> float:
     for _ in range(runs):
         code = STARTUP.format(root=str(ROOT), make=make)
         start = time.time()
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+            check=True,
+        ).stdout
         times.append(float(out.strip().splitlines()[-1]) - start)
     return median(times)
 
@@ -81,9 +87,13 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--model", default=None, help="the model to train (default: the app's default)")
-    parser.add_argument("--niceness", type=int, default=None,
-                        help="the training thread's nice value increment (default: the app's, "
-                             "gui.workers.BACKGROUND_NICENESS); 0 trains at the GUI's priority on every core")
+    parser.add_argument(
+        "--niceness",
+        type=int,
+        default=None,
+        help="the training thread's nice value increment (default: the app's, "
+        "gui.workers.BACKGROUND_NICENESS); 0 trains at the GUI's priority on every core",
+    )
     args = parser.parse_args()
     if args.niceness is not None:
         import gui.workers
@@ -167,12 +177,26 @@ def main() -> None:
     full = startup_seconds("from gui.main_window import MainWindow\nwindow = MainWindow()")
 
     rows = [
-        ("event-loop lateness p50 ms (idle vs training)", f"{percentile(idle, 50):.1f}", f"{percentile(busy, 50):.1f}", ""),
-        ("event-loop lateness p99 ms (idle vs training)", f"{percentile(idle, 99):.1f}", f"{percentile(busy, 99):.1f}", ""),
+        (
+            "event-loop lateness p50 ms (idle vs training)",
+            f"{percentile(idle, 50):.1f}",
+            f"{percentile(busy, 50):.1f}",
+            "",
+        ),
+        (
+            "event-loop lateness p99 ms (idle vs training)",
+            f"{percentile(idle, 99):.1f}",
+            f"{percentile(busy, 99):.1f}",
+            "",
+        ),
         ("event-loop lateness max ms (idle vs training)", f"{max(idle):.1f}", f"{max(busy):.1f}", ""),
         ("Train pressed -> first losses shown, s", "-", f"{to_first_losses:.2f}", ""),
-        ("event-loop lateness p99 ms (idle vs Teach, 200 samples)", f"{percentile(idle, 99):.1f}",
-         f"{percentile(teaching, 99):.1f}", ""),
+        (
+            "event-loop lateness p99 ms (idle vs Teach, 200 samples)",
+            f"{percentile(idle, 99):.1f}",
+            f"{percentile(teaching, 99):.1f}",
+            "",
+        ),
         ("event-loop lateness max ms (idle vs Teach, 200 samples)", f"{max(idle):.1f}", f"{max(teaching):.1f}", ""),
         ("Teach pressed -> taught model on hand, s", "-", f"{teach_seconds:.2f}", ""),
         ("stroke release -> bars updated, median ms", "-", f"{median(release_ms):.1f}", ""),
@@ -181,19 +205,30 @@ def main() -> None:
         ("process start -> window shown, s (bare Qt vs app)", f"{bare:.2f}", f"{full:.2f}", f"{full / bare:.1f}x"),
         (f"{model} training samples/s inside the app", "-", f"{speeds[-1]:,.0f}", ""),
     ]
-    print_table(f"GUI responsiveness (QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}, {steps} logged losses "
-                f"while measuring)", rows)
-    print_json("gui", {
-        "idle_p50_ms": round(percentile(idle, 50), 2), "idle_p99_ms": round(percentile(idle, 99), 2),
-        "training_p50_ms": round(percentile(busy, 50), 2), "training_p99_ms": round(percentile(busy, 99), 2),
-        "training_max_ms": round(max(busy), 2), "train_to_first_losses_s": round(to_first_losses, 3),
-        "teach_p99_ms": round(percentile(teaching, 99), 2), "teach_max_ms": round(max(teaching), 2),
-        "teach_seconds": round(teach_seconds, 2),
-        "release_to_bars_median_ms": round(median(release_ms), 2),
-        "release_to_bars_p95_ms": round(percentile(release_ms, 95), 2),
-        "startup_bare_s": round(bare, 3), "startup_app_s": round(full, 3),
-        "training_sps_in_app": round(speeds[-1]), "model": model,
-    })
+    print_table(
+        f"GUI responsiveness (QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}, {steps} logged losses while measuring)",
+        rows,
+    )
+    print_json(
+        "gui",
+        {
+            "idle_p50_ms": round(percentile(idle, 50), 2),
+            "idle_p99_ms": round(percentile(idle, 99), 2),
+            "training_p50_ms": round(percentile(busy, 50), 2),
+            "training_p99_ms": round(percentile(busy, 99), 2),
+            "training_max_ms": round(max(busy), 2),
+            "train_to_first_losses_s": round(to_first_losses, 3),
+            "teach_p99_ms": round(percentile(teaching, 99), 2),
+            "teach_max_ms": round(max(teaching), 2),
+            "teach_seconds": round(teach_seconds, 2),
+            "release_to_bars_median_ms": round(median(release_ms), 2),
+            "release_to_bars_p95_ms": round(percentile(release_ms, 95), 2),
+            "startup_bare_s": round(bare, 3),
+            "startup_app_s": round(full, 3),
+            "training_sps_in_app": round(speeds[-1]),
+            "model": model,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def main() -> None:
 
     predictor = Predictor.from_checkpoint(checkpoint.load(args.checkpoint))
     norm = predictor.normalization
-    tutorial = transforms.Compose([transforms.Resize((28, 28)), transforms.ToTensor(),
-                                   transforms.Normalize((norm.mean,), (norm.std,))])
+    tutorial = transforms.Compose(
+        [transforms.Resize((28, 28)), transforms.ToTensor(), transforms.Normalize((norm.mean,), (norm.std,))]
+    )
     samples = drawn_digits()
 
     @torch.inference_mode()
@@ -61,28 +62,60 @@ def main() -> None:
             fn(canvas)
             timings[name].append(1000 * (time.perf_counter() - start))
     rows = [
-        ("median ms per drawing", f"{median(timings['naive']):.2f}", f"{median(timings['ours']):.2f}",
-         f"{median(timings['ours']) / median(timings['naive']):.1f}x"),
-        ("p95 ms per drawing", f"{percentile(timings['naive'], 95):.2f}", f"{percentile(timings['ours'], 95):.2f}",
-         f"{percentile(timings['ours'], 95) / percentile(timings['naive'], 95):.1f}x"),
+        (
+            "median ms per drawing",
+            f"{median(timings['naive']):.2f}",
+            f"{median(timings['ours']):.2f}",
+            f"{median(timings['ours']) / median(timings['naive']):.1f}x",
+        ),
+        (
+            "p95 ms per drawing",
+            f"{percentile(timings['naive'], 95):.2f}",
+            f"{percentile(timings['ours'], 95):.2f}",
+            f"{percentile(timings['ours'], 95) / percentile(timings['naive'], 95):.1f}x",
+        ),
         (f"drawn digits recognised (of {len(samples)})", str(correct["naive"]), str(correct["ours"]), ""),
     ]
     print_table("Prediction latency: whole-canvas resize (baseline) vs MNIST-style preprocessing", rows)
-    print_table("One digit on the canvas: predict (baseline) vs read_number, which the canvas calls", [
-        ("median ms per drawing", f"{median(timings['ours']):.2f}", f"{median(timings['reading']):.2f}",
-         f"{median(timings['reading']) / median(timings['ours']):.2f}x"),
-        ("p95 ms per drawing", f"{percentile(timings['ours'], 95):.2f}", f"{percentile(timings['reading'], 95):.2f}",
-         f"{percentile(timings['reading'], 95) / percentile(timings['ours'], 95):.2f}x"),
-        (f"drawn digits read as that one digit (of {len(samples)})", str(correct["ours"]), str(correct["reading"]), ""),
-    ])
-    print_json("latency", {
-        "torch_threads": torch.get_num_threads(),
-        "naive_median_ms": round(median(timings["naive"]), 3), "naive_p95_ms": round(percentile(timings["naive"], 95), 3),
-        "median_ms": round(median(timings["ours"]), 3), "p95_ms": round(percentile(timings["ours"], 95), 3),
-        "naive_correct": correct["naive"], "correct": correct["ours"], "samples": len(samples),
-        "reading_median_ms": round(median(timings["reading"]), 3), "reading_p95_ms": round(percentile(timings["reading"], 95), 3),
-        "reading_correct": correct["reading"],
-    })
+    print_table(
+        "One digit on the canvas: predict (baseline) vs read_number, which the canvas calls",
+        [
+            (
+                "median ms per drawing",
+                f"{median(timings['ours']):.2f}",
+                f"{median(timings['reading']):.2f}",
+                f"{median(timings['reading']) / median(timings['ours']):.2f}x",
+            ),
+            (
+                "p95 ms per drawing",
+                f"{percentile(timings['ours'], 95):.2f}",
+                f"{percentile(timings['reading'], 95):.2f}",
+                f"{percentile(timings['reading'], 95) / percentile(timings['ours'], 95):.2f}x",
+            ),
+            (
+                f"drawn digits read as that one digit (of {len(samples)})",
+                str(correct["ours"]),
+                str(correct["reading"]),
+                "",
+            ),
+        ],
+    )
+    print_json(
+        "latency",
+        {
+            "torch_threads": torch.get_num_threads(),
+            "naive_median_ms": round(median(timings["naive"]), 3),
+            "naive_p95_ms": round(percentile(timings["naive"], 95), 3),
+            "median_ms": round(median(timings["ours"]), 3),
+            "p95_ms": round(percentile(timings["ours"], 95), 3),
+            "naive_correct": correct["naive"],
+            "correct": correct["ours"],
+            "samples": len(samples),
+            "reading_median_ms": round(median(timings["reading"]), 3),
+            "reading_p95_ms": round(percentile(timings["reading"], 95), 3),
+            "reading_correct": correct["reading"],
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -39,12 +39,18 @@ def read_singles(predictor, held, rng, count: int) -> tuple[list[tuple[str, str]
         alone += predictor.predict(image).label == label
         per_class[label] += (reading.text == str(label), 1)
     n = len(pick)
-    rows = [("single digits: read right (classifier alone vs predict)", f"{alone / n:.3f}", f"{right / n:.3f}", ""),
-            ("single digits: read as several digits", "", f"{several / n:.3f}", "")]
+    rows = [
+        ("single digits: read right (classifier alone vs predict)", f"{alone / n:.3f}", f"{right / n:.3f}", ""),
+        ("single digits: read as several digits", "", f"{several / n:.3f}", ""),
+    ]
     classes = per_class[:, 0] / np.maximum(per_class[:, 1], 1)
     rows.append(("single digits per class, 0-9", "", " ".join(f"{c:.2f}" for c in classes), ""))
-    return rows, {"single": round(right / n, 4), "single_alone": round(alone / n, 4),
-                  "several": round(several / n, 4), "per_class": [round(float(c), 3) for c in classes]}
+    return rows, {
+        "single": round(right / n, 4),
+        "single_alone": round(alone / n, 4),
+        "several": round(several / n, 4),
+        "per_class": [round(float(c), 3) for c in classes],
+    }
 
 
 def read_numbers(predictor, held, rng, count: int) -> tuple[list[tuple[str, str]], dict]:
@@ -64,8 +70,14 @@ def read_numbers(predictor, held, rng, count: int) -> tuple[list[tuple[str, str]
                 tallies[way][0] += len(text) == len(truth)
                 tallies[way][1] += text == truth
         for way, (counted, whole) in tallies.items():
-            rows.append((f"numbers {name}, by {way}: count right / whole right", "",
-                         f"{counted / count:.3f} / {whole / count:.3f}", ""))
+            rows.append(
+                (
+                    f"numbers {name}, by {way}: count right / whole right",
+                    "",
+                    f"{counted / count:.3f} / {whole / count:.3f}",
+                    "",
+                )
+            )
             figures[f"{name}_{way}"] = {"count": round(counted / count, 4), "whole": round(whole / count, 4)}
     return rows, figures
 
@@ -99,10 +111,20 @@ def taught(checkpoint_path: Path | None, held, rng) -> tuple[list[tuple[str, str
     for name, model in (("base", base), ("taught", taught_checkpoint)):
         predictor = Predictor.from_checkpoint(model)
         drawings = np.random.default_rng(1)
-        scores[name] = np.mean([read_number(predictor, random_drawing(held.trajectories[i], drawings)).text
-                                == str(int(held.labels[i])) for i in others])
-    rows = [("after teaching 10 per digit: others read right (base vs taught)", f"{scores['base']:.3f}",
-             f"{scores['taught']:.3f}", f"{seconds:.1f} s")]
+        scores[name] = np.mean(
+            [
+                read_number(predictor, random_drawing(held.trajectories[i], drawings)).text == str(int(held.labels[i]))
+                for i in others
+            ]
+        )
+    rows = [
+        (
+            "after teaching 10 per digit: others read right (base vs taught)",
+            f"{scores['base']:.3f}",
+            f"{scores['taught']:.3f}",
+            f"{seconds:.1f} s",
+        )
+    ]
     return rows, {"teach_base": round(float(scores["base"]), 4), "teach_taught": round(float(scores["taught"]), 4)}
 
 
@@ -134,8 +156,11 @@ def main() -> None:
         more, teaching = taught(Path(args.checkpoint) if args.checkpoint else None, held, rng)
         rows += more
         figures.update(teaching)
-    print_table(f"Reading other writers ({len(held)} held-out pendigits digits; {args.digits} singles, "
-                f"{args.numbers} numbers per set)", rows)
+    print_table(
+        f"Reading other writers ({len(held)} held-out pendigits digits; {args.digits} singles, "
+        f"{args.numbers} numbers per set)",
+        rows,
+    )
     print_json("people", figures)
 
 

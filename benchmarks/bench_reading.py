@@ -19,8 +19,12 @@ from pathlib import Path
 import numpy as np
 from common import DEFAULT_DATA, percentile, print_json, print_table
 
-SETS = {"mnist spaced": ("mnist", 2, 8), "mnist quick": ("mnist", -4, 2),
-        "drawn spaced": ("drawn", 8, 30), "drawn quick": ("drawn", -12, 6)}
+SETS = {
+    "mnist spaced": ("mnist", 2, 8),
+    "mnist quick": ("mnist", -4, 2),
+    "drawn spaced": ("drawn", 8, 30),
+    "drawn quick": ("drawn", -12, 6),
+}
 
 
 def split_at_empty_columns(predictor, image: np.ndarray) -> str:
@@ -82,13 +86,23 @@ def main() -> None:
         n = args.numbers
         rows.append((f"{name}: whole numbers right", f"{baseline_whole / n:.3f}", f"{whole / n:.3f}", ""))
         rows.append((f"{name}: count of digits right", f"{baseline_counted / n:.3f}", f"{counted / n:.3f}", ""))
-        figures[name.replace(" ", "_")] = {"whole": round(whole / n, 3), "count": round(counted / n, 3),
-                                           "baseline_whole": round(baseline_whole / n, 3)}
+        figures[name.replace(" ", "_")] = {
+            "whole": round(whole / n, 3),
+            "count": round(counted / n, 3),
+            "baseline_whole": round(baseline_whole / n, 3),
+        }
         if kind == "drawn":
-            rows.append((f"{name}: digits right, alone vs in the number", f"{alone / digits_total:.3f}",
-                         f"{in_number / digits_total:.3f}", ""))
-            figures[name.replace(" ", "_")].update(alone=round(alone / digits_total, 3),
-                                                   in_number=round(in_number / digits_total, 3))
+            rows.append(
+                (
+                    f"{name}: digits right, alone vs in the number",
+                    f"{alone / digits_total:.3f}",
+                    f"{in_number / digits_total:.3f}",
+                    "",
+                )
+            )
+            figures[name.replace(" ", "_")].update(
+                alone=round(alone / digits_total, 3), in_number=round(in_number / digits_total, 3)
+            )
 
     times, single, single_read = [], [], []
     for _ in range(100):  # a six-digit drawing as the wide canvas holds it (280 px tall), and one digit alone
@@ -105,15 +119,30 @@ def main() -> None:
         read_number(predictor, alone)
         single_read.append(1000 * (time.perf_counter() - start))
     for q in (50, 95):
-        rows.append((f"one digit: classifier alone vs the number reader, p{q} ms", f"{percentile(single, q):.1f}",
-                     f"{percentile(single_read, q):.1f}",
-                     f"{percentile(single_read, q) / percentile(single, q):.2f}x"))
+        rows.append(
+            (
+                f"one digit: classifier alone vs the number reader, p{q} ms",
+                f"{percentile(single, q):.1f}",
+                f"{percentile(single_read, q):.1f}",
+                f"{percentile(single_read, q) / percentile(single, q):.2f}x",
+            )
+        )
     for q in (50, 95):
-        rows.append((f"6-digit drawing read vs one digit predicted, p{q} ms", f"{percentile(single, q):.1f}",
-                     f"{percentile(times, q):.1f}", f"{percentile(times, q) / percentile(single, q):.1f}x"))
-    figures.update(read_p50_ms=round(percentile(times, 50), 2), read_p95_ms=round(percentile(times, 95), 2),
-                   single_p50_ms=round(percentile(single, 50), 2), single_p95_ms=round(percentile(single, 95), 2),
-                   single_read_p95_ms=round(percentile(single_read, 95), 2))
+        rows.append(
+            (
+                f"6-digit drawing read vs one digit predicted, p{q} ms",
+                f"{percentile(single, q):.1f}",
+                f"{percentile(times, q):.1f}",
+                f"{percentile(times, q) / percentile(single, q):.1f}x",
+            )
+        )
+    figures.update(
+        read_p50_ms=round(percentile(times, 50), 2),
+        read_p95_ms=round(percentile(times, 95), 2),
+        single_p50_ms=round(percentile(single, 50), 2),
+        single_p95_ms=round(percentile(single, 95), 2),
+        single_read_p95_ms=round(percentile(single_read, 95), 2),
+    )
     print_table(f"Reading numbers ({args.numbers} per set; baseline: split at empty columns)", rows)
     print_json("reading", figures)
 

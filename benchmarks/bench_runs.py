@@ -27,15 +27,17 @@ def write_store(store: Path, runs: int, long_runs: int, steps: int) -> None:
     from engine.runs import RunRecorder
 
     for k in range(runs):
-        recorder = RunRecorder(store, {"model": "lenet", "epochs": 30, "batch_size": 32 + k, "lr": 0.01}, "mnist",
-                               "cpu", "cli")
+        recorder = RunRecorder(
+            store, {"model": "lenet", "epochs": 30, "batch_size": 32 + k, "lr": 0.01}, "mnist", "cpu", "cli"
+        )
         count = steps if k < long_runs else 30
         for step in range(1, count + 1):
             epoch = (step - 1) * 30 // count
             recorder.on_event(StepEvent(epoch, step, count // 30 or 1, step, 2.0 / step**0.5, 0.01, 1000.0))
             if step * 30 % count == 0:
-                recorder.on_event(EpochEvent(step * 30 // count, 30, 0.1, 0.1, 0.9 + step / count / 20, 1.0, 1.0,
-                                             0.95, 0.01))
+                recorder.on_event(
+                    EpochEvent(step * 30 // count, 30, 0.1, 0.1, 0.9 + step / count / 20, 1.0, 1.0, 0.95, 0.01)
+                )
         recorder.on_event(FinishedEvent(False, 30, 1.0, 1000.0, 0.1, 0.95))
         recorder.close()
 
@@ -79,8 +81,10 @@ def main() -> None:
     view.table.blockSignals(True)  # select them all, then draw once
     for row in range(view.table.rowCount()):
         if view.table.item(row, 0).data(Qt.ItemDataRole.UserRole) in long_ids:
-            selection.select(view.table.model().index(row, 0),
-                             QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+            selection.select(
+                view.table.model().index(row, 0),
+                QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+            )
     view.table.blockSignals(False)
     start = time.perf_counter()
     view._curves.clear()
@@ -89,17 +93,39 @@ def main() -> None:
     first = time.perf_counter() - start  # reading the curves included
     redraw = timed(lambda: (view.redraw(), view.loss_plot.repaint(), view.accuracy_plot.repaint()))
     rows = [
-        (f"read the store: 1 run vs {args.runs}, ms", f"{1000 * list_one:.1f}", f"{1000 * list_all:.1f}",
-         f"{list_all / list_one:.0f}x"),
+        (
+            f"read the store: 1 run vs {args.runs}, ms",
+            f"{1000 * list_one:.1f}",
+            f"{1000 * list_all:.1f}",
+            f"{list_all / list_one:.0f}x",
+        ),
         (f"open the Runs tab with {args.runs} runs (table filled), ms", "-", f"{1000 * open_tab:.0f}", ""),
-        (f"overlay {len(long_ids)} runs of {args.steps} steps, first draw (curves read), ms", "-", f"{1000 * first:.0f}", ""),
-        (f"overlay {len(long_ids)} runs of {args.steps} steps, redraw (axis, smoothing), ms", "-",
-         f"{1000 * redraw:.1f}", ""),
+        (
+            f"overlay {len(long_ids)} runs of {args.steps} steps, first draw (curves read), ms",
+            "-",
+            f"{1000 * first:.0f}",
+            "",
+        ),
+        (
+            f"overlay {len(long_ids)} runs of {args.steps} steps, redraw (axis, smoothing), ms",
+            "-",
+            f"{1000 * redraw:.1f}",
+            "",
+        ),
     ]
     print_table("Runs tab", rows)
-    print_json("runs", {"runs": args.runs, "list_one_ms": round(1000 * list_one, 2), "list_all_ms": round(1000 * list_all, 1),
-                        "open_tab_ms": round(1000 * open_tab, 1), "overlay_first_ms": round(1000 * first, 1),
-                        "overlay_redraw_ms": round(1000 * redraw, 1), "overlaid": len(long_ids)})
+    print_json(
+        "runs",
+        {
+            "runs": args.runs,
+            "list_one_ms": round(1000 * list_one, 2),
+            "list_all_ms": round(1000 * list_all, 1),
+            "open_tab_ms": round(1000 * open_tab, 1),
+            "overlay_first_ms": round(1000 * first, 1),
+            "overlay_redraw_ms": round(1000 * redraw, 1),
+            "overlaid": len(long_ids),
+        },
+    )
 
 
 if __name__ == "__main__":

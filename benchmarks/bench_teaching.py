@@ -57,13 +57,25 @@ def main() -> None:
     after = folder_accuracy(Predictor.from_checkpoint(taught), test)
     mnist_before = evaluate(base.model, replay.test, base.normalization, "cpu").accuracy
     mnist_after = evaluate(taught.model, replay.test, taught.normalization, "cpu").accuracy
-    print_table(f"Teaching {len(loaded)} samples ({samples}); tested on {test}", [
-        ("writer's other digits, accuracy", f"{before:.3f}", f"{after:.3f}", ""),
-        ("MNIST test accuracy", f"{mnist_before:.4f}", f"{mnist_after:.4f}", ""),
-        ("seconds to teach (with the held-out trial)", "-", f"{seconds:.1f}", ""),
-    ])
-    print_json("teaching", {"samples": len(loaded), "writer_before": before, "writer_after": after,
-                            "mnist_before": mnist_before, "mnist_after": mnist_after, "seconds": round(seconds, 2)})
+    print_table(
+        f"Teaching {len(loaded)} samples ({samples}); tested on {test}",
+        [
+            ("writer's other digits, accuracy", f"{before:.3f}", f"{after:.3f}", ""),
+            ("MNIST test accuracy", f"{mnist_before:.4f}", f"{mnist_after:.4f}", ""),
+            ("seconds to teach (with the held-out trial)", "-", f"{seconds:.1f}", ""),
+        ],
+    )
+    print_json(
+        "teaching",
+        {
+            "samples": len(loaded),
+            "writer_before": before,
+            "writer_after": after,
+            "mnist_before": mnist_before,
+            "mnist_after": mnist_after,
+            "seconds": round(seconds, 2),
+        },
+    )
 
 
 if __name__ == "__main__":

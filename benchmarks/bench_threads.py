@@ -27,13 +27,25 @@ from engine.data import Dataset, Split, load_folder
 from engine.training import Trainer
 
 CONFIGS = {
-    "lenet batch 8 (tutorial)": TrainConfig(model="lenet", epochs=1, batch_size=8, optimizer="sgd", lr=0.001,
-                                             momentum=0.9, weight_decay=0.0, schedule="none", augment=False),
+    "lenet batch 8 (tutorial)": TrainConfig(
+        model="lenet",
+        epochs=1,
+        batch_size=8,
+        optimizer="sgd",
+        lr=0.001,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="none",
+        augment=False,
+    ),
     "lenet recipe": TrainConfig.for_model("lenet", epochs=1),
     "digitnet default": TrainConfig(epochs=1),
 }
-ROW_PREFIX = {"lenet batch 8 (tutorial)": "lenet tutorial settings", "lenet recipe": "lenet recipe",
-              "digitnet default": "digitnet default"}  # for the --batch-sizes rows
+ROW_PREFIX = {
+    "lenet batch 8 (tutorial)": "lenet tutorial settings",
+    "lenet recipe": "lenet recipe",
+    "digitnet default": "digitnet default",
+}  # for the --batch-sizes rows
 
 
 def subset(dataset: Dataset, samples: int) -> Dataset:
@@ -52,8 +64,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each figure is their median")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    counts = [int(t) for t in args.threads.split(",")] if args.threads else \
-        sorted({min(2**i, cores) for i in range(cores.bit_length() + 1)})
+    counts = (
+        [int(t) for t in args.threads.split(",")]
+        if args.threads
+        else sorted({min(2**i, cores) for i in range(cores.bit_length() + 1)})
+    )
     configs = dict(CONFIGS)
     for size in (int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else ():
         for name, config in CONFIGS.items():
@@ -70,13 +85,18 @@ def main() -> None:
                 rounds[name][threads].append(result.samples_per_second)
     figures = {name: {t: median(values) for t, values in row.items()} for name, row in rounds.items()}
     width = max(len(n) for n in configs)
-    print(f"\nCPU training samples/s by intra-op threads ({cores} cores, {args.samples:,} images, "
-          f"median of {args.repeats})")
+    print(
+        f"\nCPU training samples/s by intra-op threads ({cores} cores, {args.samples:,} images, "
+        f"median of {args.repeats})"
+    )
     print("configuration".ljust(width), *(f"{t:>8}" for t in counts), "  best")
     for name, row in figures.items():
         best = max(row, key=row.get)
-        print(name.ljust(width), *(f"{row[t]:8,.0f}" for t in counts),
-              f"  {best} threads, {row[best] / row[counts[-1]]:.2f}x over {counts[-1]}")
+        print(
+            name.ljust(width),
+            *(f"{row[t]:8,.0f}" for t in counts),
+            f"  {best} threads, {row[best] / row[counts[-1]]:.2f}x over {counts[-1]}",
+        )
     print_json("threads", {"cores": cores, "samples_per_second": figures})
 
 

@@ -121,8 +121,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--budget", type=float, default=30.0, help="training seconds for the budget comparison")
     parser.add_argument("--samples", type=int, default=10_000, help="samples per throughput measurement")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="throughput rounds; the table shows medians, and each ratio's range over the rounds")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="throughput rounds; the table shows medians, and each ratio's range over the rounds",
+    )
     parser.add_argument("--quick", action="store_true", help="throughput only")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -130,8 +134,18 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
 
     # 1. throughput: rounds of (tutorial, engine x3), so each ratio compares measurements taken moments apart
-    same = TrainConfig(model="lenet", epochs=1, batch_size=8, optimizer="sgd", lr=0.001, momentum=0.9,
-                       weight_decay=0.0, schedule="none", augment=False, device=str(device))
+    same = TrainConfig(
+        model="lenet",
+        epochs=1,
+        batch_size=8,
+        optimizer="sgd",
+        lr=0.001,
+        momentum=0.9,
+        weight_decay=0.0,
+        schedule="none",
+        augment=False,
+        device=str(device),
+    )
     defaults = TrainConfig.for_model("lenet", epochs=1, device=str(device))
     engines = {  # name: (config, with LeNet's fused CPU kernel where it applies)
         "batch8": (same, True),
@@ -162,29 +176,56 @@ def main() -> None:
         return f"{median(values):.1f}x{spread}"
 
     rows = [
-        ("LeNet samples/s, batch 8 (tutorial settings)", f"{sps['tutorial']:,.0f}", f"{sps['batch8']:,.0f}",
-         ratio_cell("batch8")),
-        (f"LeNet samples/s, engine's LeNet recipe (batch {defaults.batch_size})", f"{sps['tutorial']:,.0f}",
-         f"{sps['default']:,.0f}", ratio_cell("default")),
-        ("LeNet samples/s, batch 64 with on-device augmentation", f"{sps['tutorial']:,.0f}",
-         f"{sps['augmented']:,.0f}", ratio_cell("augmented")),
+        (
+            "LeNet samples/s, batch 8 (tutorial settings)",
+            f"{sps['tutorial']:,.0f}",
+            f"{sps['batch8']:,.0f}",
+            ratio_cell("batch8"),
+        ),
+        (
+            f"LeNet samples/s, engine's LeNet recipe (batch {defaults.batch_size})",
+            f"{sps['tutorial']:,.0f}",
+            f"{sps['default']:,.0f}",
+            ratio_cell("default"),
+        ),
+        (
+            "LeNet samples/s, batch 64 with on-device augmentation",
+            f"{sps['tutorial']:,.0f}",
+            f"{sps['augmented']:,.0f}",
+            ratio_cell("augmented"),
+        ),
     ]
     if "default_plain" in engines:
-        rows.append(("LeNet samples/s, the recipe with the fused CPU kernel off", f"{sps['tutorial']:,.0f}",
-                     f"{sps['default_plain']:,.0f}", ratio_cell("default_plain")))
+        rows.append(
+            (
+                "LeNet samples/s, the recipe with the fused CPU kernel off",
+                f"{sps['tutorial']:,.0f}",
+                f"{sps['default_plain']:,.0f}",
+                ratio_cell("default_plain"),
+            )
+        )
     figures = {
-        "device": str(device), "torch_threads": torch.get_num_threads(), "rounds": args.repeats,
-        "tutorial_sps": round(sps["tutorial"]), "engine_batch8_sps": round(sps["batch8"]),
-        "engine_default_sps": round(sps["default"]), "engine_augmented_sps": round(sps["augmented"]),
-        "ratio_batch8": round(median(ratios["batch8"]), 2), "ratio_default": round(median(ratios["default"]), 2),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "rounds": args.repeats,
+        "tutorial_sps": round(sps["tutorial"]),
+        "engine_batch8_sps": round(sps["batch8"]),
+        "engine_default_sps": round(sps["default"]),
+        "engine_augmented_sps": round(sps["augmented"]),
+        "ratio_batch8": round(median(ratios["batch8"]), 2),
+        "ratio_default": round(median(ratios["default"]), 2),
         "ratio_batch8_range": [round(min(ratios["batch8"]), 2), round(max(ratios["batch8"]), 2)],
         "ratio_default_range": [round(min(ratios["default"]), 2), round(max(ratios["default"]), 2)],
         "cpu_kernel": kernel.describe(),
     }
     if "default_plain" in engines:
-        figures.update({"engine_default_plain_sps": round(sps["default_plain"]),
-                        "ratio_default_plain": round(median(ratios["default_plain"]), 2),
-                        "kernel_gain": round(median([r["default"] / r["default_plain"] for r in rounds]), 2)})
+        figures.update(
+            {
+                "engine_default_plain_sps": round(sps["default_plain"]),
+                "ratio_default_plain": round(median(ratios["default_plain"]), 2),
+                "kernel_gain": round(median([r["default"] / r["default_plain"] for r in rounds]), 2),
+            }
+        )
     if not args.quick:
         # 2. time to accuracy ---------------------------------------------------------------------------------
         default = replace(TrainConfig(), device=str(device))
@@ -205,17 +246,30 @@ def main() -> None:
         rows += [
             ("default model: train s to 98.5 % (3-epoch recipe)", "-", fmt(reached_3[0.985]), ""),
             ("default model: train s to 99.0 % (10-epoch recipe)", "-", fmt(reached_10[0.99]), ""),
-            (f"test accuracy after {args.budget:.0f} s of training (tutorial LeNet vs default model, {planned} epochs planned)",
-             f"{tutorial_acc:.2%}", f"{engine_acc:.2%}", f"{(1 - tutorial_acc) / max(1 - engine_acc, 1e-9):.1f}x "
-             "fewer errors"),
+            (
+                f"test accuracy after {args.budget:.0f} s of training (tutorial LeNet vs default model, {planned} epochs planned)",
+                f"{tutorial_acc:.2%}",
+                f"{engine_acc:.2%}",
+                f"{(1 - tutorial_acc) / max(1 - engine_acc, 1e-9):.1f}x fewer errors",
+            ),
         ]
-        figures.update({
-            "seconds_to_98_5": reached_3[0.985], "accuracy_3_epochs": final_3.test_accuracy,
-            "seconds_to_99_0": reached_10[0.99], "accuracy_10_epochs": final_10.test_accuracy, "budget_epochs": planned,
-            "budget_s": args.budget, "tutorial_budget_accuracy": tutorial_acc, "engine_budget_accuracy": engine_acc,
-        })
-    print_table(f"Training on {args.data} ({len(dataset.train):,} images), device {device}; LeNet's fused CPU "
-                f"kernel {kernel.describe()}", rows)
+        figures.update(
+            {
+                "seconds_to_98_5": reached_3[0.985],
+                "accuracy_3_epochs": final_3.test_accuracy,
+                "seconds_to_99_0": reached_10[0.99],
+                "accuracy_10_epochs": final_10.test_accuracy,
+                "budget_epochs": planned,
+                "budget_s": args.budget,
+                "tutorial_budget_accuracy": tutorial_acc,
+                "engine_budget_accuracy": engine_acc,
+            }
+        )
+    print_table(
+        f"Training on {args.data} ({len(dataset.train):,} images), device {device}; LeNet's fused CPU "
+        f"kernel {kernel.describe()}",
+        rows,
+    )
     print_json("training", figures)
 
 

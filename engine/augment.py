@@ -46,8 +46,9 @@ _PARTS = (1, 1, 1, 2, 2 * 4 * 4, 1)
 NUMBERS_PER_SAMPLE = sum(_PARTS)
 
 
-def draw_augmentation(n: int, width: int, generator: torch.Generator,
-                      settings: AugmentSettings = DEFAULT_AUGMENT) -> torch.Tensor:
+def draw_augmentation(
+    n: int, width: int, generator: torch.Generator, settings: AugmentSettings = DEFAULT_AUGMENT
+) -> torch.Tensor:
     """The random numbers that augment ``n`` images ``width`` pixels wide: one flat float CPU tensor.
 
     Drawing is apart from :func:`apply_augmentation` so that a GPU run can send them in one copy and
@@ -70,8 +71,9 @@ def take_samples(numbers: torch.Tensor, n: int, start: int, stop: int) -> torch.
     return torch.cat([values.view(n, part)[start:stop].reshape(-1) for values, part in zip(parts, _PARTS, strict=True)])
 
 
-def apply_augmentation(images: torch.Tensor, numbers: torch.Tensor,
-                       settings: AugmentSettings = DEFAULT_AUGMENT) -> torch.Tensor:
+def apply_augmentation(
+    images: torch.Tensor, numbers: torch.Tensor, settings: AugmentSettings = DEFAULT_AUGMENT
+) -> torch.Tensor:
     """Warp float images in [0, 1] of shape (N, 1, H, W) by numbers from :func:`draw_augmentation`.
 
     Returns a new tensor on the images' device, computed there with a fixed sequence of tensor
@@ -84,10 +86,13 @@ def apply_augmentation(images: torch.Tensor, numbers: torch.Tensor,
     shift, coarse, stroke = shift.view(n, 2), coarse.view(n, 2, 4, 4), stroke.view(n, 1, 1, 1)
     cos, sin = torch.cos(angle), torch.sin(angle)
     # affine_grid maps output to input coordinates, so the inverse scale makes digits grow when scale > 1.
-    theta = torch.stack([
-        torch.stack([cos / scale, (-sin + shear) / scale, shift[:, 0]], dim=1),
-        torch.stack([sin / scale, cos / scale, shift[:, 1]], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([cos / scale, (-sin + shear) / scale, shift[:, 0]], dim=1),
+            torch.stack([sin / scale, cos / scale, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
     if settings.elastic_strength_px > 0:
         field = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)

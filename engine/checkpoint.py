@@ -219,16 +219,20 @@ def save(payload: dict[str, Any], path: Path | str) -> Path:
 # is under 2 MB, and under 30 MB for the widest model the registry allows. A file far larger is something
 # else, and reading it would take seconds.
 MAX_CHECKPOINT_BYTES = 64 * 2**20
-UNSAFE_PICKLE = ("refused: the file asks to build Python objects other than tensors and plain values "
-                 "(an unsafe pickle that could run code); it was not loaded")
+UNSAFE_PICKLE = (
+    "refused: the file asks to build Python objects other than tensors and plain values "
+    "(an unsafe pickle that could run code); it was not loaded"
+)
 
 
 def _read(path: Path) -> Any:
     """The checkpoint's payload, read with the safe unpickler once the file's size and form allow it."""
     info = check_input(path, "a checkpoint", CheckpointError)
     if info.st_size > MAX_CHECKPOINT_BYTES:  # refused before it is read: the window would freeze meanwhile
-        raise CheckpointError(f"{path}: {info.st_size / 2**20:,.0f} MB, far larger than any Digit Studio "
-                              "checkpoint (the largest model's is about 30 MB): not a checkpoint")
+        raise CheckpointError(
+            f"{path}: {info.st_size / 2**20:,.0f} MB, far larger than any Digit Studio "
+            "checkpoint (the largest model's is about 30 MB): not a checkpoint"
+        )
     try:
         with path.open("rb") as handle:
             head = handle.read(4)
@@ -240,8 +244,10 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"{path}: not a checkpoint file")
     program = _exported_program_kind(path)
     if program is not None:
-        raise CheckpointError(f"{path}: a {program} exported for other programs to run, not a checkpoint; "
-                              "open the checkpoint it was exported from")
+        raise CheckpointError(
+            f"{path}: a {program} exported for other programs to run, not a checkpoint; "
+            "open the checkpoint it was exported from"
+        )
     check_archive(path)
     try:
         with warnings.catch_warnings():
@@ -250,12 +256,13 @@ def _read(path: Path) -> Any:
     except Exception as exc:  # the unpickler raises many types on garbage; all mean the same to a user
         if isinstance(exc, pickle.UnpicklingError) and ("Unsupported global" in str(exc) or "GLOBAL " in str(exc)):
             raise CheckpointError(f"{path}: {UNSAFE_PICKLE}") from None
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint file "
-                              "(PyTorch cannot read what it holds)") from None
+        raise CheckpointError(
+            f"{path}: corrupt or truncated checkpoint file (PyTorch cannot read what it holds)"
+        ) from None
 
 
 def _exported_program_kind(path: Path) -> str | None:
-    """"TorchScript program" or "torch.export program" for the archives File > Export writes, by their
+    """ "TorchScript program" or "torch.export program" for the archives File > Export writes, by their
     member names (a TorchScript export may well be called ``.pt``, like a checkpoint); None otherwise."""
     try:
         with zipfile.ZipFile(path) as archive:

@@ -47,6 +47,7 @@ def fail(where: str, problem: str) -> CheckpointError:
 
 # ------------------------------------------------------------------------------------------------ archive
 
+
 def check_archive(path: Path) -> None:
     """Refuse a zip whose declared member sizes exceed what a checkpoint holds (a decompression bomb)."""
     try:
@@ -56,8 +57,7 @@ def check_archive(path: Path) -> None:
             raise zipfile.BadZipFile("no end of central directory")
         entries = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
         if entries > MAX_MEMBERS:
-            raise fail(str(path), f"lists {entries:,} entries, far more than any "
-                                  "checkpoint: not a checkpoint")
+            raise fail(str(path), f"lists {entries:,} entries, far more than any checkpoint: not a checkpoint")
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):  # the last: an entry
@@ -67,12 +67,16 @@ def check_archive(path: Path) -> None:
     tensors = sum(m.file_size for m in members if not m.filename.endswith(".pkl"))
     if pickles > MAX_PICKLE_BYTES or tensors > MAX_TENSOR_BYTES:
         total = (pickles + tensors) / 2**20
-        raise fail(str(path), f"would unpack to {total:,.0f} MB, more than any Digit Studio checkpoint holds "
-                              f"(at most {MAX_TENSOR_BYTES // 2**20} MB of weights and {MAX_PICKLE_BYTES // 2**20} MB "
-                              "of other data): refused")
+        raise fail(
+            str(path),
+            f"would unpack to {total:,.0f} MB, more than any Digit Studio checkpoint holds "
+            f"(at most {MAX_TENSOR_BYTES // 2**20} MB of weights and {MAX_PICKLE_BYTES // 2**20} MB "
+            "of other data): refused",
+        )
 
 
 # ------------------------------------------------------------------------------------------------ values
+
 
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -141,6 +145,7 @@ def describe(value: Any) -> str:
 
 # ------------------------------------------------------------------------------------------------ fields
 
+
 def check_architecture(where: str, value: Any) -> tuple[str, dict[str, Any]]:
     arch = mapping(where, "architecture", value)
     name = arch.get("name")
@@ -205,8 +210,9 @@ def check_history(where: str, value: Any) -> dict[str, Any]:
         if "step" in record:
             checked["step"] = whole(where, f"history epoch {i + 1}'s step", record["step"])
         if record.get("train_accuracy") is not None:
-            checked["train_accuracy"] = number(where, f"history epoch {i + 1}'s training accuracy",
-                                               record["train_accuracy"], 0, 1)
+            checked["train_accuracy"] = number(
+                where, f"history epoch {i + 1}'s training accuracy", record["train_accuracy"], 0, 1
+            )
         if record.get("lr") is not None:
             checked["lr"] = number(where, f"history epoch {i + 1}'s learning rate", record["lr"], 0)
         epochs.append(checked)
@@ -216,17 +222,35 @@ def check_history(where: str, value: Any) -> dict[str, Any]:
 def check_config(where: str, value: Any, architecture: str) -> dict[str, Any]:
     """The saved training configuration, type by type; TrainConfig.validate checks the ranges after."""
     config = mapping(where, "config", value if value is not None else {"model": architecture})
-    types = {"model": str, "epochs": int, "batch_size": int, "optimizer": str, "lr": float, "momentum": float,
-             "weight_decay": float, "schedule": str, "augment": bool, "seed": int, "device": str,
-             "detect_anomaly": bool, "log_every": int}
+    types = {
+        "model": str,
+        "epochs": int,
+        "batch_size": int,
+        "optimizer": str,
+        "lr": float,
+        "momentum": float,
+        "weight_decay": float,
+        "schedule": str,
+        "augment": bool,
+        "seed": int,
+        "device": str,
+        "detect_anomaly": bool,
+        "log_every": int,
+    }
     checked: dict[str, Any] = {}
     for key, kind in types.items():
         if key not in config:
             continue
         item = config[key]
-        ok = (isinstance(item, bool) if kind is bool else is_int(item) if kind is int
-              else finite(item) if kind is float
-              else isinstance(item, str) and len(item) <= 100)
+        ok = (
+            isinstance(item, bool)
+            if kind is bool
+            else is_int(item)
+            if kind is int
+            else finite(item)
+            if kind is float
+            else isinstance(item, str) and len(item) <= 100
+        )
         if not ok:
             raise fail(where, f"config {key} must be {kind.__name__}, got {describe(item)}")
         checked[key] = item
@@ -239,9 +263,11 @@ def check_scheduler_state(where: str, value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     state = mapping(where, "scheduler state", value)
-    return {"step": whole(where, "scheduler step", state.get("step", 0)),
-            "total_steps": whole(where, "scheduler total steps", state.get("total_steps", 0)),
-            "schedule": text(where, "schedule", state.get("schedule", "none"))}
+    return {
+        "step": whole(where, "scheduler step", state.get("step", 0)),
+        "total_steps": whole(where, "scheduler total steps", state.get("total_steps", 0)),
+        "schedule": text(where, "schedule", state.get("schedule", "none")),
+    }
 
 
 def check_taught(where: str, value: Any) -> dict[str, Any] | None:
@@ -262,6 +288,7 @@ def check_taught(where: str, value: Any) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------------ tensors
+
 
 def check_tensor(where: str, field: str, value: Any, like: torch.Tensor | None = None) -> torch.Tensor:
     """A dense, finite tensor; with ``like``: of its shape and kind of dtype (floating or integer)."""
@@ -284,11 +311,17 @@ def check_model_state(where: str, architecture: str, model: nn.Module, state: An
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [str(k) for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-             if isinstance(state.get(k), torch.Tensor) and state[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if isinstance(state.get(k), torch.Tensor) and state[k].shape != v.shape
+    ]
     problems = []
-    for label, items in (("shapes do not match", wrong), ("missing weights", missing),
-                         ("unexpected weights", unexpected)):
+    for label, items in (
+        ("shapes do not match", wrong),
+        ("missing weights", missing),
+        ("unexpected weights", unexpected),
+    ):
         if items:
             problems.append(f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}")
     if problems:
@@ -335,8 +368,14 @@ def check_optimizer_state(where: str, state: Any, parameters: Iterable[torch.Ten
         group = mapping(where, f"optimizer group {g}", group)
         ids = sequence(where, f"optimizer group {g}'s parameters", group.get("params"), len(params))
         seen += [whole(where, f"optimizer group {g}'s parameter", i, 0, len(params) - 1) for i in ids]
-        number(where, "optimizer learning rate", float(group["lr"]) if isinstance(group.get("lr"), torch.Tensor)
-               and group["lr"].numel() == 1 else group.get("lr"), 0)
+        number(
+            where,
+            "optimizer learning rate",
+            float(group["lr"])
+            if isinstance(group.get("lr"), torch.Tensor) and group["lr"].numel() == 1
+            else group.get("lr"),
+            0,
+        )
         number(where, "optimizer weight decay", group.get("weight_decay", 0.0), 0)
         if "betas" in group:
             betas = sequence(where, "optimizer betas", group["betas"], 2)

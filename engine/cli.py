@@ -41,7 +41,8 @@ def _number(kind: type, valid: Callable[[float], bool], rule: str) -> Callable[[
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected {'a whole number' if kind is int else 'a number'}, got '{text}'") from None
+                f"expected {'a whole number' if kind is int else 'a number'}, got '{text}'"
+            ) from None
         if not valid(value):
             raise argparse.ArgumentTypeError(f"{rule}, got {text}")
         return value
@@ -66,75 +67,124 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def data_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", metavar="DIR", help="folder with IDX files (default: $DIGIT_STUDIO_DATA, the cache, "
-                       "or a download)")
-        p.add_argument("--dataset", choices=list(DATASETS), default=None,
-                       help="known data set to use when --data is not given (default: mnist, or the checkpoint's)")
+        p.add_argument(
+            "--data",
+            metavar="DIR",
+            help="folder with IDX files (default: $DIGIT_STUDIO_DATA, the cache, or a download)",
+        )
+        p.add_argument(
+            "--dataset",
+            choices=list(DATASETS),
+            default=None,
+            help="known data set to use when --data is not given (default: mnist, or the checkpoint's)",
+        )
 
     train = sub.add_parser("train", help="train a model", description="Train a model; --json prints a summary.")
     data_options(train)
     train.add_argument("--model", choices=model_names(), help=f"architecture (default: {defaults.model})")
-    train.add_argument("--epochs", type=_positive_int,
-                       help=f"epochs to train (default: {defaults.epochs}; with --resume: epochs beyond those done)")
-    train.add_argument("--batch-size", type=_positive_int,
-                       help=f"default: {defaults.batch_size} (lenet's recipe: {TrainConfig.for_model('lenet').batch_size})")
+    train.add_argument(
+        "--epochs",
+        type=_positive_int,
+        help=f"epochs to train (default: {defaults.epochs}; with --resume: epochs beyond those done)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help=f"default: {defaults.batch_size} (lenet's recipe: {TrainConfig.for_model('lenet').batch_size})",
+    )
     train.add_argument("--lr", type=_positive_float, help=f"peak learning rate (default: {defaults.lr:g})")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {defaults.optimizer}")
     train.add_argument("--momentum", type=_fraction, help=f"SGD momentum / Adam beta1 (default: {defaults.momentum})")
     train.add_argument("--weight-decay", type=_non_negative_float, help=f"default: {defaults.weight_decay:g}")
     train.add_argument("--schedule", choices=SCHEDULES, help=f"learning-rate schedule (default: {defaults.schedule})")
-    train.add_argument("--augment", dest="augment", action="store_true", default=None,
-                       help="random rotation/scale/shift/elastic/stroke-width augmentation "
-                       "(default: on; off in lenet's recipe)")
+    train.add_argument(
+        "--augment",
+        dest="augment",
+        action="store_true",
+        default=None,
+        help="random rotation/scale/shift/elastic/stroke-width augmentation (default: on; off in lenet's recipe)",
+    )
     train.add_argument("--no-augment", dest="augment", action="store_false")
     train.add_argument("--seed", type=_seed, help=f"default: {defaults.seed}")
-    train.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto; with --resume, the "
-                       "checkpoint's device where this computer has it)")
+    train.add_argument(
+        "--device",
+        help="auto, cpu, cuda, cuda:N or mps (default: auto; with --resume, the "
+        "checkpoint's device where this computer has it)",
+    )
     train.add_argument("--log-every", type=_positive_int, help=f"steps per logged loss (default: {defaults.log_every})")
-    train.add_argument("--detect-anomaly", action="store_true", default=None,
-                       help="debug: torch.autograd anomaly detection (slow)")
+    train.add_argument(
+        "--detect-anomaly", action="store_true", default=None, help="debug: torch.autograd anomaly detection (slow)"
+    )
     train.add_argument("--out", metavar="CKPT", help="checkpoint to write (after every epoch, and on Ctrl-C)")
     train.add_argument("--resume", metavar="CKPT", help="continue training from this checkpoint")
-    train.add_argument("--slim", action="store_true",
-                       help="leave the optimizer state and the data folder out of --out (a third of the size, for "
-                       "shipping a model; resuming it starts a fresh optimizer)")
+    train.add_argument(
+        "--slim",
+        action="store_true",
+        help="leave the optimizer state and the data folder out of --out (a third of the size, for "
+        "shipping a model; resuming it starts a fresh optimizer)",
+    )
     train.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument("--no-record", dest="record", action="store_false",
-                       help="leave this run out of the run records (`runs`, the app's Runs tab)")
-    train.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
-                       help="under torchrun: the process group's backend (auto: nccl on CUDA, gloo on the CPU)")
-    train.add_argument("--tensorboard", metavar="DIR",
-                       help="also write the run's scalars for TensorBoard into DIR (pip install -e '.[tensorboard]')")
+    train.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="leave this run out of the run records (`runs`, the app's Runs tab)",
+    )
+    train.add_argument(
+        "--dist-backend",
+        choices=("auto", "gloo", "nccl"),
+        default="auto",
+        help="under torchrun: the process group's backend (auto: nccl on CUDA, gloo on the CPU)",
+    )
+    train.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write the run's scalars for TensorBoard into DIR (pip install -e '.[tensorboard]')",
+    )
 
     evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint on a test set")
     evaluate.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
     data_options(evaluate)
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--csv", metavar="FILE",
-                          help="also write per-class accuracy and the confusion matrix as CSV (as the app's Export CSV)")
+    evaluate.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write per-class accuracy and the confusion matrix as CSV (as the app's Export CSV)",
+    )
 
     predict = sub.add_parser("predict", help="recognise digits in image files")
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, BMP) or folders of them")
     predict.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
     predict.add_argument("--json", action="store_true")
 
-    teach = sub.add_parser("teach", help="teach a model your handwriting from a folder of samples",
-                           description="Fine-tune a model on personal samples (SAMPLES_DIR/<digit>/*.png, any "
-                                       "size, drawn or photographed), mixed with replay of its training data.")
+    teach = sub.add_parser(
+        "teach",
+        help="teach a model your handwriting from a folder of samples",
+        description="Fine-tune a model on personal samples (SAMPLES_DIR/<digit>/*.png, any "
+        "size, drawn or photographed), mixed with replay of its training data.",
+    )
     teach.add_argument("samples", metavar="SAMPLES_DIR", help="a folder per class, named as the class (0-9)")
     teach.add_argument("--checkpoint", metavar="CKPT", help="the model to teach (default: the bundled model)")
     teach.add_argument("--out", metavar="FILE", required=True, help="where the taught model is saved")
-    teach.add_argument("--steps", type=_number(int, lambda v: 1 <= v <= 100_000, "must be in 1..100000"),
-                       default=None, help="fine-tuning steps of 64 images (default: 60)")
+    teach.add_argument(
+        "--steps",
+        type=_number(int, lambda v: 1 <= v <= 100_000, "must be in 1..100000"),
+        default=None,
+        help="fine-tuning steps of 64 images (default: 60)",
+    )
     teach.add_argument("--json", action="store_true")
 
     export = sub.add_parser("export", help="export a checkpoint as a torch.export program (.pt2), TorchScript or ONNX")
     export.add_argument("--checkpoint", metavar="CKPT", required=True)
-    export.add_argument("--format", choices=["pt2", "torchscript", "onnx"], default=None,
-                        help="default: from the --out suffix (.pt2, .pt, .onnx), else pt2 (PyTorch's recommended "
-                             "format; TorchScript is deprecated upstream)")
+    export.add_argument(
+        "--format",
+        choices=["pt2", "torchscript", "onnx"],
+        default=None,
+        help="default: from the --out suffix (.pt2, .pt, .onnx), else pt2 (PyTorch's recommended "
+        "format; TorchScript is deprecated upstream)",
+    )
     export.add_argument("--out", metavar="FILE", required=True)
 
     devices = sub.add_parser("devices", help="list the compute devices")
@@ -149,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
 
 def _load_data(args: argparse.Namespace, default_name: str = "mnist", checkpoint: Any = None) -> Any:
     """The data set of ``--data`` or ``--dataset``; else, for a checkpoint, the folder it was trained from
@@ -214,6 +265,7 @@ def _finite(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------ commands
 
+
 def _resume_device(previous: Any) -> str:
     """The device a checkpoint trained on, where this computer has it; else the best one here, with a note.
 
@@ -224,18 +276,31 @@ def _resume_device(previous: Any) -> str:
     try:
         resolve_device(previous.config.device)
     except DeviceError:
-        print(f"{PROG}: note: {previous.display_name} trained on {previous.config.device}, which this computer "
-              f"does not have; it continues on {best_device()}", file=sys.stderr)
+        print(
+            f"{PROG}: note: {previous.display_name} trained on {previous.config.device}, which this computer "
+            f"does not have; it continues on {best_device()}",
+            file=sys.stderr,
+        )
         return "auto"
     return previous.config.device
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig fields the command line names (None: not given)."""
-    given = {"model": args.model, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-             "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
-             "augment": args.augment, "seed": args.seed, "device": args.device, "log_every": args.log_every,
-             "detect_anomaly": args.detect_anomaly}
+    given = {
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+        "augment": args.augment,
+        "seed": args.seed,
+        "device": args.device,
+        "log_every": args.log_every,
+        "detect_anomaly": args.detect_anomaly,
+    }
     return {key: value for key, value in given.items() if value is not None}
 
 
@@ -258,8 +323,10 @@ def _trainer(args: argparse.Namespace) -> Any:
     previous = ckpt.load(args.resume)
     ignored = sorted(set(settings) - {"device", "log_every", "detect_anomaly"})
     if ignored:
-        raise UserError(f"--resume continues the checkpoint's own settings; drop "
-                        f"{', '.join('--' + k.replace('_', '-') for k in ignored)}")
+        raise UserError(
+            f"--resume continues the checkpoint's own settings; drop "
+            f"{', '.join('--' + k.replace('_', '-') for k in ignored)}"
+        )
     if args.device is not None:
         resolve_device(args.device)  # an unusable device is reported before any data is downloaded
     else:
@@ -276,8 +343,14 @@ def _progress_reporter(trainer: Any, quiet: bool) -> tuple[Callable[[Any], None]
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=trainer.config.epochs * trainer.steps_per_epoch, initial=trainer.global_step,
-                   unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+        bar = tqdm(
+            total=trainer.config.epochs * trainer.steps_per_epoch,
+            initial=trainer.global_step,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=None,
+        )
 
     def on_event(event: Any) -> None:
         if isinstance(event, NoticeEvent):  # shown even when quiet: it explains a slower run
@@ -290,17 +363,24 @@ def _progress_reporter(trainer: Any, quiet: bool) -> tuple[Callable[[Any], None]
             return
         if isinstance(event, StepEvent):
             bar.update(event.step - bar.n)
-            bar.set_postfix(epoch=f"{event.epoch + 1}/{trainer.config.epochs}", loss=f"{event.loss:.4f}",
-                            sps=f"{event.samples_per_second:.0f}", refresh=False)
+            bar.set_postfix(
+                epoch=f"{event.epoch + 1}/{trainer.config.epochs}",
+                loss=f"{event.loss:.4f}",
+                sps=f"{event.samples_per_second:.0f}",
+                refresh=False,
+            )
         elif isinstance(event, EpochEvent):
-            bar.write(f"epoch {event.epoch}/{event.total_epochs}: train loss {event.train_loss:.4f}, "
-                      f"test loss {event.test_loss:.4f}, test accuracy {event.test_accuracy:.2%}")
+            bar.write(
+                f"epoch {event.epoch}/{event.total_epochs}: train loss {event.train_loss:.4f}, "
+                f"test loss {event.test_loss:.4f}, test accuracy {event.test_accuracy:.2%}"
+            )
 
     return on_event, bar
 
 
-def _run_until_done_or_interrupted(trainer: Any, on_event: Callable[[Any], None],
-                                   on_epoch_end: Callable[[Any], None]) -> Any:
+def _run_until_done_or_interrupted(
+    trainer: Any, on_event: Callable[[Any], None], on_epoch_end: Callable[[Any], None]
+) -> Any:
     """Run ``trainer``; the first Ctrl-C stops it after the batch in progress, a second one at once. Under
     torchrun, SIGTERM (what torchrun sends every process when one fails or on Ctrl-C) stops it the same way."""
     from engine.events import TrainingControl
@@ -342,8 +422,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not distributed.first_to_report():  # the peer said why it stopped, or another survivor says it
             raise AlreadyReported(str(exc)) from exc
         first = distributed.short_reason(exc)
-        raise UserError(f"rank {world.rank}: the run stopped because another of its processes stopped or "
-                        f"stopped answering ({first})") from exc
+        raise UserError(
+            f"rank {world.rank}: the run stopped because another of its processes stopped or "
+            f"stopped answering ({first})"
+        ) from exc
     finally:
         distributed.finish()
 
@@ -376,8 +458,10 @@ def _train(args: argparse.Namespace, world: Any) -> int:
     if args.tensorboard and leader:
         from engine.tensorboard import ScalarWriter
 
-        board = ScalarWriter(Path(args.tensorboard).expanduser(),
-                             on_failure=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr))
+        board = ScalarWriter(
+            Path(args.tensorboard).expanduser(),
+            on_failure=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr),
+        )
     report, bar = _progress_reporter(trainer, args.quiet or not leader)
     sinks = [sink for sink in (_recorder(args, trainer, out) if leader else None, board) if sink is not None]
     try:
@@ -396,16 +480,28 @@ def _train(args: argparse.Namespace, world: Any) -> int:
         print(f"{PROG}: training stopped during epoch {trainer.epochs_done + 1}{where}", file=sys.stderr)
     checkpoint = str(out) if out is not None and trainer.epochs_done > 0 else None
     if args.json:
-        _print_json({"model": trainer.config.model, "device": str(trainer.device), "epochs": trainer.epochs_done,
-                     "stopped": result.stopped, "train_seconds": round(result.train_seconds, 3),
-                     "samples_per_second": round(result.samples_per_second, 1),
-                     "test_accuracy": result.test_accuracy, "final_loss": result.final_loss,
-                     "checkpoint": checkpoint, "world_size": world.size if world else 1,
-                     "batch_size": trainer.config.batch_size, "global_batch_size": trainer.global_batch})
+        _print_json(
+            {
+                "model": trainer.config.model,
+                "device": str(trainer.device),
+                "epochs": trainer.epochs_done,
+                "stopped": result.stopped,
+                "train_seconds": round(result.train_seconds, 3),
+                "samples_per_second": round(result.samples_per_second, 1),
+                "test_accuracy": result.test_accuracy,
+                "final_loss": result.final_loss,
+                "checkpoint": checkpoint,
+                "world_size": world.size if world else 1,
+                "batch_size": trainer.config.batch_size,
+                "global_batch_size": trainer.global_batch,
+            }
+        )
     elif result.test_accuracy is not None:
         saved = f"; saved in {out}" if checkpoint else ""
-        print(f"test accuracy {result.test_accuracy:.2%} after {epochs_text(trainer.epochs_done)} "
-              f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}")
+        print(
+            f"test accuracy {result.test_accuracy:.2%} after {epochs_text(trainer.epochs_done)} "
+            f"({result.samples_per_second:.0f} samples/s on {trainer.device}){saved}"
+        )
     return 130 if result.stopped else 0
 
 
@@ -421,8 +517,13 @@ def _recorder(args: argparse.Namespace, trainer: Any, out: Path | None) -> Any:
         return None
     from engine.runs import RunRecorder, default_store
 
-    return RunRecorder.for_trainer(default_store(), trainer, "cli", [out] if out else [],
-                                   warn=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr))
+    return RunRecorder.for_trainer(
+        default_store(),
+        trainer,
+        "cli",
+        [out] if out else [],
+        warn=lambda message: print(f"{PROG}: note: {message}", file=sys.stderr),
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -438,16 +539,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs:
         accuracy = f"{run.final_accuracy:.2%}" if run.final_accuracy is not None else "-"
         state = f"damaged: {run.damaged}" if run.damaged else run.status
-        print(f"{printable(run.id)}  {printable(run.title)}  {run.epochs_done}/{run.total_epochs} epochs  "
-              f"{accuracy}  {run.seconds:.0f} s  {printable(run.device)}  {printable(state)}")
+        print(
+            f"{printable(run.id)}  {printable(run.title)}  {run.epochs_done}/{run.total_epochs} epochs  "
+            f"{accuracy}  {run.seconds:.0f} s  {printable(run.device)}  {printable(state)}"
+        )
     return 0
 
 
 def printable(text: object) -> str:
     """``text`` with control and format characters (newlines, ANSI escapes, the right-to-left override)
     escaped, as ``ls`` shows such names: a record's words never steer the terminal."""
-    return "".join(c if unicodedata.category(c)[0] not in "CZ" or c == " " else
-                   c.encode("unicode_escape").decode("ascii") for c in str(text))
+    return "".join(
+        c if unicodedata.category(c)[0] not in "CZ" or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in str(text)
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -529,17 +634,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         digits = reading.digits
         lone = digits[0].prediction if len(digits) == 1 else None
-        results.append({
-            "path": str(path),
-            "label": lone.label if lone else None,
-            "probabilities": ([round(float(p), 6) for p in lone.probabilities] if lone else
-                              [0.0] * len(names) if not digits else None),
-            "text": reading.label_text(names),
-            "digits": [{"label": d.prediction.label, "confidence": round(d.prediction.confidence, 6),
-                        "box": list(d.box), "unsure": d.prediction.doubt} for d in digits],
-            "unsure": reading.doubt or next((f"digit {k + 1}: {d.prediction.doubt}" for k, d in enumerate(digits)
-                                            if d.prediction.doubt), None),
-        })
+        results.append(
+            {
+                "path": str(path),
+                "label": lone.label if lone else None,
+                "probabilities": (
+                    [round(float(p), 6) for p in lone.probabilities]
+                    if lone
+                    else [0.0] * len(names)
+                    if not digits
+                    else None
+                ),
+                "text": reading.label_text(names),
+                "digits": [
+                    {
+                        "label": d.prediction.label,
+                        "confidence": round(d.prediction.confidence, 6),
+                        "box": list(d.box),
+                        "unsure": d.prediction.doubt,
+                    }
+                    for d in digits
+                ],
+                "unsure": reading.doubt
+                or next(
+                    (f"digit {k + 1}: {d.prediction.doubt}" for k, d in enumerate(digits) if d.prediction.doubt), None
+                ),
+            }
+        )
     failed = [item for item in results if "error" in item]
     if args.json:
         _print_json(results)
@@ -552,7 +673,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _said(item: dict[str, Any]) -> str:
-    """"7 (99.2%)", "2026 (digits 99%, 97%, 99%, 88%)", "empty", with "not sure: ..." where it is."""
+    """ "7 (99.2%)", "2026 (digits 99%, 97%, 99%, 88%)", "empty", with "not sure: ..." where it is."""
     digits = item["digits"]
     if not digits:
         return f"empty ({item['unsure']})" if item["unsure"] else "empty"
@@ -577,23 +698,46 @@ def cmd_teach(args: argparse.Namespace) -> int:
     samples = load_samples(args.samples, checkpoint.class_names)
     replay, note = replay_for(checkpoint)
     named = checkpoint.data_folder()  # the data named inside the checkpoint, whether replayed or not
-    check_output(out, [base, *samples.files, *(_data_files(replay) if replay is not None else []),
-                       *(split_files(named) if named is not None else [])])
+    check_output(
+        out,
+        [
+            base,
+            *samples.files,
+            *(_data_files(replay) if replay is not None else []),
+            *(split_files(named) if named is not None else []),
+        ],
+    )
     if samples.skipped:
         print(f"{PROG}: note: {samples.skipped} files skipped (unreadable, or no ink)", file=sys.stderr)
     if note:
         print(f"{PROG}: note: {note}", file=sys.stderr)
-    result = teach(checkpoint, samples, replay, steps=args.steps or STEPS,
-                   base_name="bundled model" if base == BUNDLED_MODEL else str(base))
+    result = teach(
+        checkpoint,
+        samples,
+        replay,
+        steps=args.steps or STEPS,
+        base_name="bundled model" if base == BUNDLED_MODEL else str(base),
+    )
     ckpt.save(result.payload, out)
-    summary = {"samples": result.samples, "skipped": samples.skipped, "seconds": round(result.seconds, 2),
-               "base": str(base), "checkpoint": str(out), "held_out": result.held_out,
-               "base_accuracy": result.base_accuracy, "taught_accuracy": result.taught_accuracy}
+    summary = {
+        "samples": result.samples,
+        "skipped": samples.skipped,
+        "seconds": round(result.seconds, 2),
+        "base": str(base),
+        "checkpoint": str(out),
+        "held_out": result.held_out,
+        "base_accuracy": result.base_accuracy,
+        "taught_accuracy": result.taught_accuracy,
+    }
     if args.json:
         _print_json(summary)
     else:
-        gain = (f"; on {result.held_out} held-out samples {result.base_accuracy:.0%} before, "
-                f"{result.taught_accuracy:.0%} after" if result.held_out else "")
+        gain = (
+            f"; on {result.held_out} held-out samples {result.base_accuracy:.0%} before, "
+            f"{result.taught_accuracy:.0%} after"
+            if result.held_out
+            else ""
+        )
         print(f"taught {result.samples} samples in {result.seconds:.1f} s{gain}; saved in {out}")
     return 0
 
@@ -616,8 +760,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
     devices = list_devices()
     kernel = kernel_status()
     if args.json:
-        _print_json({"devices": [d.to_dict() for d in devices], "auto": best_device(),
-                     "cpu_kernels": {kernel.name: {"in_use": kernel.available, "about": kernel.describe()}}})
+        _print_json(
+            {
+                "devices": [d.to_dict() for d in devices],
+                "auto": best_device(),
+                "cpu_kernels": {kernel.name: {"in_use": kernel.available, "about": kernel.describe()}},
+            }
+        )
     else:
         for d in devices:
             marker = "*" if d.name == best_device() else " "
@@ -633,9 +782,14 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "teach": cmd_teach, "export": cmd_export,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "teach": cmd_teach,
+    "export": cmd_export,
     "runs": cmd_runs,
-    "devices": cmd_devices, "download": cmd_download,
+    "devices": cmd_devices,
+    "download": cmd_download,
 }
 
 
@@ -658,6 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so, with the traceback only when asked for
         if os.environ.get("DIGIT_STUDIO_DEBUG"):
             traceback.print_exc()
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (set DIGIT_STUDIO_DEBUG=1 for details)",
-              file=sys.stderr)
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (set DIGIT_STUDIO_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 1

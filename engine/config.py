@@ -42,14 +42,22 @@ class TrainConfig:
             raise ConfigError(f"unknown schedule '{self.schedule}' (known: {', '.join(SCHEDULES)})")
         checks = [
             (1 <= self.epochs <= MAX_EPOCHS, f"epochs must be in 1..{MAX_EPOCHS}, got {self.epochs}"),
-            (1 <= self.batch_size <= MAX_BATCH_SIZE, f"batch size must be in 1..{MAX_BATCH_SIZE}, got {self.batch_size}"),
-            (self.batch_size >= spec.min_batch_size,
-             f"batch size must be at least {spec.min_batch_size} for {self.model}, whose batch normalisation "
-             f"needs {spec.min_batch_size} images to normalise over, got {self.batch_size}"),
+            (
+                1 <= self.batch_size <= MAX_BATCH_SIZE,
+                f"batch size must be in 1..{MAX_BATCH_SIZE}, got {self.batch_size}",
+            ),
+            (
+                self.batch_size >= spec.min_batch_size,
+                f"batch size must be at least {spec.min_batch_size} for {self.model}, whose batch normalisation "
+                f"needs {spec.min_batch_size} images to normalise over, got {self.batch_size}",
+            ),
             (math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
-            (1 <= self.log_every <= MAX_BATCH_SIZE, f"log interval must be in 1..{MAX_BATCH_SIZE}, got {self.log_every}"),
+            (
+                1 <= self.log_every <= MAX_BATCH_SIZE,
+                f"log interval must be in 1..{MAX_BATCH_SIZE}, got {self.log_every}",
+            ),
             (0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}"),
         ]
         for ok, message in checks:

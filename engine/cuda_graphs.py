@@ -39,8 +39,13 @@ class GraphedStep:
 
     WARMUP = 3
 
-    def __init__(self, step: StepFunction, inputs: Sequence[tuple[Sequence[int], torch.dtype]], device: torch.device,
-                 on_fallback: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        step: StepFunction,
+        inputs: Sequence[tuple[Sequence[int], torch.dtype]],
+        device: torch.device,
+        on_fallback: Callable[[str], None] | None = None,
+    ) -> None:
         self.step = step
         self.on_fallback = on_fallback
         self.static_inputs = tuple(torch.zeros(tuple(shape), dtype=dtype, device=device) for shape, dtype in inputs)
@@ -102,9 +107,14 @@ def on_side_stream(work: Callable[[], T]) -> T:
     return result
 
 
-def make_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
-              keep_grads: bool = False, count_correct: bool = False) -> StepFunction:
+def make_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    keep_grads: bool = False,
+    count_correct: bool = False,
+) -> StepFunction:
     """One eager training step; ``keep_grads`` zeroes gradients in place instead of freeing them,
     which a graph needs (their addresses are part of it). It returns the loss, or with ``count_correct``
     the loss and the number of the batch's samples the model got right, as one 2-element tensor (no

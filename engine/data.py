@@ -83,8 +83,16 @@ DATASETS: dict[str, DatasetSpec] = {
         key="fashion-mnist",
         title="Fashion-MNIST (clothing)",
         class_names=(
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
         mirrors=(  # https first; the checksums protect the content over plain http
             "https://fashion-mnist.s3.eu-central-1.amazonaws.com/",
@@ -184,17 +192,22 @@ def read_idx(path: Path | str, expected_magic: int) -> np.ndarray:
             expected = int(np.prod(dims, dtype=np.int64))
             if header + expected > capacity:
                 holds = "can hold at most" if compressed else "holds"
-                raise DataError(f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
-                                f"but the file {holds} {capacity} bytes")
+                raise DataError(
+                    f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
+                    f"but the file {holds} {capacity} bytes"
+                )
             body = np.empty(expected, dtype=np.uint8)
             done = _read_into(stream, body.data)
             if done < expected:
-                raise DataError(f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
-                                f"but the file holds {header + done} bytes")
+                raise DataError(
+                    f"{path}: truncated: header announces {dims[0]} {kind} ({header + expected} bytes) "
+                    f"but the file holds {header + done} bytes"
+                )
             extra = len(stream.read(CHUNK))
             if extra:
-                raise DataError(f"{path}: {extra}{'+' if extra == CHUNK else ''} unexpected bytes after the "
-                                f"{dims[0]} {kind}")
+                raise DataError(
+                    f"{path}: {extra}{'+' if extra == CHUNK else ''} unexpected bytes after the {dims[0]} {kind}"
+                )
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
     except OSError as exc:
@@ -263,8 +276,7 @@ def load_split(folder: Path, split: str, num_classes: int = 10) -> Split:
     bad = np.flatnonzero(labels >= num_classes)
     if bad.size:
         raise DataError(
-            f"{labels_path}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range "
-            f"0..{num_classes - 1}"
+            f"{labels_path}: label {int(labels[bad[0]])} at index {int(bad[0])} is out of range 0..{num_classes - 1}"
         )
     return Split(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)))
 
@@ -332,9 +344,11 @@ def check_classes(dataset: Dataset, class_names: Sequence[str], model: str) -> N
     """
     if tuple(class_names) == dataset.class_names:
         return
-    raise DataError(f"{model} recognises {describe_classes(class_names)}, but the data set {dataset.name} "
-                    f"({dataset.folder}) holds {describe_classes(dataset.class_names)}: choose the data set "
-                    f"the model was trained on")
+    raise DataError(
+        f"{model} recognises {describe_classes(class_names)}, but the data set {dataset.name} "
+        f"({dataset.folder}) holds {describe_classes(dataset.class_names)}: choose the data set "
+        f"the model was trained on"
+    )
 
 
 def guess_name(folder: Path) -> str:
@@ -346,6 +360,7 @@ def guess_name(folder: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------- sources
+
 
 def cache_dir() -> Path:
     """Where downloaded data sets land (per user, per platform)."""
@@ -416,8 +431,9 @@ def resolve(
     return load_folder(found, name=key)
 
 
-def resolve_or_fallback(name: str, progress: ProgressCallback | None = None,
-                        cancelled: Callable[[], bool] | None = None) -> tuple[Dataset, str | None]:
+def resolve_or_fallback(
+    name: str, progress: ProgressCallback | None = None, cancelled: Callable[[], bool] | None = None
+) -> tuple[Dataset, str | None]:
     """:func:`resolve` a known set; where it cannot be downloaded and has a fallback (MNIST: the built-in
     sample), that instead, with why (None when the set asked for was loaded)."""
     try:

@@ -70,8 +70,9 @@ def resolve_device(name: str) -> torch.device:
         wanted = "cuda:0"
     available = [d.name for d in list_devices()]
     if not DEVICE_NAME.fullmatch(wanted):
-        raise DeviceError(f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps "
-                          f"(available here: {', '.join(available)})")
+        raise DeviceError(
+            f"unknown device '{name}': use auto, cpu, cuda, cuda:N or mps (available here: {', '.join(available)})"
+        )
     if wanted not in available:
         raise DeviceError(f"device '{name}' is not available on this computer (available: {', '.join(available)})")
     return torch.device(wanted)

@@ -32,8 +32,17 @@ BACKENDS = ("auto", "gloo", "nccl")
 # DistNetworkError...; gloo's "Connection closed by peer" among them).
 PeerLost = dist.DistError
 # ...and what gloo says in a plain RuntimeError when a peer's socket closes or a collective times out
-LOST_PEER_WORDS = ("connection reset by peer", "connection closed by peer", "broken pipe", "timed out",
-                   "socket timeout", "connection refused", "read error", "gloo", "nccl")
+LOST_PEER_WORDS = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "broken pipe",
+    "timed out",
+    "socket timeout",
+    "connection refused",
+    "read error",
+    "gloo",
+    "nccl",
+)
 TIMEOUT_S = 30.0  # a frozen peer is noticed within this many seconds
 MAX_TIMEOUT_S = 24 * 3600
 STORE_TIMEOUT_S = 5.0  # for the store's word about a failure: its host may be the process that failed
@@ -43,8 +52,9 @@ REPORTED_KEY = "digit-studio/lost-peer-reported"  # counts the survivors that wo
 
 def lost_peer(exc: BaseException) -> bool:
     """Whether ``exc``, raised while training under torchrun, says a peer process is gone or frozen."""
-    return isinstance(exc, PeerLost) or (isinstance(exc, RuntimeError)
-                                         and any(w in str(exc).lower() for w in LOST_PEER_WORDS))
+    return isinstance(exc, PeerLost) or (
+        isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in LOST_PEER_WORDS)
+    )
 
 
 class SaidByOne(ConfigError):
@@ -72,8 +82,9 @@ def timeout_seconds() -> float:
     except ValueError:
         value = float("nan")
     if not 0 < value <= MAX_TIMEOUT_S:  # NaN fails too
-        raise ConfigError(f"DIGIT_STUDIO_DIST_TIMEOUT={text!r}: expected seconds, more than 0 and at most "
-                          f"{MAX_TIMEOUT_S:.0f}")
+        raise ConfigError(
+            f"DIGIT_STUDIO_DIST_TIMEOUT={text!r}: expected seconds, more than 0 and at most {MAX_TIMEOUT_S:.0f}"
+        )
     return value
 
 
@@ -136,19 +147,23 @@ def start(world: World, device: str | None, backend: str = "auto") -> str:
 
 
 def _device_and_backend(world: World, device: str | None, backend: str) -> tuple[str, str]:
-    wants_cuda = device is not None and device.startswith("cuda") or (
-        device in (None, "auto") and torch.cuda.is_available())
+    wants_cuda = (
+        device is not None and device.startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available())
+    )
     if backend == "nccl" and not torch.cuda.is_available():
-        raise ConfigError("the nccl backend needs CUDA GPUs, and this computer has none; use --dist-backend "
-                          "gloo with --device cpu")
+        raise ConfigError(
+            "the nccl backend needs CUDA GPUs, and this computer has none; use --dist-backend gloo with --device cpu"
+        )
     if wants_cuda:
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: this computer has no CUDA GPU")
         count = torch.cuda.device_count()
         if world.local_rank >= count:
-            raise SaidByOne(f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
-                            f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer",
-                            speaker=count)  # the first process without a GPU of its own
+            raise SaidByOne(
+                f"{world.local_rank + 1} or more processes on this machine but {count} GPU"
+                f"{'s' if count != 1 else ''}: use --nproc-per-node {count} or fewer",
+                speaker=count,
+            )  # the first process without a GPU of its own
         chosen = f"cuda:{world.local_rank}"
         torch.cuda.set_device(world.local_rank)
     elif device not in (None, "auto", "cpu"):

@@ -73,7 +73,7 @@ class EvaluationResult:
 
 def abbreviate(name: str, width: int = 4) -> str:
     """A class name that fits a narrow column: ``Trouser`` -> ``Tro.``."""
-    return name if len(name) <= width else name[:width - 1] + "."
+    return name if len(name) <= width else name[: width - 1] + "."
 
 
 def text_report(result: EvaluationResult, class_names: Sequence[str], examples: int = 5) -> str:
@@ -81,14 +81,20 @@ def text_report(result: EvaluationResult, class_names: Sequence[str], examples: 
     indices, as plain text for a terminal (the command line's ``evaluate``)."""
     names = [str(n) for n in class_names]
     label_width = max(len(n) for n in names)
-    lines = [f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
-             f"({result.mistakes} of {result.count} wrong)", "", "per class:"]
+    lines = [
+        f"accuracy {result.accuracy:.2%}, loss {result.loss:.4f} ({result.mistakes} of {result.count} wrong)",
+        "",
+        "per class:",
+    ]
     for name, accuracy, count in zip(names, result.per_class_accuracy, result.confusion_matrix.sum(1)):
         shown = "no test images" if np.isnan(accuracy) else f"{accuracy:.2%} of {int(count)}"
         lines.append(f"  {name:>{label_width}}  {shown}")
     cell = max(len(str(int(result.confusion_matrix.max()))), 4) + 1
-    lines += ["", "confusion matrix (rows: true class, columns: predicted):",
-              " " * (label_width + 2) + "".join(f"{abbreviate(n, cell - 1):>{cell}}" for n in names)]
+    lines += [
+        "",
+        "confusion matrix (rows: true class, columns: predicted):",
+        " " * (label_width + 2) + "".join(f"{abbreviate(n, cell - 1):>{cell}}" for n in names),
+    ]
     for name, row in zip(names, result.confusion_matrix):
         lines.append(f"  {name:>{label_width}}" + "".join(f"{int(v):>{cell}}" for v in row))
     confused = result.most_confused()
@@ -154,8 +160,13 @@ def evaluate(
     )
 
 
-def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str], path: str | Path,
-              model: str = "", dataset: str = "") -> Path:
+def write_csv(
+    result: EvaluationResult,
+    class_names: tuple[str, ...] | list[str],
+    path: str | Path,
+    model: str = "",
+    dataset: str = "",
+) -> Path:
     """What was evaluated and the overall accuracy, then per-class accuracy, then the confusion matrix
     (rows = true class), as one CSV file.
 
@@ -165,8 +176,13 @@ def write_csv(result: EvaluationResult, class_names: tuple[str, ...] | list[str]
     def write(temporary: str) -> None:
         with open(temporary, "w", newline="") as handle:
             writer = csv.writer(handle)
-            for key, value in (("model", model), ("data set", dataset), ("accuracy", f"{result.accuracy:.6f}"),
-                               ("test images", result.count), ("loss", f"{result.loss:.6f}")):
+            for key, value in (
+                ("model", model),
+                ("data set", dataset),
+                ("accuracy", f"{result.accuracy:.6f}"),
+                ("test images", result.count),
+                ("loss", f"{result.loss:.6f}"),
+            ):
                 writer.writerow([key, value])
             writer.writerow([])
             writer.writerow(["class", "accuracy", "count"])
@@ -185,7 +201,7 @@ def read_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Read back :func:`write_csv`: (class names, per-class accuracy, confusion matrix)."""
     with Path(path).open(newline="") as handle:
         rows = list(csv.reader(handle))
-    rows = rows[rows.index(["class", "accuracy", "count"]):]
+    rows = rows[rows.index(["class", "accuracy", "count"]) :]
     blank = rows.index([])
     names = [r[0] for r in rows[1:blank]]
     accuracy = np.array([float(r[1]) if r[1] else np.nan for r in rows[1:blank]])

@@ -46,8 +46,9 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     _check_replaceable(path)
     remove_stale_temporaries(folder, path.name)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:_NAME_LIMIT]}.digit-studio-{os.getpid()}-", suffix=".tmp",
-                                    dir=folder)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name[:_NAME_LIMIT]}.digit-studio-{os.getpid()}-", suffix=".tmp", dir=folder
+    )
     os.close(fd)
     try:
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; these files are meant to be shared
@@ -154,8 +155,7 @@ def check_output(path: Path | str, inputs: Iterable[Path | str | None] = ()) -> 
             raise UserError(f"cannot write {path}: folder {folder} does not exist")
         for source in inputs:
             if source is not None and same_file(path, Path(source).expanduser()):
-                raise UserError(f"cannot write {path}: it is {source}, which this command reads; "
-                                "choose another name")
+                raise UserError(f"cannot write {path}: it is {source}, which this command reads; choose another name")
         _check_replaceable(path)
         fd, probe = tempfile.mkstemp(prefix=".digit-studio-probe-", dir=folder)  # read-only folder, full disk
         os.close(fd)

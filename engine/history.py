@@ -19,5 +19,6 @@ class History:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
-        return cls(list(values.get("steps", [])), list(values.get("losses", [])),
-                   [dict(e) for e in values.get("epochs", [])])
+        return cls(
+            list(values.get("steps", [])), list(values.get("losses", [])), [dict(e) for e in values.get("epochs", [])]
+        )

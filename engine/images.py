@@ -50,8 +50,10 @@ def load_image(path: Path | str) -> np.ndarray:
         with Image.open(path, formats=FORMATS) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise ImageError(f"{path}: {width} x {height} pixels is more than the "
-                                 f"{MAX_PIXELS // 1_000_000} megapixels an image may have")
+                raise ImageError(
+                    f"{path}: {width} x {height} pixels is more than the "
+                    f"{MAX_PIXELS // 1_000_000} megapixels an image may have"
+                )
             if max(width, height) > MAX_SIDE and image.format == "JPEG":
                 image.draft(image.mode, (MAX_SIDE, MAX_SIDE))  # JPEG decodes at 1/2, 1/4 or 1/8 scale
             image.load()
@@ -61,8 +63,7 @@ def load_image(path: Path | str) -> np.ndarray:
     except Image.DecompressionBombError:  # Pillow's own limit, above MAX_PIXELS
         raise ImageError(f"{path}: more than the {MAX_PIXELS // 1_000_000} megapixels an image may have") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image in a format Digit Studio reads "
-                         f"({', '.join(FORMATS)})") from None
+        raise ImageError(f"{path}: not an image in a format Digit Studio reads ({', '.join(FORMATS)})") from None
     except MemoryError:
         raise ImageError(f"{path}: too large to read into memory") from None
     except Exception as exc:  # Pillow's decoders raise many types on damaged data; all mean the same
@@ -72,8 +73,10 @@ def load_image(path: Path | str) -> np.ndarray:
 def _check_file(path: Path) -> None:
     info = check_input(path, "an image", ImageError)
     if info.st_size > MAX_FILE_BYTES:
-        raise ImageError(f"{path}: {info.st_size / 2**20:,.0f} MB is larger than the "
-                         f"{MAX_FILE_BYTES // 2**20} MB an image file may have")
+        raise ImageError(
+            f"{path}: {info.st_size / 2**20:,.0f} MB is larger than the "
+            f"{MAX_FILE_BYTES // 2**20} MB an image file may have"
+        )
 
 
 def _reason(exc: BaseException) -> str:

@@ -51,8 +51,9 @@ class Prediction:
 class Predictor:
     """A model ready to classify drawings: weights on the CPU, in eval mode, never shared."""
 
-    def __init__(self, model: nn.Module, normalization: Normalization, class_names: tuple[str, ...],
-                 source: str) -> None:
+    def __init__(
+        self, model: nn.Module, normalization: Normalization, class_names: tuple[str, ...], source: str
+    ) -> None:
         self.model = model.cpu().eval()
         self.normalization = normalization
         self.class_names = class_names
@@ -60,12 +61,20 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Any, source: str | None = None) -> Predictor:
-        return cls(checkpoint.model, checkpoint.normalization, checkpoint.class_names,
-                   source or checkpoint.display_name)
+        return cls(
+            checkpoint.model, checkpoint.normalization, checkpoint.class_names, source or checkpoint.display_name
+        )
 
     @classmethod
-    def from_state(cls, architecture: str, model_kwargs: dict[str, Any], state: dict[str, torch.Tensor],
-                   normalization: Normalization, class_names: tuple[str, ...], source: str) -> Predictor:
+    def from_state(
+        cls,
+        architecture: str,
+        model_kwargs: dict[str, Any],
+        state: dict[str, torch.Tensor],
+        normalization: Normalization,
+        class_names: tuple[str, ...],
+        source: str,
+    ) -> Predictor:
         model = build_model(architecture, **model_kwargs)
         model.load_state_dict(state, strict=True)
         return cls(model, normalization, class_names, source)
@@ -125,4 +134,3 @@ def load_bundled() -> Predictor:
     if not BUNDLED_MODEL.is_file():
         raise CheckpointError(f"{BUNDLED_MODEL}: the bundled default model is missing from this installation")
     return Predictor.from_checkpoint(checkpoint.load(BUNDLED_MODEL), source="bundled default model")
-

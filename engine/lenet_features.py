@@ -12,6 +12,7 @@ operator. LeNet's ``forward`` is plain PyTorch unless its ``fused`` flag is set,
 for CPU training. The function is the same as the plain operators' up to float rounding
 (tests/test_lenet_features.py compares values and gradients, ties and NaNs included).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -51,7 +52,8 @@ def kernel_status(build: bool = True) -> native_library.NativeLibrary | None:
     where this process has not built or loaded it yet (instead of compiling it now)."""
     if MACHINE.lower() not in MEASURED_MACHINES:
         return native_library.NativeLibrary(
-            LIBRARY, None, reason=f"not yet measured against PyTorch's own operators on {MACHINE}")
+            LIBRARY, None, reason=f"not yet measured against PyTorch's own operators on {MACHINE}"
+        )
     loaded = native_library.load(LIBRARY) if build else native_library.loaded(LIBRARY)
     if loaded is None:
         return None
@@ -93,8 +95,10 @@ def _applies(x: torch.Tensor, conv1: nn.Conv2d, conv2: nn.Conv2d) -> bool:
         and all(p is not None and p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
         and conv1.weight.shape == (CHANNELS1, 1, KERNEL, KERNEL)
         and conv2.weight.shape == (CHANNELS2, CHANNELS1, KERNEL, KERNEL)
-        and all(c.stride == (1, 1) and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
-                for c in (conv1, conv2))
+        and all(
+            c.stride == (1, 1) and c.padding == (0, 0) and c.dilation == (1, 1) and c.groups == 1
+            for c in (conv1, conv2)
+        )
         and not torch.is_autocast_enabled("cpu")
         # torch.func transforms need an autograd.Function with setup_context; a custom operator's
         # registered autograd formula is not one, so under grad or vmap the plain operators run
@@ -145,9 +149,11 @@ class _Sizes:
 # any built-in operator. The forward returns what the backward needs besides its result: the images in
 # the kernel's lane layout, conv1's pooled output, and both poolings' argmax indices.
 
+
 @torch.library.custom_op("digit_studio::lenet_features", mutates_args=(), device_types="cpu")
-def _forward(x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight2: torch.Tensor,
-             bias2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _forward(
+    x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight2: torch.Tensor, bias2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     lib = _library()
     if lib is None:
         raise RuntimeError(f"the {LIBRARY} kernel is not built: {kernel_status().describe()}")
@@ -158,19 +164,36 @@ def _forward(x: torch.Tensor, weight1: torch.Tensor, bias1: torch.Tensor, weight
     w2 = weight2.permute(1, 2, 3, 0).contiguous()  # (C1, 5, 5, C2): see the kernel
     b1, b2 = bias1.contiguous(), bias2.contiguous()
     pooled = _workspace("pooled", s.chunks, s.features, s.lanes)
-    _check(lib.lenet_features_forward(
-        x.data_ptr(), s.batch, s.height, s.width, w1.data_ptr(), b1.data_ptr(), w2.data_ptr(), b2.data_ptr(),
-        out.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(), index2.data_ptr(),
-        pooled.data_ptr()))
+    _check(
+        lib.lenet_features_forward(
+            x.data_ptr(),
+            s.batch,
+            s.height,
+            s.width,
+            w1.data_ptr(),
+            b1.data_ptr(),
+            w2.data_ptr(),
+            b2.data_ptr(),
+            out.data_ptr(),
+            lanes.data_ptr(),
+            hidden.data_ptr(),
+            index1.data_ptr(),
+            index2.data_ptr(),
+            pooled.data_ptr(),
+        )
+    )
     return out, lanes, hidden, index1, index2
 
 
 def _forward_buffers(s: _Sizes, like: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     empty = torch.empty if like is None else like.new_empty
-    return (empty((s.batch, s.features)), empty((s.chunks, s.height * s.width, s.lanes)),
-            empty((s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)),
-            empty((s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes), dtype=torch.uint8),
-            empty((s.chunks, s.features, s.lanes), dtype=torch.uint8))
+    return (
+        empty((s.batch, s.features)),
+        empty((s.chunks, s.height * s.width, s.lanes)),
+        empty((s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)),
+        empty((s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes), dtype=torch.uint8),
+        empty((s.chunks, s.features, s.lanes), dtype=torch.uint8),
+    )
 
 
 @_forward.register_fake
@@ -180,9 +203,16 @@ def _forward_fake(x, weight1, bias1, weight2, bias2):  # noqa: ANN001 - the fake
 
 
 @torch.library.custom_op("digit_studio::lenet_features_backward", mutates_args=(), device_types="cpu")
-def _backward(grad: torch.Tensor, weight2: torch.Tensor, lanes: torch.Tensor, hidden: torch.Tensor,
-              index1: torch.Tensor, index2: torch.Tensor, height: int,
-              width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _backward(
+    grad: torch.Tensor,
+    weight2: torch.Tensor,
+    lanes: torch.Tensor,
+    hidden: torch.Tensor,
+    index1: torch.Tensor,
+    index2: torch.Tensor,
+    height: int,
+    width: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     lib = _library()
     assert lib is not None  # the forward pass ran the kernel
     s = _Sizes(grad.shape[0], height, width, lanes.shape[-1])
@@ -195,18 +225,41 @@ def _backward(grad: torch.Tensor, weight2: torch.Tensor, lanes: torch.Tensor, hi
     grad_lanes1 = _workspace("grad_lanes1", s.chunks, CHANNELS1, s.p1h * s.p1w, s.lanes)
     partial1 = _workspace("partial1", s.chunks, *grads1.shape, s.lanes)
     partial2 = _workspace("partial2", s.chunks, *grads2.shape, s.lanes)
-    _check(lib.lenet_features_backward(
-        grad.data_ptr(), w2.data_ptr(), lanes.data_ptr(), hidden.data_ptr(), index1.data_ptr(),
-        index2.data_ptr(), s.batch, s.height, s.width, grad_lanes2.data_ptr(), grad_lanes1.data_ptr(),
-        partial1.data_ptr(), partial2.data_ptr(), grads1.data_ptr(), grads2.data_ptr()))
-    return (grads1[:, :-1].reshape(CHANNELS1, 1, KERNEL, KERNEL).clone(), grads1[:, -1].clone(),
-            grads2[:, :-1].reshape(CHANNELS2, CHANNELS1, KERNEL, KERNEL).clone(), grads2[:, -1].clone())
+    _check(
+        lib.lenet_features_backward(
+            grad.data_ptr(),
+            w2.data_ptr(),
+            lanes.data_ptr(),
+            hidden.data_ptr(),
+            index1.data_ptr(),
+            index2.data_ptr(),
+            s.batch,
+            s.height,
+            s.width,
+            grad_lanes2.data_ptr(),
+            grad_lanes1.data_ptr(),
+            partial1.data_ptr(),
+            partial2.data_ptr(),
+            grads1.data_ptr(),
+            grads2.data_ptr(),
+        )
+    )
+    return (
+        grads1[:, :-1].reshape(CHANNELS1, 1, KERNEL, KERNEL).clone(),
+        grads1[:, -1].clone(),
+        grads2[:, :-1].reshape(CHANNELS2, CHANNELS1, KERNEL, KERNEL).clone(),
+        grads2[:, -1].clone(),
+    )
 
 
 @_backward.register_fake
 def _backward_fake(grad, weight2, lanes, hidden, index1, index2, height, width):  # noqa: ANN001
-    return (grad.new_empty((CHANNELS1, 1, KERNEL, KERNEL)), grad.new_empty((CHANNELS1,)),
-            grad.new_empty((CHANNELS2, CHANNELS1, KERNEL, KERNEL)), grad.new_empty((CHANNELS2,)))
+    return (
+        grad.new_empty((CHANNELS1, 1, KERNEL, KERNEL)),
+        grad.new_empty((CHANNELS1,)),
+        grad.new_empty((CHANNELS2, CHANNELS1, KERNEL, KERNEL)),
+        grad.new_empty((CHANNELS2,)),
+    )
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:

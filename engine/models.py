@@ -149,8 +149,7 @@ def model_arguments(name: str, **kwargs: Any) -> dict[str, Any]:
     spec = model_spec(name)
     unknown = sorted(str(key) for key in kwargs if key not in spec.defaults)
     if unknown:
-        raise ConfigError(f"model '{name}' has no argument {', '.join(unknown)} "
-                          f"(it takes {', '.join(spec.defaults)})")
+        raise ConfigError(f"model '{name}' has no argument {', '.join(unknown)} (it takes {', '.join(spec.defaults)})")
     args = {**spec.defaults, **kwargs}
     for key, value in args.items():
         low, high = spec.limits.get(key, (None, None))

@@ -14,6 +14,7 @@ runs on the thread count the engine set for the calling thread. OpenMP is asked 
 compiler's runtime is PyTorch's (GCC's libgomp for Linux wheels, LLVM's libomp for macOS ones): a second
 runtime in one process fights the first over threads (:func:`flag_choices`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,7 +97,7 @@ def find_compiler() -> tuple[str | None, str]:
 
 
 def _compiler_family(compiler: str) -> str:
-    """"clang" or "gcc" (what ``cc`` is, on most systems), from the compiler's own version line."""
+    """ "clang" or "gcc" (what ``cc`` is, on most systems), from the compiler's own version line."""
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
@@ -105,7 +106,7 @@ def _compiler_family(compiler: str) -> str:
 
 
 def _torch_openmp_runtime() -> str | None:
-    """"libgomp", "libomp" or None: the OpenMP runtime PyTorch ships with (and has loaded)."""
+    """ "libgomp", "libomp" or None: the OpenMP runtime PyTorch ships with (and has loaded)."""
     import torch
 
     folder = Path(torch.__file__).parent / "lib"
@@ -143,8 +144,12 @@ def _build(compiler: str, source: Path, flags: tuple[str, ...], target: Path) ->
     except OSError as exc:
         return f"cannot write to {target.parent}: {exc.strerror or exc}"
     try:
-        done = subprocess.run([compiler, *BASE_FLAGS, *flags, str(source), "-o", partial], capture_output=True,
-                              text=True, timeout=COMPILE_TIMEOUT_S)
+        done = subprocess.run(
+            [compiler, *BASE_FLAGS, *flags, str(source), "-o", partial],
+            capture_output=True,
+            text=True,
+            timeout=COMPILE_TIMEOUT_S,
+        )
         if done.returncode != 0:
             return (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         digest = _digest(Path(partial))
@@ -194,8 +199,9 @@ def _compile_and_load(name: str) -> NativeLibrary:
         return NativeLibrary(name, None, reason=f"cannot read {source}: {exc.strerror or exc}")
     complaints = []
     for flags in flag_choices(compiler):
-        key = hashlib.sha256(b"\0".join([code, compiler.encode(), " ".join(BASE_FLAGS + flags).encode(),
-                                         _cpu_identity().encode()])).hexdigest()[:16]
+        key = hashlib.sha256(
+            b"\0".join([code, compiler.encode(), " ".join(BASE_FLAGS + flags).encode(), _cpu_identity().encode()])
+        ).hexdigest()[:16]
         target = folder / f"{name}-{key}{'.dylib' if sys.platform == 'darwin' else '.so'}"
         fresh = not target.exists()
         while True:  # a damaged cached file is built again once; a fresh build that fails to load is final

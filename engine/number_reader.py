@@ -36,13 +36,21 @@ class NumberNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d((2, 1)),
-            nn.Conv2d(48, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d((7, 1)),
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 48, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d((2, 1)),
+            nn.Conv2d(48, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d((7, 1)),
         )
         self.sequence = nn.Sequential(
-            nn.Conv1d(64, 128, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(128, 128, 5, padding=2), nn.ReLU(),
+            nn.Conv1d(64, 128, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(128, 128, 5, padding=2),
+            nn.ReLU(),
             nn.Conv1d(128, BLANK + 1, 1),
         )
 
@@ -75,7 +83,7 @@ def prepare_line(ink: np.ndarray) -> Strip | None:
     width = max(1, round(work.shape[1] * BOX / WORK))
     line = np.clip(_resize(work, BOX, width), 0.0, 1.0)
     strip = np.zeros((FIELD, width + 2 * PAD), np.float32)
-    strip[(FIELD - BOX) // 2:(FIELD - BOX) // 2 + BOX, PAD:PAD + width] = line
+    strip[(FIELD - BOX) // 2 : (FIELD - BOX) // 2 + BOX, PAD : PAD + width] = line
     return Strip(strip, width / w, left, top, h)
 
 
@@ -98,8 +106,11 @@ def decode(logits: torch.Tensor) -> list[SequenceDigit]:
                 frames = probabilities[:, start:t]
                 peak = start + int(frames[best[start]].argmax())
                 digit_probabilities = probabilities[:BLANK, peak] / max(float(probabilities[:BLANK, peak].sum()), 1e-9)
-                digits.append(SequenceDigit(int(best[start]), digit_probabilities.astype(np.float32),
-                                            (start * STRIDE, t * STRIDE)))
+                digits.append(
+                    SequenceDigit(
+                        int(best[start]), digit_probabilities.astype(np.float32), (start * STRIDE, t * STRIDE)
+                    )
+                )
             start = t
     return digits
 
@@ -118,9 +129,16 @@ class NumberReader:
             raise CheckpointError(f"{path}: the number reader cannot be read ({exc})") from exc
         model = NumberNet()
         expected = model.state_dict()
-        if not isinstance(state, dict) or set(state) != set(expected) or any(
-                not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape
-                or not torch.isfinite(state[k]).all() for k in expected):
+        if (
+            not isinstance(state, dict)
+            or set(state) != set(expected)
+            or any(
+                not isinstance(state[k], torch.Tensor)
+                or state[k].shape != expected[k].shape
+                or not torch.isfinite(state[k]).all()
+                for k in expected
+            )
+        ):
             raise CheckpointError(f"{path}: not the number reader's weights")
         model.load_state_dict(state)
         return cls(model)
@@ -150,9 +168,15 @@ class NumberReader:
             if not labels:
                 scores.append(float(log_probabilities[:, 0, BLANK].sum()))
                 continue
-            loss = nn.functional.ctc_loss(log_probabilities, torch.tensor([labels]), torch.tensor([frames]),
-                                          torch.tensor([len(labels)]), blank=BLANK, reduction="sum",
-                                          zero_infinity=False)
+            loss = nn.functional.ctc_loss(
+                log_probabilities,
+                torch.tensor([labels]),
+                torch.tensor([frames]),
+                torch.tensor([len(labels)]),
+                blank=BLANK,
+                reduction="sum",
+                zero_infinity=False,
+            )
             scores.append(-float(loss))
         return scores
 

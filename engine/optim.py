@@ -51,16 +51,24 @@ def fused_optimizer(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module, fused: bool = False,
-                   capturable: bool = False) -> torch.optim.Optimizer:
+def make_optimizer(
+    config: TrainConfig, model: nn.Module, fused: bool = False, capturable: bool = False
+) -> torch.optim.Optimizer:
     """``capturable`` makes Adam(W) keep its step counters on the device, so a CUDA graph can hold its step."""
     params = model.parameters()
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               fused=fused or None)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused or None
+        )
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay,
-               fused=fused or None, capturable=capturable)
+    return cls(
+        params,
+        lr=config.lr,
+        betas=(config.momentum, 0.999),
+        weight_decay=config.weight_decay,
+        fused=fused or None,
+        capturable=capturable,
+    )
 
 
 IMPLEMENTATION_FLAGS = ("fused", "capturable", "foreach", "differentiable")
@@ -87,14 +95,16 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
     try:
         check_optimizer_state("saved state", state, params)  # a wrong-sized moment crashes the fused kernel
     except CheckpointError as exc:
-        raise ConfigError(f"the saved optimiser state does not fit a {type(optimizer).__name__} optimiser "
-                          f"for this model ({exc})") from None
+        raise ConfigError(
+            f"the saved optimiser state does not fit a {type(optimizer).__name__} optimiser for this model ({exc})"
+        ) from None
     try:
         groups = [{**group, **flags, "lr": float(group["lr"])} for group in state["param_groups"]]
         optimizer.load_state_dict({**state, "param_groups": groups})
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"the saved optimiser state does not fit a {type(optimizer).__name__} optimiser "
-                          f"for this model ({exc})") from exc
+        raise ConfigError(
+            f"the saved optimiser state does not fit a {type(optimizer).__name__} optimiser for this model ({exc})"
+        ) from exc
     _match_parameter_layouts(optimizer)
 
 
@@ -110,8 +120,7 @@ def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
         for param in group["params"]:
             state = optimizer.state.get(param, {})
             for key, value in state.items():
-                if (isinstance(value, torch.Tensor) and value.shape == param.shape
-                        and value.stride() != param.stride()):
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
                     state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 

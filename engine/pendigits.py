@@ -74,8 +74,13 @@ def read_pendigits(path: Path | str) -> PenDigits:
     return PenDigits(trajectories, table[:, -1].astype(np.int64))
 
 
-def render(trajectory: np.ndarray, size: tuple[int, int], box: tuple[float, float, float, float],
-           pen: float, into: np.ndarray | None = None) -> np.ndarray:
+def render(
+    trajectory: np.ndarray,
+    size: tuple[int, int],
+    box: tuple[float, float, float, float],
+    pen: float,
+    into: np.ndarray | None = None,
+) -> np.ndarray:
     """The trajectory (any number of points, x right, y down) drawn with a round pen ``pen`` pixels wide,
     scaled to fit ``box`` = (left, top, width, height) with its aspect ratio kept and centred there, on an
     image of ``size`` = (height, width); bright ink (uint8). ``into``: an image to draw over (the ink
@@ -118,13 +123,16 @@ def _smooth(points: np.ndarray, per_segment: int = 6) -> np.ndarray:
     curve = []
     for k in range(1, len(padded) - 2):
         p0, p1, p2, p3 = padded[k - 1], padded[k], padded[k + 1], padded[k + 2]
-        curve.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
-                            + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3))
+        curve.append(
+            0.5
+            * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+        )
     return np.vstack([*curve, points[-1:]])
 
 
-def random_drawing(trajectory: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = (280, 280),
-                   distort: bool = False) -> np.ndarray:
+def random_drawing(
+    trajectory: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = (280, 280), distort: bool = False
+) -> np.ndarray:
     """One digit drawn as a person draws on a canvas of ``size``: a random size (40-90 % of the canvas's
     height), place and pen width (4-16 % of the digit's height); dark ink on white (uint8), as the canvas
     hands its drawing to the model."""
@@ -155,8 +163,9 @@ def placed(trajectory: np.ndarray, box: tuple[float, float, float, float]) -> np
     return np.stack([x0 + xs * scale, y0 + ys * scale], axis=1)
 
 
-def number_drawing(trajectories: list[np.ndarray], rng: np.random.Generator, gaps: tuple[float, float],
-                   height: int = 280) -> tuple[np.ndarray, list[np.ndarray]]:
+def number_drawing(
+    trajectories: list[np.ndarray], rng: np.random.Generator, gaps: tuple[float, float], height: int = 280
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Digits written side by side on a line as one person writes them (one pen, similar heights), with
     gaps between neighbours' ink drawn from ``gaps`` per digit height (negative: their columns overlap).
     Dark ink on white (uint8, ``height`` tall, as wide as needed), and each digit's stroke as drawn there

@@ -153,8 +153,10 @@ class _Candidates:
         """Classify, in one batch, the groups of ``pieces`` not classified before."""
         unique = {self.key(pieces[i:j]): pieces[i:j] for i, j in groups}
         new = [(key, members) for key, members in unique.items() if key not in self.found]
-        inks = [None if key == ((0, -1),) and self.lone_ink is not None else _group_ink(self.ink, members)
-                for key, members in new]
+        inks = [
+            None if key == ((0, -1),) and self.lone_ink is not None else _group_ink(self.ink, members)
+            for key, members in new
+        ]
         prepared = [prepare_ink(cast(np.ndarray, self.lone_ink) if own is None else own) for own in inks]
         for (key, _), own, prediction in zip(new, inks, self.predictor.predict_batch(prepared), strict=True):
             self.found[key] = (prediction, own)
@@ -167,8 +169,9 @@ class _Candidates:
         return DigitRead(prediction, _box(pieces, scale), own)
 
 
-def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None,
-                policy: ReadingPolicy = POLICY) -> Reading:
+def read_number(
+    predictor: Predictor, image: Any, strokes: Strokes | None = None, policy: ReadingPolicy = POLICY
+) -> Reading:
     """The digits of ``image`` (numpy array or PIL image, any size) left to right, with their boxes.
     ``strokes``: how the drawing was drawn (the canvas knows), which then decides what ink is one mark."""
     ink = ink_of(image)  # 1. the ink
@@ -191,8 +194,13 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
     pieces = _pieces(marks, line, frozenset())  # 3. candidate digits: the marks as they are
     groups = _candidate_groups(pieces, line, policy, bool(strokes))
     candidates.classify(pieces, groups)  # 4. classified in one batch
-    cut = set(k for k, mark in enumerate(marks) if _may_hold_several(
-        mark, candidates.prediction([p for p in pieces if p.mark == k]), line, policy, by_strokes=bool(strokes)))
+    cut = set(
+        k
+        for k, mark in enumerate(marks)
+        if _may_hold_several(
+            mark, candidates.prediction([p for p in pieces if p.mark == k]), line, policy, by_strokes=bool(strokes)
+        )
+    )
     endless = {k for k in cut if marks[k][2].shape[1] > MAX_DIGITS * line}  # a zigzag or a scribble: not cut
     cut -= endless
     if cut:  # 3-4 again for the marks that may hold touching digits: their parts, in one more batch
@@ -210,11 +218,16 @@ def read_number(predictor: Predictor, image: Any, strokes: Strokes | None = None
     else:
         reads = None
     if endless:
-        return Reading(tuple(candidates.digit(pieces[i:j], scale) for i, j in chosen),
-                       f"a mark as long as {MAX_DIGITS} digits or more: no plausible number")
+        return Reading(
+            tuple(candidates.digit(pieces[i:j], scale) for i, j in chosen),
+            f"a mark as long as {MAX_DIGITS} digits or more: no plausible number",
+        )
     if len(chosen) == 1:  # one digit: read as predict() reads the image
-        digit = candidates.digit(pieces, scale) if len(marks) == 1 else DigitRead(
-            predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale))
+        digit = (
+            candidates.digit(pieces, scale)
+            if len(marks) == 1
+            else DigitRead(predictor.predict_prepared(prepare_ink(full_ink)), _box(pieces, scale))
+        )
         return Reading((replace(digit, ink=None),))
     digits = tuple(candidates.digit(pieces[i:j], scale) for i, j in chosen)
     if reads is not None:
@@ -233,9 +246,16 @@ def _may_hold_several(mark: Mark, whole: Prediction, line: int, policy: ReadingP
     return height >= FLAT * stroke_width(mark[2].astype(np.float32))
 
 
-def _weigh_counts(reader: NumberReader, ink: np.ndarray, pieces: list[_Piece], candidates: _Candidates,
-                  score: dict[tuple[int, int], float], chosen: list[tuple[int, int]], total: float,
-                  weight: float) -> tuple[list[tuple[int, int]], list[SequenceDigit] | None]:
+def _weigh_counts(
+    reader: NumberReader,
+    ink: np.ndarray,
+    pieces: list[_Piece],
+    candidates: _Candidates,
+    score: dict[tuple[int, int], float],
+    chosen: list[tuple[int, int]],
+    total: float,
+    weight: float,
+) -> tuple[list[tuple[int, int]], list[SequenceDigit] | None]:
     """The grouping, and the line reader's digits where its count is taken. Where the reader counts the
     line's digits differently from the best grouping, the two counts are weighed by likelihood: each
     count's best grouping scored by the classifier (as the decision scores it) plus the reader's CTC
@@ -267,16 +287,20 @@ def _agree(cut: DigitRead, read: SequenceDigit) -> DigitRead:
     """One digit, as the classifier reads its ink and the line reader reads it in the line: their
     probabilities averaged."""
     probabilities = ((cut.prediction.probabilities + read.probabilities) / 2).astype(np.float32)
-    prediction = Prediction(int(probabilities.argmax()), probabilities, cut.prediction.prepared,
-                            cut.prediction.top_logit)
+    prediction = Prediction(
+        int(probabilities.argmax()), probabilities, cut.prediction.prepared, cut.prediction.top_logit
+    )
     return DigitRead(prediction, cut.box, cut.ink)
 
 
 def _component_marks(ink: np.ndarray) -> list[Mark]:
     """The 8-connected marks of ink."""
     components, _ = ndimage.label(ink > 0, structure=np.ones((3, 3), bool))
-    return [(s[0].start, s[1].start, components[s] == k + 1)
-            for k, s in enumerate(ndimage.find_objects(components)) if s is not None]
+    return [
+        (s[0].start, s[1].start, components[s] == k + 1)
+        for k, s in enumerate(ndimage.find_objects(components))
+        if s is not None
+    ]
 
 
 def group_strokes(extents: Sequence[tuple[float, float]], overlap: float = POLICY.stroke_overlap) -> list[list[int]]:
@@ -317,7 +341,7 @@ def _stroke_marks(ink: np.ndarray, strokes: Strokes, scale: float, policy: Readi
         own = inked & np.asarray(canvas, bool)
         rows, cols = np.flatnonzero(own.any(1)), np.flatnonzero(own.any(0))
         if len(rows):
-            marks.append((int(rows[0]), int(cols[0]), own[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]))
+            marks.append((int(rows[0]), int(cols[0]), own[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
     return marks
 
 
@@ -329,9 +353,16 @@ def _pieces(marks: list[Mark], line: int, cut: frozenset[int]) -> list[_Piece]:
         for part_number, (part, crossed) in enumerate(parts):
             rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
             if len(rows):
-                pieces.append(_Piece(top + int(rows[0]), left + int(cols[0]),
-                                     part[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], number,
-                                     part_number if number in cut else -1, crossed))
+                pieces.append(
+                    _Piece(
+                        top + int(rows[0]),
+                        left + int(cols[0]),
+                        part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1],
+                        number,
+                        part_number if number in cut else -1,
+                        crossed,
+                    )
+                )
     return sorted(pieces, key=lambda p: p.centre)
 
 
@@ -343,8 +374,11 @@ def _split(mask: np.ndarray, line: int) -> list[tuple[np.ndarray, float]]:
     smooth = max(3, int(0.08 * line) | 1)
     profile = np.convolve(mask.sum(0).astype(np.float32), np.ones(smooth, np.float32) / smooth, mode="same")
     margin, spacing = max(1, int(0.15 * line)), max(2, int(CUT_SPACING * line))
-    valleys = [x for x in range(margin, w - margin)
-               if profile[x] <= profile[max(0, x - spacing // 2):x + spacing // 2 + 1].min()]
+    valleys = [
+        x
+        for x in range(margin, w - margin)
+        if profile[x] <= profile[max(0, x - spacing // 2) : x + spacing // 2 + 1].min()
+    ]
     centres: list[int] = []
     for column in sorted(valleys, key=lambda x: profile[x]):
         if all(abs(column - c) >= spacing for c in centres):
@@ -379,12 +413,16 @@ def _cut_path(mask: np.ndarray, centre: int, radius: int) -> np.ndarray:
     for y in range(rows - 1, -1, -1):
         path[y] = column
         column += back[y, column]
-    return np.repeat(path + lo, step)[:h] if rows * step >= h else np.r_[np.repeat(path + lo, step),
-                                                                       np.full(h - rows * step, path[-1] + lo)]
+    return (
+        np.repeat(path + lo, step)[:h]
+        if rows * step >= h
+        else np.r_[np.repeat(path + lo, step), np.full(h - rows * step, path[-1] + lo)]
+    )
 
 
-def _candidate_groups(pieces: list[_Piece], line: int, policy: ReadingPolicy,
-                      by_strokes: bool = False) -> list[tuple[int, int]]:
+def _candidate_groups(
+    pieces: list[_Piece], line: int, policy: ReadingPolicy, by_strokes: bool = False
+) -> list[tuple[int, int]]:
     """Runs ``[i, j)`` of neighbouring pieces that could be one digit, and each mark cut into pieces read
     whole (the pieces from its first to its last), however wide. Where the marks are the writer's groups
     of strokes, a digit joins marks only to take in fragments (a dot, a short stroke) that overlapped none."""
@@ -398,7 +436,7 @@ def _candidate_groups(pieces: list[_Piece], line: int, policy: ReadingPolicy,
             left, right = min(left, pieces[j].left), max(right, pieces[j].right)
             if right - left > policy.widest * line:
                 break
-            tall = {p.mark for p in pieces[i:j + 1] if p.bottom - p.top >= policy.short * line}
+            tall = {p.mark for p in pieces[i : j + 1] if p.bottom - p.top >= policy.short * line}
             if by_strokes and len(tall) > 1:
                 continue
             groups.append((i, j + 1))
@@ -415,16 +453,20 @@ def _group_ink(ink: np.ndarray, pieces: list[_Piece]) -> np.ndarray:
     left, right = min(p.left for p in pieces), max(p.right for p in pieces)
     keep = np.zeros((bottom - top, right - left), bool)
     for p in pieces:
-        keep[p.top - top:p.bottom - top, p.left - left:p.right - left] |= p.mask
+        keep[p.top - top : p.bottom - top, p.left - left : p.right - left] |= p.mask
     return np.where(keep, ink[top:bottom, left:right], 0.0).astype(np.float32)
 
 
-def _scores(pieces: list[_Piece], groups: list[tuple[int, int]], predictions: list[Prediction], line: int,
-            policy: ReadingPolicy) -> dict[tuple[int, int], float]:
+def _scores(
+    pieces: list[_Piece], groups: list[tuple[int, int]], predictions: list[Prediction], line: int, policy: ReadingPolicy
+) -> dict[tuple[int, int], float]:
     """Each candidate digit's score: its log-probability less its shape's costs, and, where it starts at a
     cut through a connected mark (separating it from the mark's other part), the split margin."""
-    whole = [p.right - p.left for k, p in enumerate(pieces) if p.bottom - p.top >= 0.6 * line
-             and p.crossed == 0 and (k + 1 == len(pieces) or pieces[k + 1].crossed == 0)]
+    whole = [
+        p.right - p.left
+        for k, p in enumerate(pieces)
+        if p.bottom - p.top >= 0.6 * line and p.crossed == 0 and (k + 1 == len(pieces) or pieces[k + 1].crossed == 0)
+    ]
     typical = float(np.median(whole)) if whole else policy.typical_width * line
     usual = float(np.percentile([p.top_logit for p in predictions], 75))  # how sure this model is of a digit
     score = {}
@@ -435,8 +477,11 @@ def _scores(pieces: list[_Piece], groups: list[tuple[int, int]], predictions: li
         for piece in ordered[1:]:
             gaps, right = gaps + max(0, piece.left - right), max(right, piece.right)
         width = right - ordered[0].left
-        cost = ((policy.fragment_cost if height < policy.short * line else 0.0) + policy.gap_cost * gaps / line
-                + policy.wide_cost * max(0.0, width - 1.4 * typical) / line)
+        cost = (
+            (policy.fragment_cost if height < policy.short * line else 0.0)
+            + policy.gap_cost * gaps / line
+            + policy.wide_cost * max(0.0, width - 1.4 * typical) / line
+        )
         if pieces[i].crossed:  # this digit starts where a connected mark was cut
             cost += policy.split_margin + policy.cut_cost * max(0.0, pieces[i].crossed - 1)
         cost += policy.unlike_cost * max(0.0, usual - prediction.top_logit)
@@ -444,15 +489,16 @@ def _scores(pieces: list[_Piece], groups: list[tuple[int, int]], predictions: li
     return score
 
 
-def _best_grouping(score: dict[tuple[int, int], float], count: int | None = None
-                   ) -> tuple[list[tuple[int, int]], float] | None:
+def _best_grouping(
+    score: dict[tuple[int, int], float], count: int | None = None
+) -> tuple[list[tuple[int, int]], float] | None:
     """The split of the pieces into digits (``count`` of them, or any number) with the highest total score,
     and that score; None when no split into ``count`` digits exists."""
     n = max(j for _, j in score)
     counts = range(n + 1) if count is not None else [0]
     best = {(0, 0): 0.0}
     back: dict[tuple[int, int], tuple[int, int]] = {}
-    for (i, j) in sorted(score, key=lambda g: g[1]):
+    for i, j in sorted(score, key=lambda g: g[1]):
         for k in counts:
             here = (i, k)
             if here not in best:
@@ -472,12 +518,20 @@ def _best_grouping(score: dict[tuple[int, int], float], count: int | None = None
 
 
 def _box(pieces: list[_Piece], scale: float) -> tuple[int, int, int, int]:
-    return _image_box(min(p.left for p in pieces), min(p.top for p in pieces), max(p.right for p in pieces),
-                      max(p.bottom for p in pieces), scale)
+    return _image_box(
+        min(p.left for p in pieces),
+        min(p.top for p in pieces),
+        max(p.right for p in pieces),
+        max(p.bottom for p in pieces),
+        scale,
+    )
 
 
 def _image_box(left: int, top: int, right: int, bottom: int, scale: float) -> tuple[int, int, int, int]:
     """``(x, y, width, height)`` in the image's pixels of a box in the ink map read at ``scale``."""
-    return (int(left / scale), int(top / scale), int(np.ceil((right - left) / scale)),
-            int(np.ceil((bottom - top) / scale)))
-
+    return (
+        int(left / scale),
+        int(top / scale),
+        int(np.ceil((right - left) / scale)),
+        int(np.ceil((bottom - top) / scale)),
+    )

@@ -80,29 +80,61 @@ class Run:
         return self.name or f"{self.model} on {self.dataset}, {self.started[:16].replace('T', ' ')}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "note": self.note, "status": self.status,
-                "started": self.started, "seconds": round(self.seconds, 3), "model": self.model,
-                "dataset": self.dataset, "device": self.device, "source": self.source,
-                "epochs_done": self.epochs_done, "total_epochs": self.total_epochs,
-                "final_accuracy": self.final_accuracy, "best_accuracy": self.best_accuracy,
-                "config": self.config, "epochs": self.epochs, "checkpoints": self.checkpoints,
-                "folder": str(self.folder), "damaged": self.damaged}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "note": self.note,
+            "status": self.status,
+            "started": self.started,
+            "seconds": round(self.seconds, 3),
+            "model": self.model,
+            "dataset": self.dataset,
+            "device": self.device,
+            "source": self.source,
+            "epochs_done": self.epochs_done,
+            "total_epochs": self.total_epochs,
+            "final_accuracy": self.final_accuracy,
+            "best_accuracy": self.best_accuracy,
+            "config": self.config,
+            "epochs": self.epochs,
+            "checkpoints": self.checkpoints,
+            "folder": str(self.folder),
+            "damaged": self.damaged,
+        }
 
 
 class RunRecorder:
     """Writes one run's record as its events arrive: pass :meth:`on_event` along with the run's other
     event callbacks. Recording never stops a run: a write that fails is reported once through ``warn``."""
 
-    def __init__(self, store: Path, config: dict[str, Any], dataset: str, device: str, source: str,
-                 checkpoints: Iterable[str] = (), warn: Any = None, now: _dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        store: Path,
+        config: dict[str, Any],
+        dataset: str,
+        device: str,
+        source: str,
+        checkpoints: Iterable[str] = (),
+        warn: Any = None,
+        now: _dt.datetime | None = None,
+    ) -> None:
         started = (now or _dt.datetime.now()).replace(microsecond=0)
         self.warn = warn or (lambda message: None)
         self._warned = False
         self._start = time.monotonic()
-        self.run = Run(folder=Path(), id="", status="running", started=started.isoformat(),
-                       model=str(config.get("model", "")), dataset=dataset, device=device, source=source,
-                       total_epochs=int(config.get("epochs", 0) or 0), config=dict(config),
-                       checkpoints=[str(p) for p in checkpoints])
+        self.run = Run(
+            folder=Path(),
+            id="",
+            status="running",
+            started=started.isoformat(),
+            model=str(config.get("model", "")),
+            dataset=dataset,
+            device=device,
+            source=source,
+            total_epochs=int(config.get("epochs", 0) or 0),
+            config=dict(config),
+            checkpoints=[str(p) for p in checkpoints],
+        )
         self._steps = None
         try:
             store.mkdir(parents=True, exist_ok=True)
@@ -115,12 +147,20 @@ class RunRecorder:
             self._failed(exc)
 
     @classmethod
-    def for_trainer(cls, store: Path, trainer: Any, source: str, checkpoints: Iterable[str | Path] = (),
-                    warn: Any = None) -> RunRecorder:
+    def for_trainer(
+        cls, store: Path, trainer: Any, source: str, checkpoints: Iterable[str | Path] = (), warn: Any = None
+    ) -> RunRecorder:
         """The record of the run ``trainer`` is about to train."""
         dataset = getattr(trainer.dataset, "name", "") or str(getattr(trainer.dataset, "folder", ""))
-        return cls(store, trainer.config.to_dict(), dataset, str(trainer.device), source,
-                   checkpoints=[str(p) for p in checkpoints], warn=warn)
+        return cls(
+            store,
+            trainer.config.to_dict(),
+            dataset,
+            str(trainer.device),
+            source,
+            checkpoints=[str(p) for p in checkpoints],
+            warn=warn,
+        )
 
     def add_checkpoint(self, path: str | Path) -> None:
         """A checkpoint file this run wrote (an autosave, a Save as)."""
@@ -130,14 +170,23 @@ class RunRecorder:
 
     def on_event(self, event: TrainEvent) -> None:
         if isinstance(event, StepEvent):
-            self._append(f"{event.step},{event.epoch + (event.batch / max(event.batches_per_epoch, 1)):.4f},"
-                         f"{_number(event.loss)},{_number(event.lr)},{time.monotonic() - self._start:.3f}\n")
+            self._append(
+                f"{event.step},{event.epoch + (event.batch / max(event.batches_per_epoch, 1)):.4f},"
+                f"{_number(event.loss)},{_number(event.lr)},{time.monotonic() - self._start:.3f}\n"
+            )
         elif isinstance(event, EpochEvent):
             accuracy = _finite(event.test_accuracy)
-            self.run.epochs.append({"epoch": event.epoch, "train_loss": _finite(event.train_loss),
-                                    "test_loss": _finite(event.test_loss), "test_accuracy": accuracy,
-                                    "train_accuracy": _finite(event.train_accuracy), "lr": _finite(event.lr),
-                                    "seconds": round(time.monotonic() - self._start, 3)})
+            self.run.epochs.append(
+                {
+                    "epoch": event.epoch,
+                    "train_loss": _finite(event.train_loss),
+                    "test_loss": _finite(event.test_loss),
+                    "test_accuracy": accuracy,
+                    "train_accuracy": _finite(event.train_accuracy),
+                    "lr": _finite(event.lr),
+                    "seconds": round(time.monotonic() - self._start, 3),
+                }
+            )
             self.run.epochs_done = event.epoch
             self.run.final_accuracy = accuracy
             known = [e["test_accuracy"] for e in self.run.epochs if e["test_accuracy"] is not None]
@@ -253,8 +302,12 @@ def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
     deepest, level = 0, [value]
     while level and deepest <= limit:
         deepest += 1
-        level = [child for item in level if isinstance(item, (dict, list))
-                 for child in (item.values() if isinstance(item, dict) else item)]
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
         level = [item for item in level if isinstance(item, (dict, list))]
     return deepest
 

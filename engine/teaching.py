@@ -78,8 +78,10 @@ def replay_for(checkpoint: Checkpoint) -> tuple[Dataset | None, str]:
             return data.resolve("mnist-sample"), ""
     except DataError as exc:
         return None, f"no replay data ({exc}): taught without it, the model may forget some of what it knew"
-    return None, ("none of the model's training data is on this computer: taught without replay, it may "
-                  "forget some of what it knew")
+    return None, (
+        "none of the model's training data is on this computer: taught without replay, it may "
+        "forget some of what it knew"
+    )
 
 
 def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
@@ -91,8 +93,10 @@ def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [p.name for p in subfolders if p.name not in class_names]
     if unknown:
-        raise DataError(f"{folder}: subfolders {', '.join(unknown[:5])} are not classes of the model "
-                        f"(its classes: {', '.join(class_names)})")
+        raise DataError(
+            f"{folder}: subfolders {', '.join(unknown[:5])} are not classes of the model "
+            f"(its classes: {', '.join(class_names)})"
+        )
     images, labels, skipped, files = [], [], 0, []
     for sub in subfolders:
         for path in sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
@@ -108,11 +112,15 @@ def load_samples(folder: Path | str, class_names: tuple[str, ...]) -> Samples:
             images.append(np.round(prepared.pixels * 255).astype(np.uint8))
             labels.append(class_names.index(sub.name))
     if not images:
-        raise DataError(f"{folder}: holds no readable samples (expected {folder}/<digit>/*.png)"
-                        + (f"; {skipped} files skipped" if skipped else ""))
+        raise DataError(
+            f"{folder}: holds no readable samples (expected {folder}/<digit>/*.png)"
+            + (f"; {skipped} files skipped" if skipped else "")
+        )
     if len(set(labels)) < 2:
-        raise DataError(f"{folder}: samples of one class only ({class_names[labels[0]]}); teaching needs at "
-                        "least two, or the model would learn to answer that class to everything")
+        raise DataError(
+            f"{folder}: samples of one class only ({class_names[labels[0]]}); teaching needs at "
+            "least two, or the model would learn to answer that class to everything"
+        )
     return Samples(torch.from_numpy(np.stack(images)), torch.tensor(labels), skipped, folder, tuple(files))
 
 
@@ -136,8 +144,15 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return float((predictions == labels).float().mean())
 
 
-def fine_tune(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, replay: Dataset | None,
-              normalization: Any, steps: int = STEPS, seed: int = 0) -> torch.nn.Module:
+def fine_tune(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    replay: Dataset | None,
+    normalization: Any,
+    steps: int = STEPS,
+    seed: int = 0,
+) -> torch.nn.Module:
     """A copy of ``model`` trained ``steps`` batches on the samples (augmented), each batch mixed half and
     half with replay images when there are any."""
     model = copy.deepcopy(model).cpu().train()
@@ -160,8 +175,9 @@ def fine_tune(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
     return model.eval()
 
 
-def teach(checkpoint: Checkpoint, samples: Samples, replay: Dataset | None, steps: int = STEPS,
-          base_name: str | None = None) -> TeachResult:
+def teach(
+    checkpoint: Checkpoint, samples: Samples, replay: Dataset | None, steps: int = STEPS, base_name: str | None = None
+) -> TeachResult:
     """Fine-tune ``checkpoint``'s model on ``samples``. Held-out samples (where there are enough) measure
     the base and the taught model; the model returned is then taught on every sample."""
     start = time.perf_counter()
@@ -173,13 +189,23 @@ def teach(checkpoint: Checkpoint, samples: Samples, replay: Dataset | None, step
         trial = fine_tune(checkpoint.model, samples.images[train], samples.labels[train], replay, norm, steps)
         taught_accuracy = accuracy(trial, samples.images[held], samples.labels[held], norm)
     model = fine_tune(checkpoint.model, samples.images, samples.labels, replay, norm, steps)
-    taught = replace(checkpoint, model=model, optimizer_state=None,  # the base's moments fit other weights
-                     taught={"samples": len(samples), "steps": steps, "base": base_name or checkpoint.display_name,
-                             "held_out": int(len(held)), "base_accuracy": base_accuracy,
-                             "taught_accuracy": taught_accuracy})
+    taught = replace(
+        checkpoint,
+        model=model,
+        optimizer_state=None,  # the base's moments fit other weights
+        taught={
+            "samples": len(samples),
+            "steps": steps,
+            "base": base_name or checkpoint.display_name,
+            "held_out": int(len(held)),
+            "base_accuracy": base_accuracy,
+            "taught_accuracy": taught_accuracy,
+        },
+    )
     payload = checkpoint_payload(taught)
-    return TeachResult(payload, len(samples), time.perf_counter() - start, int(len(held)), base_accuracy,
-                       taught_accuracy)
+    return TeachResult(
+        payload, len(samples), time.perf_counter() - start, int(len(held)), base_accuracy, taught_accuracy
+    )
 
 
 # ------------------------------------------------------------------------------------------------ the store

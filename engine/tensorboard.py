@@ -33,8 +33,10 @@ class ScalarWriter:
             from tensorboard.summary.writer.record_writer import RecordWriter
             from torch.utils.tensorboard.summary import scalar
         except ImportError as exc:
-            raise UserError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]' "
-                            "(or pip install tensorboard)") from exc
+            raise UserError(
+                "--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]' "
+                "(or pip install tensorboard)"
+            ) from exc
         self._event, self._scalar = Event, scalar
         self.folder = folder
         self.on_failure = on_failure

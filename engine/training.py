@@ -104,16 +104,24 @@ class Trainer:
             self.model.fused = self.device.type == "cpu"  # type: ignore[assignment]
         # Channels-last convolutions are 1.2-1.7x faster for these models on a CPU (benchmarks/), except
         # at the tiny batches a model's registry entry names; the CUDA path keeps PyTorch's default layout.
-        self.channels_last = (self.device.type == "cpu" and self.world is None  # DDP's buckets: the default layout
-                              and config.batch_size > model_spec(config.model).default_layout_up_to)
-        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last  # type: ignore[call-overload]
-                      else torch.preserve_format)
+        self.channels_last = (
+            self.device.type == "cpu"
+            and self.world is None  # DDP's buckets: the default layout
+            and config.batch_size > model_spec(config.model).default_layout_up_to
+        )
+        self.model.to(
+            self.device,
+            memory_format=torch.channels_last
+            if self.channels_last  # type: ignore[call-overload]
+            else torch.preserve_format,
+        )
         # On CUDA each full batch's step is replayed from a graph (engine.cuda_graphs): 3x faster per
         # step for these launch-bound models on an H200. Anomaly detection needs the eager autograd engine.
         self.cuda_graphs = self.device.type == "cuda" and not config.detect_anomaly and self.world is None
         self.graphed_step: GraphedStep | None = None  # the last run's, for diagnostics
-        self.optimizer = make_optimizer(config, self.model, fused=fused_optimizer(self.device),
-                                        capturable=self.cuda_graphs)
+        self.optimizer = make_optimizer(
+            config, self.model, fused=fused_optimizer(self.device), capturable=self.cuda_graphs
+        )
         if optimizer_state is not None:
             load_optimizer_state(self.optimizer, optimizer_state)
         if self.cuda_graphs:  # a graph reads the learning rate from memory the loop updates
@@ -124,8 +132,9 @@ class Trainer:
         min_batch = model_spec(config.model).min_batch_size * (self.world.size if self.world else 1)
         self.steps_per_epoch = steps_per_epoch(len(dataset.train), self.global_batch, min_batch)
         if self.steps_per_epoch == 0:
-            raise ConfigError(f"{config.model} needs at least {min_batch} training images; "
-                              f"{dataset.name} has {len(dataset.train)}")
+            raise ConfigError(
+                f"{config.model} needs at least {min_batch} training images; {dataset.name} has {len(dataset.train)}"
+            )
         self.global_step = epochs_done * self.steps_per_epoch
         self._epoch_state = self._capture()
 
@@ -134,8 +143,11 @@ class Trainer:
         return {
             "model_state": to_cpu(self.model.state_dict()),
             "optimizer_state": portable_optimizer_state(self.optimizer),
-            "scheduler_state": {"step": self.global_step, "total_steps": self.total_steps,
-                                "schedule": self.config.schedule},
+            "scheduler_state": {
+                "step": self.global_step,
+                "total_steps": self.total_steps,
+                "schedule": self.config.schedule,
+            },
             "history": self.history.to_dict(),
             "epochs_done": self.epochs_done,
         }
@@ -164,8 +176,9 @@ class Trainer:
         if self.world is not None:
             from torch.nn.parallel import DistributedDataParallel
 
-            model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
-                                            else None)
+            model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
             scale = self._loss_scale
 
             def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -226,16 +239,23 @@ class Trainer:
         emit(result)
         return result
 
-    def _run(self, emit: EventCallback, control: TrainingControl,
-             on_epoch_end: Callable[[Trainer], None] | None) -> FinishedEvent:
+    def _run(
+        self, emit: EventCallback, control: TrainingControl, on_epoch_end: Callable[[Trainer], None] | None
+    ) -> FinishedEvent:
         step = self._make_batch_step()
         if self.cuda_graphs:
-            def on_fallback(reason: str) -> None:
-                emit(NoticeEvent(f"CUDA graph capture failed, so training goes on without graphs (slower per "
-                                 f"step, same results): {reason}"))
 
-            step = GraphedStep(step, self._batch_step_inputs(self.config.batch_size), self.device,
-                               on_fallback=on_fallback)
+            def on_fallback(reason: str) -> None:
+                emit(
+                    NoticeEvent(
+                        f"CUDA graph capture failed, so training goes on without graphs (slower per "
+                        f"step, same results): {reason}"
+                    )
+                )
+
+            step = GraphedStep(
+                step, self._batch_step_inputs(self.config.batch_size), self.device, on_fallback=on_fallback
+            )
             self.graphed_step = step
         images = copy_to(self.dataset.train.images, self.device)
         labels = copy_to(self.dataset.train.labels, self.device)
@@ -252,11 +272,24 @@ class Trainer:
                 on_epoch_end(self)
         if not progress.stopped:
             self._epoch_state = self._capture()
-        return FinishedEvent(progress.stopped, self.epochs_done, progress.train_seconds,
-                             progress.samples / max(progress.train_seconds, 1e-9), progress.final_loss, test_accuracy)
+        return FinishedEvent(
+            progress.stopped,
+            self.epochs_done,
+            progress.train_seconds,
+            progress.samples / max(progress.train_seconds, 1e-9),
+            progress.final_loss,
+            test_accuracy,
+        )
 
-    def _train_epoch(self, step: Callable[..., torch.Tensor], images: torch.Tensor, labels: torch.Tensor,
-                     emit: EventCallback, control: TrainingControl, progress: _Progress) -> tuple[_Losses, float]:
+    def _train_epoch(
+        self,
+        step: Callable[..., torch.Tensor],
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        emit: EventCallback,
+        control: TrainingControl,
+        progress: _Progress,
+    ) -> tuple[_Losses, float]:
         """One epoch's batches, in the epoch's seeded order; returns its losses and the seconds paused."""
         config, epoch = self.config, self.epochs_done
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
@@ -276,7 +309,7 @@ class Trainer:
                 break
             first, end = batch * self.global_batch, min((batch + 1) * self.global_batch, len(labels))
             mine = self.world.share(first, end) if self.world is not None else (first, end)
-            inputs = [epoch_images[mine[0]:mine[1]], epoch_labels[mine[0]:mine[1]]]
+            inputs = [epoch_images[mine[0] : mine[1]], epoch_labels[mine[0] : mine[1]]]
             if config.augment:
                 numbers = draw_augmentation(end - first, images.shape[-1], generator)
                 if self.world is not None:
@@ -295,8 +328,16 @@ class Trainer:
                 self._log_losses(losses, progress, emit, epoch, batch + 1, lr, progress.samples / max(elapsed, 1e-9))
         return losses, paused_s
 
-    def _log_losses(self, losses: _Losses, progress: _Progress, emit: EventCallback, epoch: int, batch: int,
-                    lr: float, samples_per_second: float) -> None:
+    def _log_losses(
+        self,
+        losses: _Losses,
+        progress: _Progress,
+        emit: EventCallback,
+        epoch: int,
+        batch: int,
+        lr: float,
+        samples_per_second: float,
+    ) -> None:
         """Read the pending losses back once, record their mean in the history and report it."""
         pending = losses.pending
         if self.world is not None:  # each process's loss is its share of the global mean, times the world size
@@ -306,8 +347,10 @@ class Trainer:
         loss_sum, correct = pending.tolist()
         value = loss_sum / losses.count
         if not math.isfinite(value):
-            raise TrainingError(f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
-                                f"try a lower learning rate (now {self.config.lr:g})")
+            raise TrainingError(
+                f"the loss became {value} at epoch {epoch + 1}, step {self.global_step}; "
+                f"try a lower learning rate (now {self.config.lr:g})"
+            )
         losses.epoch_sum += value * losses.count
         losses.epoch_batches += losses.count
         losses.epoch_correct += correct
@@ -336,9 +379,19 @@ class Trainer:
         }
         self.history.epochs.append(record)
         self._epoch_state = self._capture()
-        emit(EpochEvent(self.epochs_done, self.config.epochs, record["train_loss"], test_loss,
-                        test_accuracy, record["seconds"], progress.train_seconds, record["train_accuracy"],
-                        losses.lr))
+        emit(
+            EpochEvent(
+                self.epochs_done,
+                self.config.epochs,
+                record["train_loss"],
+                test_loss,
+                test_accuracy,
+                record["seconds"],
+                progress.train_seconds,
+                record["train_accuracy"],
+                losses.lr,
+            )
+        )
         return test_accuracy
 
     def _test(self) -> tuple[float, float]:
@@ -351,8 +404,9 @@ class Trainer:
         first, end = self.world.share(0, len(test))
         count = end - first
         if count:
-            metrics = evaluate(self.model, Split(test.images[first:end], test.labels[first:end]), self.normalization,
-                               self.device)
+            metrics = evaluate(
+                self.model, Split(test.images[first:end], test.labels[first:end]), self.normalization, self.device
+            )
             sums = [metrics.loss * count, round(metrics.accuracy * count), count]
         else:
             sums = [0.0, 0, 0]

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 
 from engine.shipped import shipped
 
-NO_DISPLAY = ("no display to open the window on ($DISPLAY and $WAYLAND_DISPLAY are not set): run it in a "
-              "desktop session, or use the command line (digit-studio --help lists train, evaluate, predict, "
-              "export and more)")
+NO_DISPLAY = (
+    "no display to open the window on ($DISPLAY and $WAYLAND_DISPLAY are not set): run it in a "
+    "desktop session, or use the command line (digit-studio --help lists train, evaluate, predict, "
+    "export and more)"
+)
 
 
 def missing_display(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> str | None:
@@ -43,9 +45,12 @@ def report_unexpected_errors() -> None:
             return
         showing = True
         try:
-            QMessageBox.critical(None, "Internal error",
-                                 f"Something went wrong inside Digit Studio: {kind.__name__}: {value}\n\n"
-                                 "The app keeps running; the details were printed on its terminal.")
+            QMessageBox.critical(
+                None,
+                "Internal error",
+                f"Something went wrong inside Digit Studio: {kind.__name__}: {value}\n\n"
+                "The app keeps running; the details were printed on its terminal.",
+            )
         finally:
             showing = False
 

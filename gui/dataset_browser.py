@@ -103,8 +103,9 @@ class DatasetBrowser(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, int(index))
             item.setToolTip(f"image {int(index)}, label {names[label]}")
             self.grid.addItem(item)
-        self.page_label.setText(f"{self.dataset.name}: page {self.page + 1} of {self.pages} "
-                                f"({len(self.indices):,} images)")
+        self.page_label.setText(
+            f"{self.dataset.name}: page {self.page + 1} of {self.pages} ({len(self.indices):,} images)"
+        )
         self.prev_button.setEnabled(self.page > 0)
         self.next_button.setEnabled(self.page < self.pages - 1)
 

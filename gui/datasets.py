@@ -58,8 +58,11 @@ class DatasetLoader(QObject):
         if spec is not None and spec.bundled is not None:
             return "Built into the app: 10,000 training and 10,000 test images; no download needed"
         found = locate(name)
-        return (f"Found in {found}\nloaded when training starts" if found is not None else
-                f"Not on this computer yet: downloaded into {cache_dir() / name} when training starts")
+        return (
+            f"Found in {found}\nloaded when training starts"
+            if found is not None
+            else f"Not on this computer yet: downloaded into {cache_dir() / name} when training starts"
+        )
 
     def chosen(self) -> Any:
         """The chosen set if it is loaded, else None."""
@@ -88,8 +91,14 @@ class DatasetLoader(QObject):
         if self._loading is not None:  # the same set is already on its way
             return
         self._loading = name, folder = self.choice
-        self.job.start(DatasetWorker(name, folder), progress=self._on_progress, loaded=self._on_loaded,
-                       failed=self._on_failed, cancelled=self._on_cancelled, fell_back=self._on_fell_back)
+        self.job.start(
+            DatasetWorker(name, folder),
+            progress=self._on_progress,
+            loaded=self._on_loaded,
+            failed=self._on_failed,
+            cancelled=self._on_cancelled,
+            fell_back=self._on_fell_back,
+        )
         self.busy.emit(True)
         self.status.emit("Loading data set...")
         self.notice.emit(f"Loading {name}...")

@@ -42,17 +42,20 @@ class Dialogs:
         QMessageBox.about(self.parent, title, html)
 
     def confirm(self, title: str, question: str) -> bool:
-        answer = QMessageBox.question(self.parent, title, question,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        answer = QMessageBox.question(
+            self.parent, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def ask_unsaved(self, question: str) -> str:
         """Save, Discard or Cancel, as every document application asks: "save", "discard" or "cancel"."""
-        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                   | QMessageBox.StandardButton.Cancel)
+        buttons = (
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
+        )
         answer = QMessageBox.question(self.parent, "Unsaved model", question, buttons, QMessageBox.StandardButton.Save)
         return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
-            answer, "cancel")
+            answer, "cancel"
+        )
 
     def open_file(self, title: str, start: Path, filters: str) -> str:
         """A file to open ("" when cancelled)."""

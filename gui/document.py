@@ -40,8 +40,9 @@ class CheckpointDocument(QObject):
     recent_changed = Signal()
     status = Signal(str)
 
-    def __init__(self, settings: AppSettings, dialogs: Dialogs, inputs: Callable[[], list[Path]],
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, settings: AppSettings, dialogs: Dialogs, inputs: Callable[[], list[Path]], parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.model = ModelOnHand()
         self.model.on_change(self.changed.emit)
@@ -61,8 +62,9 @@ class CheckpointDocument(QObject):
             self.status.emit(f"No default model: {exc}")
 
     def open_dialog(self) -> None:
-        path = self.dialogs.open_file("Open checkpoint", self.settings.checkpoints_dir,
-                                      "Checkpoints (*.pt);;All files (*)")
+        path = self.dialogs.open_file(
+            "Open checkpoint", self.settings.checkpoints_dir, "Checkpoints (*.pt);;All files (*)"
+        )
         if path:
             self.open(path)
 
@@ -93,9 +95,15 @@ class CheckpointDocument(QObject):
         """The last session ended with a model that was never saved (a crash, a kill): offer it back."""
         path = self.settings.unsaved_autosave
         self.settings.forget("unsaved_autosave")
-        if path and Path(path).is_file() and self.dialogs.confirm(
-                "Restore the unsaved model?", f"The last session ended with a model that was never saved. "
-                f"Its last completed epoch was autosaved in {path}. Open it again?"):
+        if (
+            path
+            and Path(path).is_file()
+            and self.dialogs.confirm(
+                "Restore the unsaved model?",
+                f"The last session ended with a model that was never saved. "
+                f"Its last completed epoch was autosaved in {path}. Open it again?",
+            )
+        ):
             self.restore(path)
 
     @Slot()
@@ -135,8 +143,9 @@ class CheckpointDocument(QObject):
         if not self.model.can_save:
             self.dialogs.error("Save checkpoint", NOTHING_TO_SAVE)
             return
-        path, _ = self.dialogs.save_file("Save checkpoint", self.settings.checkpoints_dir / "digits.pt",
-                                         "Checkpoints (*.pt)")
+        path, _ = self.dialogs.save_file(
+            "Save checkpoint", self.settings.checkpoints_dir / "digits.pt", "Checkpoints (*.pt)"
+        )
         if path:
             self.save_to(path)
 
@@ -181,8 +190,9 @@ class CheckpointDocument(QObject):
         True to go on (saved, or discarded), False to stay."""
         if not self.model.unsaved:
             return True
-        answer = self.dialogs.ask_unsaved(f"{doing}: the model on hand ({self.model.predictor.source}) has not "
-                                          "been saved. Save it first?")
+        answer = self.dialogs.ask_unsaved(
+            f"{doing}: the model on hand ({self.model.predictor.source}) has not been saved. Save it first?"
+        )
         if answer == "save":
             self.save()
             return not self.model.unsaved  # a save dialog cancelled, or a save that failed: stay

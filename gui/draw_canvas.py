@@ -58,8 +58,10 @@ class DrawCanvas(QWidget):
         self.setAcceptDrops(True)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # drawing gives it focus, for the digit keys
-        self.setToolTip("Draw a digit with the mouse or a pen. Drop an image file here to classify it, or a "
-                        "checkpoint (.pt) to open it.")
+        self.setToolTip(
+            "Draw a digit with the mouse or a pen. Drop an image file here to classify it, or a "
+            "checkpoint (.pt) to open it."
+        )
         self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width fraction, points)
         self.pen_fraction = DEFAULT_PEN
         self.background: QImage | None = None  # an opened or dropped image, shown instead of strokes
@@ -93,8 +95,9 @@ class DrawCanvas(QWidget):
         self.updateGeometry()
         self.update()
 
-    def set_boxes(self, boxes: list[tuple[int, int, int, int]], of_size: tuple[int, int],
-                  selected: int | None = None) -> None:
+    def set_boxes(
+        self, boxes: list[tuple[int, int, int, int]], of_size: tuple[int, int], selected: int | None = None
+    ) -> None:
         """Outline the digits read: ``(x, y, width, height)`` in pixels of an image ``of_size`` (w, h)."""
         self.boxes, self.boxes_of, self.selected_box = list(boxes), of_size, selected
         self.update()
@@ -212,11 +215,15 @@ class DrawCanvas(QWidget):
             painter.drawImage(self._fitted(area), self.background)
             return
         for fraction, points in self.strokes:
-            pen = QPen(QColor("black"), fraction * area.height(), Qt.PenStyle.SolidLine,
-                       Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin)
+            pen = QPen(
+                QColor("black"),
+                fraction * area.height(),
+                Qt.PenStyle.SolidLine,
+                Qt.PenCapStyle.RoundCap,
+                Qt.PenJoinStyle.RoundJoin,
+            )
             painter.setPen(pen)
-            mapped = [QPointF(area.x() + p.x() * area.height(), area.y() + p.y() * area.height())
-                      for p in points]
+            mapped = [QPointF(area.x() + p.x() * area.height(), area.y() + p.y() * area.height()) for p in points]
             if len(mapped) == 1:
                 painter.drawPoint(mapped[0])
                 continue

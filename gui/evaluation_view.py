@@ -48,10 +48,14 @@ GALLERY_LIMIT = 500  # images shown at once: more would take seconds to build an
 def digit_icon(image: np.ndarray, size: int = THUMB) -> QIcon:
     """A 28x28 uint8 data set image (ink bright) as a dark-on-white icon."""
     pixels = np.ascontiguousarray(255 - image.astype(np.uint8))
-    qimage = QImage(pixels.data, pixels.shape[1], pixels.shape[0], pixels.shape[1],
-                    QImage.Format.Format_Grayscale8).copy()
-    return QIcon(QPixmap.fromImage(qimage).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
-                                                  Qt.TransformationMode.FastTransformation))
+    qimage = QImage(
+        pixels.data, pixels.shape[1], pixels.shape[0], pixels.shape[1], QImage.Format.Format_Grayscale8
+    ).copy()
+    return QIcon(
+        QPixmap.fromImage(qimage).scaled(
+            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+        )
+    )
 
 
 def make_gallery(name: str) -> QListWidget:
@@ -143,8 +147,10 @@ class EvaluationView(QWidget):
         self.evaluate_button.clicked.connect(self.evaluate)
         self.progress = QProgressBar(objectName="evaluationProgress")
         self.progress.setVisible(False)
-        self.summary = QLabel("Evaluate the model answering on the canvas on the selected data set's test split.",
-                              objectName="evaluationSummary")
+        self.summary = QLabel(
+            "Evaluate the model answering on the canvas on the selected data set's test split.",
+            objectName="evaluationSummary",
+        )
         self.summary.setWordWrap(True)
         self.export_csv_button = QPushButton("Export CSV...", objectName="exportCsvButton")
         self.export_png_button = QPushButton("Export PNG...", objectName="exportPngButton")
@@ -248,8 +254,9 @@ class EvaluationView(QWidget):
         self.progress.setRange(0, 0)
         model = copy.deepcopy(predictor.model)
         source, version = predictor.source, self.model_version
-        self.loader.ensure(lambda dataset: self._start(model, predictor, source, version, dataset),
-                           on_fail=self._finish)
+        self.loader.ensure(
+            lambda dataset: self._start(model, predictor, source, version, dataset), on_fail=self._finish
+        )
 
     def _start(self, model: Any, predictor: Any, source: str, version: int, dataset: Any) -> None:
         try:
@@ -260,8 +267,12 @@ class EvaluationView(QWidget):
             return
         self._pending = (dataset.test, predictor.class_names, source, version)
         self._dataset_name = dataset.name
-        self.job.start(EvaluationWorker(model, dataset.test, predictor.normalization, len(predictor.class_names)),
-                       progress=self._on_progress, result=self._on_result, failed=self._on_failed)
+        self.job.start(
+            EvaluationWorker(model, dataset.test, predictor.normalization, len(predictor.class_names)),
+            progress=self._on_progress,
+            result=self._on_result,
+            failed=self._on_failed,
+        )
 
     @Slot(object)
     def _on_result(self, result: EvaluationResult) -> None:
@@ -299,8 +310,13 @@ class EvaluationView(QWidget):
         self.per_class_plot.getAxis("left").setTicks([[(i, name) for i, name in enumerate(names)]])
 
     @Slot(object)
-    def show_result(self, result: EvaluationResult, split: Any = None, class_names: tuple[str, ...] | None = None,
-                    source: str | None = None) -> None:
+    def show_result(
+        self,
+        result: EvaluationResult,
+        split: Any = None,
+        class_names: tuple[str, ...] | None = None,
+        source: str | None = None,
+    ) -> None:
         if split is not None:
             self.split = split
         if class_names is not None:
@@ -342,11 +358,15 @@ class EvaluationView(QWidget):
     def _show_summary(self) -> None:
         """Which model the figures are of; out of date (and not exported) once the model has changed."""
         result = self.result
-        text = (f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
-                f"({result.mistakes} mistakes, loss {result.loss:.4f}). Model: {html.escape(self.model_source)}.")
+        text = (
+            f"<b>Accuracy {result.accuracy:.2%}</b> on {result.count:,} test images "
+            f"({result.mistakes} mistakes, loss {result.loss:.4f}). Model: {html.escape(self.model_source)}."
+        )
         if self.stale:
-            text = (f"<span style='color:#a05000'><b>Out of date:</b> the model has changed since; evaluate "
-                    f"again.</span><br>{text}")
+            text = (
+                f"<span style='color:#a05000'><b>Out of date:</b> the model has changed since; evaluate "
+                f"again.</span><br>{text}"
+            )
         self.summary.setText(text)
         for button in (self.export_csv_button, self.export_png_button):
             button.setEnabled(not self.stale)
@@ -358,8 +378,10 @@ class EvaluationView(QWidget):
         self.matrix.setCurrentCell(true_label, predicted)
         indices = self.result.pair_indices(true_label, predicted)
         shown = self._fill_gallery(indices, with_classes=False)
-        self.gallery_label.setText(f"True {self.class_names[true_label]}, predicted {self.class_names[predicted]}: "
-                                   f"{len(indices)} images{shown}. Click one to inspect it on the canvas.")
+        self.gallery_label.setText(
+            f"True {self.class_names[true_label]}, predicted {self.class_names[predicted]}: "
+            f"{len(indices)} images{shown}. Click one to inspect it on the canvas."
+        )
         self.cell_selected.emit(true_label, predicted)
 
     def show_all_mistakes(self) -> None:
@@ -370,8 +392,9 @@ class EvaluationView(QWidget):
         self.matrix.clearSelection()
         indices = self.result.misclassified
         shown = self._fill_gallery(indices, with_classes=True)
-        self.gallery_label.setText(f"All {len(indices)} mistakes, the most confident first{shown}. "
-                                   "Click one to inspect it on the canvas.")
+        self.gallery_label.setText(
+            f"All {len(indices)} mistakes, the most confident first{shown}. Click one to inspect it on the canvas."
+        )
 
     def _fill_gallery(self, indices: np.ndarray, with_classes: bool) -> str:
         """Thumbnails of the test images ``indices`` with the model's probability for its answer (and
@@ -385,10 +408,14 @@ class EvaluationView(QWidget):
             true_label, predicted = int(result.labels[index]), int(result.predictions[index])
             probability = float(result.probabilities[index, predicted])
             classes = f"{abbreviate(names[true_label], 3)}→{abbreviate(names[predicted], 3)}\n" if with_classes else ""
-            item = QListWidgetItem(digit_icon(self.split.images[index].numpy()), f"#{index}\n{classes}{probability:.0%}")
+            item = QListWidgetItem(
+                digit_icon(self.split.images[index].numpy()), f"#{index}\n{classes}{probability:.0%}"
+            )
             item.setData(Qt.ItemDataRole.UserRole, index)
-            item.setToolTip(f"test image {index}: true {names[true_label]}, predicted {names[predicted]} "
-                            f"with probability {probability:.1%}")
+            item.setToolTip(
+                f"test image {index}: true {names[true_label]}, predicted {names[predicted]} "
+                f"with probability {probability:.1%}"
+            )
             self.gallery.addItem(item)
         return "" if len(indices) <= GALLERY_LIMIT else f" (first {GALLERY_LIMIT})"
 
@@ -402,8 +429,9 @@ class EvaluationView(QWidget):
 
     # -- export ---------------------------------------------------------------------------------------------
     def export_csv(self, path: str | Path) -> Path:
-        return write_csv(self.result, self.class_names, path, model=self.model_source,
-                         dataset=getattr(self, "_dataset_name", ""))
+        return write_csv(
+            self.result, self.class_names, path, model=self.model_source, dataset=getattr(self, "_dataset_name", "")
+        )
 
     def export_png(self, path: str | Path) -> list[Path]:
         """One report image, the file asked for: a title naming the model, the data set and the accuracy,
@@ -415,8 +443,11 @@ class EvaluationView(QWidget):
         plot = ImageExporter(self.per_class_plot.plotItem).export(toBytes=True)
         plot = plot.scaledToHeight(matrix.height(), Qt.TransformationMode.SmoothTransformation)
         margin, title_height, caption = 24, 64, 28
-        report = QImage(margin * 3 + matrix.width() + plot.width(),
-                        title_height + caption + matrix.height() + margin * 2, QImage.Format.Format_RGB32)
+        report = QImage(
+            margin * 3 + matrix.width() + plot.width(),
+            title_height + caption + matrix.height() + margin * 2,
+            QImage.Format.Format_RGB32,
+        )
         report.fill(QColor("white"))
         painter = QPainter(report)
         font = painter.font()
@@ -424,13 +455,18 @@ class EvaluationView(QWidget):
         font.setBold(True)
         painter.setFont(font)
         result = self.result
-        painter.drawText(margin, margin + 20, f"Evaluation: {result.accuracy:.2%} accuracy on {result.count:,} "
-                                              f"test images")
+        painter.drawText(
+            margin, margin + 20, f"Evaluation: {result.accuracy:.2%} accuracy on {result.count:,} test images"
+        )
         font.setPointSize(10)
         font.setBold(False)
         painter.setFont(font)
-        painter.drawText(margin, margin + 44, f"Model: {self.model_source}    Data set: "
-                                              f"{getattr(self, '_dataset_name', '')}    Mistakes: {result.mistakes}")
+        painter.drawText(
+            margin,
+            margin + 44,
+            f"Model: {self.model_source}    Data set: "
+            f"{getattr(self, '_dataset_name', '')}    Mistakes: {result.mistakes}",
+        )
         top = title_height + caption
         painter.drawText(margin, top - 8, "Confusion matrix (rows: true class, columns: predicted class)")
         painter.drawText(margin * 2 + matrix.width(), top - 8, "Accuracy per class (%)")

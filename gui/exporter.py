@@ -21,16 +21,26 @@ from gui.runs_view import RunsView
 from gui.settings import AppSettings
 from gui.workers import ExportWorker, Job
 
-MODEL_FILTERS = {"PyTorch program, torch.export (*.pt2)": "pt2", "TorchScript (*.pt)": "torchscript",
-                 "ONNX (*.onnx)": "onnx"}
+MODEL_FILTERS = {
+    "PyTorch program, torch.export (*.pt2)": "pt2",
+    "TorchScript (*.pt)": "torchscript",
+    "ONNX (*.onnx)": "onnx",
+}
 CURVE_FILTERS = {"CSV table (*.csv)": ".csv", "PNG image (*.png)": ".png"}
 
 
 class Exporter(QObject):
     status = Signal(str)
 
-    def __init__(self, document: CheckpointDocument, plots: TrainingPlots, runs: RunsView, settings: AppSettings,
-                 dialogs: Dialogs, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        document: CheckpointDocument,
+        plots: TrainingPlots,
+        runs: RunsView,
+        settings: AppSettings,
+        dialogs: Dialogs,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.document, self.plots, self.runs, self.settings, self.dialogs = document, plots, runs, settings, dialogs
         self.job = Job(self)
@@ -44,8 +54,9 @@ class Exporter(QObject):
         if not self.document.model.can_save:
             self.dialogs.error("Export", "Nothing to export yet: train a model or open a checkpoint.")
             return
-        path, chosen = self.dialogs.save_file("Export model", self.settings.checkpoints_dir / "digits.pt2",
-                                              ";;".join(MODEL_FILTERS))
+        path, chosen = self.dialogs.save_file(
+            "Export model", self.settings.checkpoints_dir / "digits.pt2", ";;".join(MODEL_FILTERS)
+        )
         if not path:
             return
         # a typed suffix wins; with none, the chosen filter decides and adds its suffix
@@ -55,16 +66,20 @@ class Exporter(QObject):
         if not self.document.may_write(path, "Export failed", keep_model_file=True):
             return
         self.status.emit(f"Exporting {fmt} model to {path}...")
-        self.job.start(ExportWorker(ckpt.from_payload(self.document.model.payload()), fmt, path),
-                       exported=self._exported, failed=self._failed)
+        self.job.start(
+            ExportWorker(ckpt.from_payload(self.document.model.payload()), fmt, path),
+            exported=self._exported,
+            failed=self._failed,
+        )
 
     def curves_dialog(self) -> None:
         """The loss and accuracy curves as shown (a live run's too): a CSV table or a PNG image."""
         if self.plots.is_empty():
             self.dialogs.error("Export training curves", "Nothing to export yet: train a model or open a checkpoint.")
             return
-        path, chosen = ask_export_path(self.dialogs, self.settings, "Export training curves", "training.csv",
-                                       ";;".join(CURVE_FILTERS))
+        path, chosen = ask_export_path(
+            self.dialogs, self.settings, "Export training curves", "training.csv", ";;".join(CURVE_FILTERS)
+        )
         if path:
             self.curves(path, default_suffix=CURVE_FILTERS.get(chosen, ".csv"))
 

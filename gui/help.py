@@ -55,8 +55,10 @@ class Help(QObject):
 
 
 def shortcuts_html() -> str:
-    rows = "".join(f"<tr><td><b>{html.escape(keys)}</b></td><td>{html.escape(what)}</td></tr>"
-                   for keys, what in actions.shortcut_rows(CANVAS_KEYS))
+    rows = "".join(
+        f"<tr><td><b>{html.escape(keys)}</b></td><td>{html.escape(what)}</td></tr>"
+        for keys, what in actions.shortcut_rows(CANVAS_KEYS)
+    )
     return f"<table cellspacing='6'>{rows}</table>"
 
 
@@ -81,11 +83,17 @@ def about_html(device: str, model: str) -> str:
     from engine.lenet_features import kernel_status
 
     kernel = kernel_status(build=False)  # the warm-up builds it; this thread must not wait for a compiler
-    kernel_line = ("being prepared" if kernel is None else "in use" if kernel.available
-                   else f"not in use ({html.escape(kernel.reason)})")
-    return (f"<h3>{APP_NAME} {__version__}</h3>"
-            "<p>Train a convolutional network on handwritten digits and recognise the digits you draw.</p>"
-            f"<p>PyTorch {torch.__version__}<br>Qt {qVersion()} (PySide6 {PySide6.__version__})<br>"
-            f"Device in use: {device}<br>Model on the canvas: {model}<br>"
-            f"LeNet's fused CPU kernel: {kernel_line}</p>")
-
+    kernel_line = (
+        "being prepared"
+        if kernel is None
+        else "in use"
+        if kernel.available
+        else f"not in use ({html.escape(kernel.reason)})"
+    )
+    return (
+        f"<h3>{APP_NAME} {__version__}</h3>"
+        "<p>Train a convolutional network on handwritten digits and recognise the digits you draw.</p>"
+        f"<p>PyTorch {torch.__version__}<br>Qt {qVersion()} (PySide6 {PySide6.__version__})<br>"
+        f"Device in use: {device}<br>Model on the canvas: {model}<br>"
+        f"LeNet's fused CPU kernel: {kernel_line}</p>"
+    )

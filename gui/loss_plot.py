@@ -86,8 +86,12 @@ class GridAxis(pg.AxisItem):
         alpha = color.alphaF()
         if alpha >= 1.0 or pen.brush().style() != Qt.BrushStyle.SolidPattern:
             return pen
-        mixed = QColor(*(round(alpha * c + (1 - alpha) * b)
-                         for c, b in zip((color.red(), color.green(), color.blue()), self.BACKGROUND)))
+        mixed = QColor(
+            *(
+                round(alpha * c + (1 - alpha) * b)
+                for c, b in zip((color.red(), color.green(), color.blue()), self.BACKGROUND)
+            )
+        )
         pen = QPen(pen)
         pen.setColor(mixed)
         return pen
@@ -97,8 +101,11 @@ class WholeNumberAxis(GridAxis):
     """An axis for counts (epochs, steps): ticks only at whole numbers, never "1.5"."""
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803 (Qt names)
-        levels = [(spacing, [v for v in values if float(v).is_integer()])
-                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        levels = [
+            (spacing, [v for v in values if float(v).is_integer()])
+            for spacing, values in super().tickValues(minVal, maxVal, size)
+            if spacing >= 1
+        ]
         if levels:
             return levels
         return [(1.0, [float(v) for v in range(math.ceil(minVal), math.floor(maxVal) + 1)])]
@@ -153,8 +160,10 @@ def thinned(steps: list[int], losses: list[float], limit: int) -> tuple[list[int
     size = -(-len(steps) // limit)
     count = len(steps) // size * size
     means = np.asarray(losses[:count], dtype=np.float64).reshape(-1, size).mean(axis=1)
-    return ([int(s) for s in steps[size - 1 : count : size]] + list(steps[count:]),
-            [float(v) for v in means] + list(losses[count:]))
+    return (
+        [int(s) for s in steps[size - 1 : count : size]] + list(steps[count:]),
+        [float(v) for v in means] + list(losses[count:]),
+    )
 
 
 class TrainingPlots(QWidget):
@@ -209,8 +218,13 @@ class TrainingPlots(QWidget):
         self.loss_plot.setLogMode(y=True)
         self.raw_curve = self.loss_plot.plot(pen=pg.mkPen((120, 160, 230), width=1), name="training loss")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen((20, 70, 180), width=2), name="smoothed")
-        self.test_loss_curve = self.loss_plot.plot(pen=pg.mkPen((220, 110, 20), width=2), symbol="o",
-                                                   symbolSize=7, symbolBrush=(220, 110, 20), name="test loss")
+        self.test_loss_curve = self.loss_plot.plot(
+            pen=pg.mkPen((220, 110, 20), width=2),
+            symbol="o",
+            symbolSize=7,
+            symbolBrush=(220, 110, 20),
+            name="test loss",
+        )
         for curve in (self.raw_curve, self.smooth_curve):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
@@ -219,11 +233,21 @@ class TrainingPlots(QWidget):
         self.accuracy_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
         self.accuracy_plot.setObjectName("accuracyPlot")
         _style(self.accuracy_plot, "test accuracy (%)", "epoch", legend_offset=(-10, -10))  # bottom right
-        self.accuracy_curve = self.accuracy_plot.plot(pen=pg.mkPen((30, 150, 60), width=2), symbol="o",
-                                                      symbolSize=8, symbolBrush=(30, 150, 60), name="test accuracy")
+        self.accuracy_curve = self.accuracy_plot.plot(
+            pen=pg.mkPen((30, 150, 60), width=2),
+            symbol="o",
+            symbolSize=8,
+            symbolBrush=(30, 150, 60),
+            name="test accuracy",
+        )
         self.train_accuracy_curve = self.accuracy_plot.plot(
-            pen=pg.mkPen((150, 190, 150), width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6,
-            symbolBrush=(150, 190, 150), name="training accuracy", connect="finite")
+            pen=pg.mkPen((150, 190, 150), width=1.5, style=Qt.PenStyle.DashLine),
+            symbol="t",
+            symbolSize=6,
+            symbolBrush=(150, 190, 150),
+            name="training accuracy",
+            connect="finite",
+        )
 
     def _build_lr_plot(self) -> None:
         self.lr_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom"), "left": GridAxis("left")})
@@ -240,15 +264,15 @@ class TrainingPlots(QWidget):
 
     def _build_hints(self) -> None:
         # what an empty plot will show, so a newcomer knows what to do and what to expect
-        self.loss_hint = pg.TextItem("Press Train: the training loss appears here", color=(120, 120, 120),
-                                     anchor=(0.5, 0.5))
+        self.loss_hint = pg.TextItem(
+            "Press Train: the training loss appears here", color=(120, 120, 120), anchor=(0.5, 0.5)
+        )
         self.accuracy_hint = pg.TextItem("Test accuracy after each epoch", color=(120, 120, 120), anchor=(0.5, 0.5))
         self.loss_plot.addItem(self.loss_hint, ignoreBounds=True)
         self.accuracy_plot.addItem(self.accuracy_hint, ignoreBounds=True)
         self.loss_hint.setPos(EMPTY_STEPS / 2, 0.5)  # mid-height of the empty frame (the loss axis is log10)
         self.accuracy_hint.setPos((1 + EMPTY_EPOCHS) / 2, 50)
         self.accuracy_plot.getViewBox().setDefaultPadding(0.06)  # the last point's marker is not cut at the edge
-
 
     # -- data in --------------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -268,14 +292,15 @@ class TrainingPlots(QWidget):
         for value in losses:
             self._ema = (1 - SMOOTHING) * value + SMOOTHING * (self._ema or 0.0)
             self._count += 1
-            smoothed.append(self._ema / (1 - SMOOTHING ** self._count))
+            smoothed.append(self._ema / (1 - SMOOTHING**self._count))
         self.steps.extend(steps)
         self.losses.extend(losses)
         self.smoothed.extend(smoothed)
         self._steps_dirty = True
 
-    def add_epoch(self, epoch: int, step: int, test_loss: float, test_accuracy: float,
-                  train_accuracy: float | None = None) -> None:
+    def add_epoch(
+        self, epoch: int, step: int, test_loss: float, test_accuracy: float, train_accuracy: float | None = None
+    ) -> None:
         self.train_accuracies.append(float("nan") if train_accuracy is None else 100.0 * train_accuracy)
         self.epoch_numbers.append(epoch)
         self.epoch_steps.append(step)
@@ -297,8 +322,9 @@ class TrainingPlots(QWidget):
     @Slot(object)
     def add_epoch_event(self, event: EpochEvent) -> None:
         """A run's completed epoch: its test loss and accuracies, where the epoch ended."""
-        self.add_epoch(event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy,
-                       event.train_accuracy)
+        self.add_epoch(
+            event.epoch, event.epoch * self._steps_per_epoch, event.test_loss, event.test_accuracy, event.train_accuracy
+        )
 
     def load_history(self, history: dict, steps_per_epoch: int | None = None) -> None:
         """Show a checkpoint's history, so a resumed run's curves continue from it.
@@ -367,11 +393,16 @@ class TrainingPlots(QWidget):
         where an epoch ended also has that epoch's ``epoch``, ``test_loss`` and ``test_accuracy`` (0-1).
         Written atomically: a failure (OSError) leaves a file of that name as it was."""
         epochs: dict[float, list[tuple[float, float, float]]] = {}
-        for number, step, test_loss, accuracy in zip(self.epoch_numbers, self.epoch_steps, self.test_losses,
-                                                      self.accuracies):
+        for number, step, test_loss, accuracy in zip(
+            self.epoch_numbers, self.epoch_steps, self.test_losses, self.accuracies
+        ):
             epochs.setdefault(step, []).append((number, test_loss, accuracy / 100.0))
-        losses = {step: (loss, smoothed) for step, loss, smoothed in
-                  zip(self.steps.view.tolist(), self.losses.view.tolist(), self.smoothed.view.tolist())}
+        losses = {
+            step: (loss, smoothed)
+            for step, loss, smoothed in zip(
+                self.steps.view.tolist(), self.losses.view.tolist(), self.smoothed.view.tolist()
+            )
+        }
 
         def number(value: float | None) -> str:
             return "" if value is None else f"{value:.8g}"
@@ -383,8 +414,16 @@ class TrainingPlots(QWidget):
                 for step in sorted(set(losses) | set(epochs)):
                     loss, smoothed = losses.get(step, (None, None))
                     for epoch, test_loss, accuracy in epochs.get(step, [(None, None, None)]):
-                        writer.writerow([int(step), number(loss), number(smoothed),
-                                         "" if epoch is None else int(epoch), number(test_loss), number(accuracy)])
+                        writer.writerow(
+                            [
+                                int(step),
+                                number(loss),
+                                number(smoothed),
+                                "" if epoch is None else int(epoch),
+                                number(test_loss),
+                                number(accuracy),
+                            ]
+                        )
 
         return atomic_write(Path(path), write)
 

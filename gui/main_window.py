@@ -88,14 +88,20 @@ class MainWindow(QMainWindow):
         self._warm_up_scheduled = False
         self._build_panels()
         self.document = CheckpointDocument(self.settings, self.dialogs, self.loader.files, self)
-        self.session = TrainingSession(self.document, self.loader, self.settings, self.dialogs, self.runs_view.store,
-                                       self)
-        self.teacher = Teacher(self.document, self.recognition, self.my_digits, self.dialogs,
-                               lambda: self.session.running, self)
+        self.session = TrainingSession(
+            self.document, self.loader, self.settings, self.dialogs, self.runs_view.store, self
+        )
+        self.teacher = Teacher(
+            self.document, self.recognition, self.my_digits, self.dialogs, lambda: self.session.running, self
+        )
         self.exporter = Exporter(self.document, self.plots, self.runs_view, self.settings, self.dialogs, self)
         self._build_layout()
-        self.help = Help(self, self.dialogs, self.training_panel.device,
-                         lambda: getattr(self.document.model.predictor, "source", "no model"))
+        self.help = Help(
+            self,
+            self.dialogs,
+            self.training_panel.device,
+            lambda: getattr(self.document.model.predictor, "source", "no model"),
+        )
         self.actions, self.menus = actions.build(self, self.settings)
         self.menus["recent"].aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
@@ -118,20 +124,29 @@ class MainWindow(QMainWindow):
 
     def _build_layout(self) -> None:
         self.tabs = QTabWidget(objectName="centerTabs")
-        for view, title in ((self.plots, "Training"), (self.evaluation, "Evaluate"), (self.browser, "Data"),
-                            (self.my_digits, "My digits"), (self.runs_view, "Runs")):
+        for view, title in (
+            (self.plots, "Training"),
+            (self.evaluation, "Evaluate"),
+            (self.browser, "Data"),
+            (self.my_digits, "My digits"),
+            (self.runs_view, "Runs"),
+        ):
             self.tabs.addTab(view, title)
         # The side panels scroll vertically, so the window fits a 1024x600 screen (tests/test_gui_layout.py)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, objectName="mainSplitter")
-        for widget, stretch in ((vertical_scroll(self.training_panel), 0), (self.tabs, 3),
-                                (vertical_scroll(self.recognition), 2)):
+        for widget, stretch in (
+            (vertical_scroll(self.training_panel), 0),
+            (self.tabs, 3),
+            (vertical_scroll(self.recognition), 2),
+        ):
             self.splitter.addWidget(widget)
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
         self.splitter.setSizes([380, 620, 440])
         self.setCentralWidget(self.splitter)
         self.status_label, self.speed_label, self.device_label = (
-            QLabel(text, objectName=name) for text, name in (("Ready", "statusMessage"), ("", "statusSpeed"),
-                                                             ("", "statusDevice")))
+            QLabel(text, objectName=name)
+            for text, name in (("Ready", "statusMessage"), ("", "statusSpeed"), ("", "statusDevice"))
+        )
         self.statusBar().addWidget(self.status_label, 1)
         for label in (self.speed_label, self.device_label):
             self.statusBar().addPermanentWidget(label)
@@ -261,8 +276,10 @@ class MainWindow(QMainWindow):
         self.plots.load_history(loaded.history.to_dict())
         self.training_panel.set_defaults(loaded.config)
         switched = self.training_panel.select_dataset_of(loaded)
-        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
-                         + (f"; data set switched to {switched}, which it was trained on" if switched else ""))
+        self.show_status(
+            f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
+            + (f"; data set switched to {switched}, which it was trained on" if switched else "")
+        )
 
     @Slot()
     def _choose_dataset(self) -> None:
@@ -272,9 +289,11 @@ class MainWindow(QMainWindow):
     def _dataset_fell_back(self, key: str, reason: str) -> None:
         """Offline (or every mirror failing): say so, use the built-in sample, offer a folder of one's own."""
         self.training_panel.select_dataset(key)
-        message = (f"{reason}\n\nTraining goes on with {DATASETS[key].title} instead. To use the full set, connect "
-                   "to the internet and train again, or put its four IDX files in a folder and choose Open "
-                   "folder... (File > Open data folder).")
+        message = (
+            f"{reason}\n\nTraining goes on with {DATASETS[key].title} instead. To use the full set, connect "
+            "to the internet and train again, or put its four IDX files in a folder and choose Open "
+            "folder... (File > Open data folder)."
+        )
         self.show_status(message.splitlines()[0])
         if self.dialogs.inform("Using the built-in sample", message, action="Open folder..."):
             self.open_data_folder_dialog()
@@ -299,8 +318,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ images
     @Slot()
     def open_image_dialog(self) -> None:
-        path = self.dialogs.open_file("Open image", self.settings.images_dir,
-                                      "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp)")
+        path = self.dialogs.open_file(
+            "Open image", self.settings.images_dir, "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp)"
+        )
         if path:
             self.settings.images_dir = Path(path).parent
             self.recognition.open_image(path)
@@ -339,8 +359,11 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.session.running:
-            kept = ("The last completed epoch is kept in the autosaved checkpoint." if self.session.autosave_path
-                    else "This run cannot autosave (see the note on the device): Save first to keep its model.")
+            kept = (
+                "The last completed epoch is kept in the autosaved checkpoint."
+                if self.session.autosave_path
+                else "This run cannot autosave (see the note on the device): Save first to keep its model."
+            )
             if not self.dialogs.confirm("Training is running", f"Stop training and quit? {kept}"):
                 event.ignore()
                 return

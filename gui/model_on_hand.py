@@ -46,14 +46,16 @@ class ModelOnHand:
 
     def open(self, checkpoint: Checkpoint) -> None:
         """A checkpoint opened from ``checkpoint.path``: Save writes back there."""
-        self._change(Predictor.from_checkpoint(checkpoint), checkpoint, file=checkpoint.path, saved=True,
-                     from_run=False)
+        self._change(
+            Predictor.from_checkpoint(checkpoint), checkpoint, file=checkpoint.path, saved=True, from_run=False
+        )
 
     def adopt(self, checkpoint: Checkpoint, label: str) -> None:
         """A model with no file of its own yet (a run's autosave brought back, a model just taught): on
         hand, unsaved, so Save asks for a name."""
-        self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False,
-                     from_run=True)
+        self._change(
+            Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=None, saved=False, from_run=True
+        )
 
     @property
     def unsaved(self) -> bool:
@@ -69,8 +71,9 @@ class ModelOnHand:
 
     def epoch_done(self, checkpoint: Checkpoint, label: str) -> None:
         """A run completed an epoch: that epoch's model is the one on hand, not yet saved."""
-        self._change(Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=self.file, saved=False,
-                     from_run=True)
+        self._change(
+            Predictor.from_checkpoint(checkpoint, source=label), checkpoint, file=self.file, saved=False, from_run=True
+        )
 
     def saved_to(self, path: Path) -> None:
         self.file = path
@@ -104,9 +107,15 @@ class ModelOnHand:
             return f"The last run ({self.checkpoint.architecture}): {epochs_text(self.checkpoint.epochs_done)} done"
         return f"{self.checkpoint.display_name}: {epochs_text(self.checkpoint.epochs_done)} done"
 
-    def _change(self, predictor: Predictor, checkpoint: Checkpoint | None, *, file: Path | None, saved: bool,
-                from_run: bool) -> None:
-        self.predictor, self.checkpoint, self.file, self.saved, self.from_run = (predictor, checkpoint, file, saved,
-                                                                                from_run)
+    def _change(
+        self, predictor: Predictor, checkpoint: Checkpoint | None, *, file: Path | None, saved: bool, from_run: bool
+    ) -> None:
+        self.predictor, self.checkpoint, self.file, self.saved, self.from_run = (
+            predictor,
+            checkpoint,
+            file,
+            saved,
+            from_run,
+        )
         self.version += 1
         self._changed()

@@ -56,14 +56,18 @@ class MyDigitsView(QWidget):
         self.relabel_button.clicked.connect(self.relabel_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.teach_button = QPushButton("Teach", objectName="teachButton")
-        self.teach_button.setToolTip("Fine-tune the model on hand on these samples, keeping what it knew "
-                                     "(a few seconds); the taught model answers on the canvas at once")
+        self.teach_button.setToolTip(
+            "Fine-tune the model on hand on these samples, keeping what it knew "
+            "(a few seconds); the taught model answers on the canvas at once"
+        )
         self.teach_button.clicked.connect(self.teach_requested)
         self.progress = QProgressBar(objectName="teachProgress")
         self.progress.setRange(0, 0)
         self.progress.setVisible(False)
-        self.result_label = QLabel("Correct the answer under the canvas (That's a ..., or keys 0-9) to keep "
-                                   "a drawing here; then Teach.", objectName="teachResult")
+        self.result_label = QLabel(
+            "Correct the answer under the canvas (That's a ..., or keys 0-9) to keep a drawing here; then Teach.",
+            objectName="teachResult",
+        )
         self.result_label.setWordWrap(True)
         self.gallery = make_gallery("samplesGallery")
         self.gallery.setSelectionMode(self.gallery.SelectionMode.ExtendedSelection)
@@ -96,8 +100,10 @@ class MyDigitsView(QWidget):
     def refresh(self) -> None:
         samples = self.samples()
         total = sum(len(paths) for paths in samples.values())
-        self.counts_label.setText(f"{total} samples in {self.folder}: "
-                                  + ", ".join(f"{name}: {len(paths)}" for name, paths in samples.items()))
+        self.counts_label.setText(
+            f"{total} samples in {self.folder}: "
+            + ", ".join(f"{name}: {len(paths)}" for name, paths in samples.items())
+        )
         wanted = self.label_combo.currentData()
         self.gallery.clear()
         for name, paths in samples.items():

@@ -43,12 +43,14 @@ MIN_INTERVAL_MS = 40
 INPUT_VIEW_SIZE = 140  # 5 screen pixels per model pixel
 # The canvas's own keys, while it (or the panel) has the focus; the keyboard help lists them too.
 # Delete, not Esc, clears: Esc closes menus, and must not wipe a drawing.
-CANVAS_KEYS = ((QKeySequence.StandardKey.Undo, "Undo on the canvas (a stroke, a Clear, an image)"),
-               (QKeySequence.StandardKey.Delete, "Clear the canvas"))
+CANVAS_KEYS = (
+    (QKeySequence.StandardKey.Undo, "Undo on the canvas (a stroke, a Clear, an image)"),
+    (QKeySequence.StandardKey.Delete, "Clear the canvas"),
+)
 
 
 def confidence_text(prediction: Prediction, names: tuple[str, ...]) -> str:
-    """"97.3% confident"; "not sure: 4 or 9?" under UNSURE_BELOW; "not sure: unlike any digit (...)"."""
+    """ "97.3% confident"; "not sure: 4 or 9?" under UNSURE_BELOW; "not sure: unlike any digit (...)"."""
     doubt = prediction.doubt
     if doubt is None:
         return f"{prediction.confidence:.1%} confident"
@@ -137,8 +139,12 @@ class RecognitionPanel(QWidget):
         self.canvas.stroke_changed.connect(self._schedule)
         for changed in (self.canvas.stroke_finished, self.canvas.cleared, self.canvas.image_restored):
             changed.connect(self.predict_now)
-        for changed in (self.canvas.stroke_changed, self.canvas.stroke_finished, self.canvas.cleared,
-                        self.canvas.image_restored):
+        for changed in (
+            self.canvas.stroke_changed,
+            self.canvas.stroke_finished,
+            self.canvas.cleared,
+            self.canvas.image_restored,
+        ):
             changed.connect(self._update_edit_buttons)
         self.canvas.image_dropped.connect(self.open_image)
         self._show_input(None)
@@ -222,7 +228,7 @@ class RecognitionPanel(QWidget):
         return answer
 
     def _build_teaching_row(self) -> QHBoxLayout:
-        """"That's a" and a button per digit; and the row of a number's digits, one button each."""
+        """ "That's a" and a button per digit; and the row of a number's digits, one button each."""
         # "That's a ...": the user's own label for what is on the canvas, kept as a personal sample
         self.label_buttons = []
         for index in range(10):
@@ -301,7 +307,7 @@ class RecognitionPanel(QWidget):
         self.predict_now()
 
     def label_as(self, index: int) -> None:
-        """"That's a <index>": only for something drawn or shown, and only digits the model knows; for a
+        """ "That's a <index>": only for something drawn or shown, and only digits the model knows; for a
         number, about the digit selected."""
         if self.canvas.is_empty() or self.predictor is None or index >= len(self.predictor.class_names):
             return
@@ -335,8 +341,7 @@ class RecognitionPanel(QWidget):
             for k, digit in enumerate(reading.digits):
                 label = digit.prediction.label
                 name = "–" if label is None else self._names()[label]
-                button = QPushButton(f"{name}  {digit.prediction.confidence:.0%}",
-                                     objectName=f"digitButton{k}")
+                button = QPushButton(f"{name}  {digit.prediction.confidence:.0%}", objectName=f"digitButton{k}")
                 button.setCheckable(True)
                 button.setToolTip("Show this digit's probabilities, input and saliency; That's a labels it")
                 button.clicked.connect(lambda _=False, i=k: self.select_digit(i))
@@ -366,13 +371,15 @@ class RecognitionPanel(QWidget):
         digits = self.last_reading.digits
         if prediction.label is None:
             self.prediction_label.setText("–")
-            self.confidence_label.setText("Draw a digit" if self.canvas.is_empty() else
-                                          self.last_reading.doubt or "Nothing recognisable")
+            self.confidence_label.setText(
+                "Draw a digit" if self.canvas.is_empty() else self.last_reading.doubt or "Nothing recognisable"
+            )
         elif len(digits) > 1:
             names = self._names()
             self.prediction_label.setText(self.last_reading.label_text(names))
-            self.confidence_label.setText(f"digit {self.selected + 1} of {len(digits)}: "
-                                          + confidence_text(prediction, names))
+            self.confidence_label.setText(
+                f"digit {self.selected + 1} of {len(digits)}: " + confidence_text(prediction, names)
+            )
         else:
             names = self._names()
             name = names[prediction.label]
@@ -398,16 +405,23 @@ class RecognitionPanel(QWidget):
             pixels = prediction.prepared.pixels
         gray = (np.clip(pixels, 0, 1) * 255).astype(np.uint8)
         rgb = np.repeat(gray[:, :, None], 3, axis=2)
-        if (self.saliency_check.isChecked() and prediction is not None and self.predictor is not None
-                and not prediction.prepared.empty):
+        if (
+            self.saliency_check.isChecked()
+            and prediction is not None
+            and self.predictor is not None
+            and not prediction.prepared.empty
+        ):
             heat = self.predictor.saliency(prediction.prepared)[:, :, None]
             red = np.array([255.0, 40.0, 0.0], dtype=np.float32)
             rgb = (rgb.astype(np.float32) * (1 - heat) + red * heat).clip(0, 255).astype(np.uint8)
         rgb = np.ascontiguousarray(rgb)
         image = QImage(rgb.data, 28, 28, 28 * 3, QImage.Format.Format_RGB888).copy()
-        pixmap = QPixmap.fromImage(image).scaled(INPUT_VIEW_SIZE, INPUT_VIEW_SIZE,
-                                                 Qt.AspectRatioMode.IgnoreAspectRatio,
-                                                 Qt.TransformationMode.FastTransformation)
+        pixmap = QPixmap.fromImage(image).scaled(
+            INPUT_VIEW_SIZE,
+            INPUT_VIEW_SIZE,
+            Qt.AspectRatioMode.IgnoreAspectRatio,
+            Qt.TransformationMode.FastTransformation,
+        )
         self.model_input_view.setPixmap(pixmap)
 
     # -- images ---------------------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ def fill_recent_menu(menu: QMenu, document: CheckpointDocument, enabled: bool) -
     menu.clear()
     for path in recent:
         exists = Path(path).is_file()
-        menu.addAction(path if exists else f"{path} (not found)", lambda _=False, p=path: document.open(p)).setEnabled(exists)
+        menu.addAction(path if exists else f"{path} (not found)", lambda _=False, p=path: document.open(p)).setEnabled(
+            exists
+        )
     autosaves = menu.findChild(QMenu, "autosaveMenu") or QMenu("&Autosaved runs", menu, objectName="autosaveMenu")
     autosaves.clear()
     menu.addMenu(autosaves)

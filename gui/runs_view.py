@@ -47,8 +47,18 @@ from gui.workers import Job, RunStoreWorker
 
 COLUMNS = ("Name", "Started", "Model", "Data set", "Epochs", "Accuracy", "Best", "Time (s)", "Device", "Status", "Note")
 EDITABLE = {0: "name", 10: "note"}
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 LEGEND_CHARS = 32  # a longer run name is cut in the legend, which would otherwise cover the curves
 AXES = {"step": "step", "epoch": "epoch", "wall time (s)": "seconds"}
 
@@ -107,8 +117,9 @@ class RunsView(QWidget):
         self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -251,18 +262,25 @@ class RunsView(QWidget):
         def percent(value: float | None) -> NumberItem:
             return NumberItem(value, "" if value is None else f"{100 * value:.2f}")
 
-        return [QTableWidgetItem(run.name or (run.damaged and run.id) or run.title),
-                QTableWidgetItem(run.started.replace("T", " ")),
-                QTableWidgetItem(run.model), QTableWidgetItem(run.dataset),
-                NumberItem(run.epochs_done, f"{run.epochs_done}/{run.total_epochs}" if run.total_epochs else ""),
-                percent(run.final_accuracy), percent(run.best_accuracy),
-                NumberItem(run.seconds, f"{run.seconds:.1f}"), QTableWidgetItem(run.device),
-                QTableWidgetItem(f"damaged: {run.damaged}" if run.damaged else run.status),
-                QTableWidgetItem(run.note)]
+        return [
+            QTableWidgetItem(run.name or (run.damaged and run.id) or run.title),
+            QTableWidgetItem(run.started.replace("T", " ")),
+            QTableWidgetItem(run.model),
+            QTableWidgetItem(run.dataset),
+            NumberItem(run.epochs_done, f"{run.epochs_done}/{run.total_epochs}" if run.total_epochs else ""),
+            percent(run.final_accuracy),
+            percent(run.best_accuracy),
+            NumberItem(run.seconds, f"{run.seconds:.1f}"),
+            QTableWidgetItem(run.device),
+            QTableWidgetItem(f"damaged: {run.damaged}" if run.damaged else run.status),
+            QTableWidgetItem(run.note),
+        ]
 
     def selected_runs(self) -> list[Run]:
-        ids = {self.table.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)
-               for index in self.table.selectionModel().selectedRows()}
+        ids = {
+            self.table.item(index.row(), 0).data(Qt.ItemDataRole.UserRole)
+            for index in self.table.selectionModel().selectedRows()
+        }
         return [run for run in self.runs if run.id in ids]
 
     def _edited(self, item: QTableWidgetItem) -> None:
@@ -291,8 +309,10 @@ class RunsView(QWidget):
         if not runs:
             return
         names = ", ".join(run.title for run in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
-        if not self.dialogs.confirm("Delete runs", f"Delete {names}: the records and their autosaved checkpoints? "
-                                                  "Checkpoints you saved yourself are kept."):
+        if not self.dialogs.confirm(
+            "Delete runs",
+            f"Delete {names}: the records and their autosaved checkpoints? Checkpoints you saved yourself are kept.",
+        ):
             return
         for run in runs:
             delete_run(run, owned=self.owned)
@@ -318,12 +338,13 @@ class RunsView(QWidget):
                 plot.clear()
             for k, run in enumerate(runs):
                 colour = COLOURS[k % len(COLOURS)]
-                name = run.title if len(run.title) <= LEGEND_CHARS else run.title[:LEGEND_CHARS - 1] + "…"
+                name = run.title if len(run.title) <= LEGEND_CHARS else run.title[: LEGEND_CHARS - 1] + "…"
                 loss = self.loss_plot.plot(pen=pg.mkPen(colour, width=2), name=name)
                 loss.setDownsampling(auto=True, method="peak")
                 loss.setClipToView(True)
-                accuracy = self.accuracy_plot.plot(pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
-                                                   symbolBrush=colour, name=name)
+                accuracy = self.accuracy_plot.plot(
+                    pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6, symbolBrush=colour, name=name
+                )
                 self._items_shown.append((run, loss, accuracy))
         axis = AXES[self.axis_combo.currentText()]
         weight = self.smoothing_slider.value() / 100
@@ -339,8 +360,10 @@ class RunsView(QWidget):
             keep = curves.loss > 0  # a log axis: a zero or NaN loss cannot be drawn
             loss.setData(getattr(curves, axis)[keep], smooth(curves.loss[keep], weight))
             epochs = [e for e in run.epochs if e.get("test_accuracy") is not None]
-            accuracy.setData(np.array([self._epoch_x(curves, e, axis) for e in epochs], dtype=float),
-                             np.array([100 * e["test_accuracy"] for e in epochs], dtype=float))
+            accuracy.setData(
+                np.array([self._epoch_x(curves, e, axis) for e in epochs], dtype=float),
+                np.array([100 * e["test_accuracy"] for e in epochs], dtype=float),
+            )
 
     @staticmethod
     def _epoch_x(curves: Curves, epoch: dict[str, Any], axis: str) -> float:
@@ -359,12 +382,41 @@ class RunsView(QWidget):
         keys = sorted({k for run in runs for k in run.config})
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["name", "id", "started", "status", "model", "dataset", "device", "epochs_done",
-                         "final_accuracy", "best_accuracy", "seconds", "note", *keys])
+        writer.writerow(
+            [
+                "name",
+                "id",
+                "started",
+                "status",
+                "model",
+                "dataset",
+                "device",
+                "epochs_done",
+                "final_accuracy",
+                "best_accuracy",
+                "seconds",
+                "note",
+                *keys,
+            ]
+        )
         for run in runs:
-            writer.writerow([run.title, run.id, run.started, run.status, run.model, run.dataset, run.device,
-                             run.epochs_done, run.final_accuracy, run.best_accuracy, round(run.seconds, 3), run.note,
-                             *(run.config.get(k, "") for k in keys)])
+            writer.writerow(
+                [
+                    run.title,
+                    run.id,
+                    run.started,
+                    run.status,
+                    run.model,
+                    run.dataset,
+                    run.device,
+                    run.epochs_done,
+                    run.final_accuracy,
+                    run.best_accuracy,
+                    round(run.seconds, 3),
+                    run.note,
+                    *(run.config.get(k, "") for k in keys),
+                ]
+            )
         text = buffer.getvalue()
         written = atomic_write(csv_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         self.loss_plot.setTitle("Training loss")

@@ -27,8 +27,15 @@ class Teacher(QObject):
 
     status = Signal(str)
 
-    def __init__(self, document: CheckpointDocument, recognition: RecognitionPanel, samples: MyDigitsView,
-                 dialogs: Dialogs, busy: Callable[[], bool], parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        document: CheckpointDocument,
+        recognition: RecognitionPanel,
+        samples: MyDigitsView,
+        dialogs: Dialogs,
+        busy: Callable[[], bool],
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.document, self.recognition, self.samples, self.dialogs = document, recognition, samples, dialogs
         self.busy = busy
@@ -64,8 +71,12 @@ class Teacher(QObject):
             return
         self.samples.show_teaching(True)
         self.status.emit("Teaching the model your samples...")
-        self.job.start(TeachWorker(self.document.model.checkpoint, self.samples.folder), taught=self._taught,
-                       notice=self._notice, failed=self._failed)
+        self.job.start(
+            TeachWorker(self.document.model.checkpoint, self.samples.folder),
+            taught=self._taught,
+            notice=self._notice,
+            failed=self._failed,
+        )
 
     @Slot(str)
     def _notice(self, message: str) -> None:
@@ -74,11 +85,16 @@ class Teacher(QObject):
     @Slot(object, object)
     def _taught(self, checkpoint: ckpt.Checkpoint, result: Any) -> None:
         self.document.model.adopt(checkpoint, f"taught model ({result.samples} samples)")
-        figures = (f"On {result.held_out} of your samples it never trained on: {result.base_accuracy:.0%} "
-                   f"before, {result.taught_accuracy:.0%} after. " if result.held_out else
-                   f"Keep {MIN_TO_HOLD_OUT} or more of a digit to see how it does on samples it never trained on. ")
-        self.samples.show_result(f"Taught {result.samples} samples in {result.seconds:.1f} s. {figures}"
-                                 "The taught model answers on the canvas now; Save keeps it.")
+        figures = (
+            f"On {result.held_out} of your samples it never trained on: {result.base_accuracy:.0%} "
+            f"before, {result.taught_accuracy:.0%} after. "
+            if result.held_out
+            else f"Keep {MIN_TO_HOLD_OUT} or more of a digit to see how it does on samples it never trained on. "
+        )
+        self.samples.show_result(
+            f"Taught {result.samples} samples in {result.seconds:.1f} s. {figures}"
+            "The taught model answers on the canvas now; Save keeps it."
+        )
         self.status.emit(f"Taught {result.samples} samples; the model on hand is the taught one (not saved)")
 
     @Slot(str)

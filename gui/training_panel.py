@@ -65,8 +65,10 @@ class TrainingPanel(QWidget):
         self.dataset_combo = _shrinkable_combo("datasetCombo")
         for key, spec in DATASETS.items():
             self.dataset_combo.addItem(spec.title, key)
-        self.dataset_combo.setToolTip("The images to train and evaluate on; a known data set that is not on this "
-                                      "computer is downloaded when needed")
+        self.dataset_combo.setToolTip(
+            "The images to train and evaluate on; a known data set that is not on this "
+            "computer is downloaded when needed"
+        )
         self.dataset_combo.currentIndexChanged.connect(lambda _: self.dataset_changed.emit())
         self.open_folder_button = QPushButton("Open folder...", objectName="openDataButton")
         self.open_folder_button.setToolTip("Use IDX files (train-images-idx3-ubyte[.gz] ...) from a folder")
@@ -110,8 +112,10 @@ class TrainingPanel(QWidget):
         self.schedule_combo = QComboBox(objectName="scheduleCombo")
         self.schedule_combo.addItems(list(SCHEDULES))
         self.augment_check = QCheckBox("Augment training images", objectName="augmentCheck")
-        self.augment_check.setToolTip("Random rotation, scale, shift, elastic distortion and stroke width, "
-                                      "so the model copes with digits drawn on the canvas")
+        self.augment_check.setToolTip(
+            "Random rotation, scale, shift, elastic distortion and stroke width, "
+            "so the model copes with digits drawn on the canvas"
+        )
         self.seed_spin = _int_spin("seedSpin", 0, 2**31 - 1)
         self.device_combo = _shrinkable_combo("deviceCombo")
         self.device_combo.currentIndexChanged.connect(lambda _: self.device_changed.emit())
@@ -123,19 +127,18 @@ class TrainingPanel(QWidget):
             self.model_combo: "The network to train; choosing one loads the settings it trains well with",
             self.epochs_spin: "Passes over the training images (with Continue ticked: how many more)",
             self.batch_spin: "Images per optimiser step: larger batches train more images a second, but each "
-                             "image counts for less, so they may need more epochs",
+            "image counts for less, so they may need more epochs",
             self.lr_spin: "The optimiser's step size; with the onecycle schedule, its peak",
             self.optimizer_combo: "sgd: stochastic gradient descent with momentum; adam: adaptive steps per "
-                                  "weight; adamw: adam with the weight decay kept apart from the gradients",
-            self.momentum_spin: "sgd's momentum, or adam's beta1: how much of the past gradients each step "
-                                "keeps",
+            "weight; adamw: adam with the weight decay kept apart from the gradients",
+            self.momentum_spin: "sgd's momentum, or adam's beta1: how much of the past gradients each step keeps",
             self.weight_decay_spin: "Pulls the weights towards zero a little at every step, against "
-                                    "overfitting (0: none)",
+            "overfitting (0: none)",
             self.schedule_combo: "How the learning rate moves during the run: none (constant); step (x0.7 "
-                                 "each epoch); cosine (down to 0); onecycle (up over the first quarter, "
-                                 "then down)",
+            "each epoch); cosine (down to 0); onecycle (up over the first quarter, "
+            "then down)",
             self.seed_spin: "Seeds the first weights, the shuffling and the augmentation: the same seed and "
-                            "settings repeat a run",
+            "settings repeat a run",
             self.device_combo: "Where the training runs: only the devices this computer has are listed",
         }
         for widget, tip in tips.items():
@@ -162,9 +165,14 @@ class TrainingPanel(QWidget):
         self.settings_note.setStyleSheet("color: #b00020")
         self.settings_note.setVisible(False)
         form.addRow(self.settings_note)
-        for spin, name in ((self.epochs_spin, "Epochs"), (self.batch_spin, "Batch size"),
-                           (self.lr_spin, "Learning rate"), (self.momentum_spin, "Momentum"),
-                           (self.weight_decay_spin, "Weight decay"), (self.seed_spin, "Seed")):
+        for spin, name in (
+            (self.epochs_spin, "Epochs"),
+            (self.batch_spin, "Batch size"),
+            (self.lr_spin, "Learning rate"),
+            (self.momentum_spin, "Momentum"),
+            (self.weight_decay_spin, "Weight decay"),
+            (self.seed_spin, "Seed"),
+        ):
             spin.setAccessibleName(name)
             spin.limited.connect(self._show_limited)
             spin.lineEdit().textEdited.connect(lambda _: self.settings_note.setVisible(False))
@@ -271,13 +279,27 @@ class TrainingPanel(QWidget):
     # -- state ----------------------------------------------------------------------------------------------
     def _recipe_widgets(self) -> tuple[QWidget, ...]:
         """What a continued run takes from its checkpoint rather than from the panel."""
-        return (self.model_combo, self.batch_spin, self.lr_spin, self.optimizer_combo, self.momentum_spin,
-                self.weight_decay_spin, self.schedule_combo, self.augment_check, self.seed_spin)
+        return (
+            self.model_combo,
+            self.batch_spin,
+            self.lr_spin,
+            self.optimizer_combo,
+            self.momentum_spin,
+            self.weight_decay_spin,
+            self.schedule_combo,
+            self.augment_check,
+            self.seed_spin,
+        )
 
     def set_running(self, running: bool) -> None:
         self._running = running
-        for widget in (self.train_button, self.dataset_combo, self.open_folder_button, self.epochs_spin,
-                       self.device_combo):
+        for widget in (
+            self.train_button,
+            self.dataset_combo,
+            self.open_folder_button,
+            self.epochs_spin,
+            self.device_combo,
+        ):
             widget.setEnabled(not running)
         continuing = self.resume_check.isChecked()
         for widget in self._recipe_widgets():
@@ -294,11 +316,16 @@ class TrainingPanel(QWidget):
     def follow_model(self, model: ModelOnHand) -> None:
         """Continue offers the model on hand, with its settings."""
         source = model.resume_source()
-        self.set_resumable(source is not None, model.description(), source.config if source is not None else None,
-                           checked=self.continuing() and source is not None)
+        self.set_resumable(
+            source is not None,
+            model.description(),
+            source.config if source is not None else None,
+            checked=self.continuing() and source is not None,
+        )
 
-    def set_resumable(self, resumable: bool, description: str = "", config: TrainConfig | None = None,
-                      checked: bool = False) -> None:
+    def set_resumable(
+        self, resumable: bool, description: str = "", config: TrainConfig | None = None, checked: bool = False
+    ) -> None:
         """Offer Continue for the model on hand (a finished run or an opened checkpoint): ``config`` is its
         settings, which a continued run keeps; ``checked`` leaves Continue ticked."""
         self._can_resume = resumable
@@ -307,8 +334,10 @@ class TrainingPanel(QWidget):
         self.resume_check.setEnabled(resumable and not self._running)
         self.resume_check.setToolTip(
             f"{description}. Continuing keeps its model and settings (greyed out meanwhile); choose how many "
-            "more epochs, the device and the data set" if description else
-            "Train a model or open a checkpoint (File > Open) to continue its training")
+            "more epochs, the device and the data set"
+            if description
+            else "Train a model or open a checkpoint (File > Open) to continue its training"
+        )
 
     def _on_resume_toggled(self, continuing: bool) -> None:
         """Continuing shows, and locks, the checkpoint's settings: the run takes them from the checkpoint,
@@ -453,9 +482,11 @@ class _SaysWhenLimited:
         low, high = self.minimum(), self.maximum()
         if not low <= value <= high:
             limit = high if value > high else low
-            self.limited.emit(f"{self.accessibleName() or self.objectName()}: {typed} is out of range "
-                              f"({self.textFromValue(low)} to {self.textFromValue(high)}); set to "
-                              f"{self.textFromValue(limit)}")
+            self.limited.emit(
+                f"{self.accessibleName() or self.objectName()}: {typed} is out of range "
+                f"({self.textFromValue(low)} to {self.textFromValue(high)}); set to "
+                f"{self.textFromValue(limit)}"
+            )
             return self.textFromValue(limit)
         return super().fixup(text)
 

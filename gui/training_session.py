@@ -45,8 +45,10 @@ class RunShape:
         """The progress bar's text and the status bar's speed line after ``last``."""
         remaining = self.total_steps - last.step
         eta = remaining * self.batch_size / max(last.samples_per_second, 1e-9)
-        return (f"epoch {last.epoch + 1}/{self.epochs}  batch {last.batch}/{last.batches_per_epoch}",
-                f"{last.samples_per_second:,.0f} samples/s  ETA {duration(eta)}  loss {last.loss:.4f}")
+        return (
+            f"epoch {last.epoch + 1}/{self.epochs}  batch {last.batch}/{last.batches_per_epoch}",
+            f"{last.samples_per_second:,.0f} samples/s  ETA {duration(eta)}  loss {last.loss:.4f}",
+        )
 
 
 class TrainingSession(QObject):
@@ -66,8 +68,15 @@ class TrainingSession(QObject):
     status = Signal(str)
     run_saved = Signal(object, object)  # the run's autosave, the file its model was saved to (its record)
 
-    def __init__(self, document: CheckpointDocument, loader: DatasetLoader, settings: AppSettings,
-                 dialogs: Dialogs, runs_store: Path, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        document: CheckpointDocument,
+        loader: DatasetLoader,
+        settings: AppSettings,
+        dialogs: Dialogs,
+        runs_store: Path,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.document, self.loader, self.settings, self.dialogs = document, loader, settings, dialogs
         self.runs_store = runs_store
@@ -122,10 +131,24 @@ class TrainingSession(QObject):
         self.document.model.start_run(continuing=resume is not None)
         self.autosave_path = self._new_autosave_path(config.model, dataset.name)
         self.job.start(
-            TrainingWorker(dataset, config, resume, self.autosave_path, low_priority=self.settings.low_priority,
-                           runs_store=self.runs_store, tensorboard_dir=self._tensorboard_dir()),
-            started_training=self._started, steps=self._steps, epoch=self._epoch, epoch_model=self.take_epoch_model,
-            saved=self._autosaved, notice=self._notice, finished=self._finished, failed=self._failed)
+            TrainingWorker(
+                dataset,
+                config,
+                resume,
+                self.autosave_path,
+                low_priority=self.settings.low_priority,
+                runs_store=self.runs_store,
+                tensorboard_dir=self._tensorboard_dir(),
+            ),
+            started_training=self._started,
+            steps=self._steps,
+            epoch=self._epoch,
+            epoch_model=self.take_epoch_model,
+            saved=self._autosaved,
+            notice=self._notice,
+            finished=self._finished,
+            failed=self._failed,
+        )
         self.status.emit("Preparing training...")
 
     def _new_autosave_path(self, model: str, dataset: str) -> Path | None:
@@ -187,8 +210,10 @@ class TrainingSession(QObject):
         self._run_model = (checkpoint, self.autosave_path)
         if at_chance(checkpoint):
             self._held = (checkpoint, label)
-            self.status.emit(f"Epoch {done}: test accuracy {last_accuracy(checkpoint):.2%}, no better than "
-                             "guessing; the model on hand stays")
+            self.status.emit(
+                f"Epoch {done}: test accuracy {last_accuracy(checkpoint):.2%}, no better than "
+                "guessing; the model on hand stays"
+            )
             return
         self._held = None
         self._adopt(checkpoint, label)
@@ -226,10 +251,11 @@ class TrainingSession(QObject):
             checkpoint, label = held
             chance = 1 / len(checkpoint.class_names)
             if self.dialogs.confirm(
-                    "The run did not learn",
-                    f"The run ended at {last_accuracy(checkpoint):.2%} test accuracy, no better than guessing "
-                    f"({chance:.0%}): it did not learn (a learning rate of {checkpoint.config.lr:g} may be too "
-                    "high). Use its model anyway? No keeps the model you had."):
+                "The run did not learn",
+                f"The run ended at {last_accuracy(checkpoint):.2%} test accuracy, no better than guessing "
+                f"({chance:.0%}): it did not learn (a learning rate of {checkpoint.config.lr:g} may be too "
+                "high). Use its model anyway? No keeps the model you had.",
+            ):
                 self._adopt(checkpoint, label)
 
     @Slot(object, object)

@@ -102,8 +102,9 @@ def start(worker: Worker, parent: QObject, **slots: Callable[..., Any]) -> QThre
     """
     for name, slot in slots.items():
         if not is_declared_slot(slot):
-            raise TypeError(f"{type(worker).__name__}.{name} must be connected to a @Slot method of a QObject, "
-                            f"not {slot!r}")
+            raise TypeError(
+                f"{type(worker).__name__}.{name} must be connected to a @Slot method of a QObject, not {slot!r}"
+            )
     for name, slot in slots.items():
         getattr(worker, name).connect(slot)
     thread = QThread(parent)
@@ -172,8 +173,10 @@ def is_declared_slot(method: Any) -> bool:
         return False
     meta = receiver.metaObject()
     name = getattr(method, "__name__", "").encode()
-    return any(meta.method(i).methodType() == QMetaMethod.MethodType.Slot and meta.method(i).name().data() == name
-               for i in range(meta.methodCount()))
+    return any(
+        meta.method(i).methodType() == QMetaMethod.MethodType.Slot and meta.method(i).name().data() == name
+        for i in range(meta.methodCount())
+    )
 
 
 BACKGROUND_NICENESS = 10
@@ -233,9 +236,17 @@ class TrainingWorker(Worker):
     notice = Signal(str)  # NoticeEvent.message: a slower fallback the user should know about
     started_training = Signal(object)  # the run's config, steps per epoch, epochs done, history, device
 
-    def __init__(self, dataset: Any, config: Any, checkpoint: Any, autosave_path: Path | None,
-                 emit_interval: float = 0.05, low_priority: bool = False, runs_store: Path | None = None,
-                 tensorboard_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        config: Any,
+        checkpoint: Any,
+        autosave_path: Path | None,
+        emit_interval: float = 0.05,
+        low_priority: bool = False,
+        runs_store: Path | None = None,
+        tensorboard_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         from engine.events import TrainingControl
 
@@ -263,8 +274,9 @@ class TrainingWorker(Worker):
         from engine.training import Trainer
 
         if self.checkpoint is not None:  # the panel's epochs are "more epochs" when continuing
-            return resume_trainer(self.checkpoint, self.dataset, more_epochs=self.config.epochs,
-                                  device=self.config.device)
+            return resume_trainer(
+                self.checkpoint, self.dataset, more_epochs=self.config.epochs, device=self.config.device
+            )
         return Trainer(self.config, self.dataset)
 
     def work(self) -> None:
@@ -275,11 +287,15 @@ class TrainingWorker(Worker):
         trainer = self._make_trainer()
         if self.control.stopped:
             return
-        self.started_training.emit({
-            "config": trainer.config, "steps_per_epoch": trainer.steps_per_epoch,
-            "epochs_done": trainer.epochs_done, "history": trainer.history.to_dict(),
-            "device": str(trainer.device),
-        })
+        self.started_training.emit(
+            {
+                "config": trainer.config,
+                "steps_per_epoch": trainer.steps_per_epoch,
+                "epochs_done": trainer.epochs_done,
+                "history": trainer.history.to_dict(),
+                "device": str(trainer.device),
+            }
+        )
 
         def flush() -> None:
             if self._pending:
@@ -328,9 +344,15 @@ class TrainingWorker(Worker):
 
         sinks: list[Any] = []
         if self.runs_store is not None:
-            sinks.append(RunRecorder.for_trainer(self.runs_store, trainer, "app",
-                                                 [self.autosave_path] if self.autosave_path else [],
-                                                 warn=self.notice.emit))
+            sinks.append(
+                RunRecorder.for_trainer(
+                    self.runs_store,
+                    trainer,
+                    "app",
+                    [self.autosave_path] if self.autosave_path else [],
+                    warn=self.notice.emit,
+                )
+            )
         if self.tensorboard_dir is not None:
             from engine.tensorboard import ScalarWriter
 
@@ -467,9 +489,16 @@ class EvaluationWorker(Worker):
 
         model = self.model.to(self.device)
         try:
-            result = evaluate(model, self.split, self.normalization, self.device, batch_size=500,
-                              num_classes=self.num_classes, progress=self.progress.emit,
-                              cancelled=self.is_cancelled)
+            result = evaluate(
+                model,
+                self.split,
+                self.normalization,
+                self.device,
+                batch_size=500,
+                num_classes=self.num_classes,
+                progress=self.progress.emit,
+                cancelled=self.is_cancelled,
+            )
         except InterruptedError:
             return
         self.result.emit(result)

@@ -79,9 +79,14 @@ def window(qtbot, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     win.evaluation.shutdown()
 
     def busy() -> list[str]:
-        jobs = {"training": win.session.running, "loading data": win.loader.loading, "warm-up": win.warm_up.running,
-                "opening": win.document.opening.running, "teaching": win.teacher.running,
-                "reading runs": win.runs_view.busy}
+        jobs = {
+            "training": win.session.running,
+            "loading data": win.loader.loading,
+            "warm-up": win.warm_up.running,
+            "opening": win.document.opening.running,
+            "teaching": win.teacher.running,
+            "reading runs": win.runs_view.busy,
+        }
         return [name for name, running in jobs.items() if running]
 
     try:

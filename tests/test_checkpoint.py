@@ -111,8 +111,12 @@ def test_tensors_from_another_device_are_mapped_to_cpu(trained: Path, tmp_path: 
     """Whatever device a checkpoint was saved from, everything it loads lives on the CPU."""
     loaded = ckpt.load(trained)
     assert all(t.device.type == "cpu" for t in loaded.model.state_dict().values())
-    assert all(t.device.type == "cpu" for s in loaded.optimizer_state["state"].values() for t in s.values()
-               if isinstance(t, torch.Tensor))
+    assert all(
+        t.device.type == "cpu"
+        for s in loaded.optimizer_state["state"].values()
+        for t in s.values()
+        if isinstance(t, torch.Tensor)
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -149,8 +153,10 @@ def test_optimiser_state_saved_in_another_memory_layout_resumes_exactly(tiny_dat
     payload = ckpt.trainer_payload(trainer)
     moments = [s["exp_avg"] for s in payload["optimizer_state"]["state"].values() if s["exp_avg"].dim() == 4]
     assert any(not m.is_contiguous() for m in moments)  # conv2's are channels-last on this CPU run
-    resumed = [ckpt.resume_trainer(ckpt.from_payload(p), tiny_dataset, more_epochs=1, device="cpu")
-               for p in (payload, _moments_in_default_layout(payload))]
+    resumed = [
+        ckpt.resume_trainer(ckpt.from_payload(p), tiny_dataset, more_epochs=1, device="cpu")
+        for p in (payload, _moments_in_default_layout(payload))
+    ]
     for trainer in resumed:
         trainer.run()
     same_layout, other_layout = (t.model.state_dict() for t in resumed)
@@ -163,8 +169,9 @@ def test_cpu_checkpoint_resumes_on_cuda_with_its_moments_in_the_weights_layout(t
     """The other way round: channels-last moments from the CPU, default-layout weights on CUDA."""
     trainer = Trainer(replace(CONFIG, epochs=1), tiny_dataset)
     trainer.run()
-    resumed = ckpt.resume_trainer(ckpt.from_payload(ckpt.trainer_payload(trainer)), tiny_dataset, more_epochs=1,
-                                  device="cuda")
+    resumed = ckpt.resume_trainer(
+        ckpt.from_payload(ckpt.trainer_payload(trainer)), tiny_dataset, more_epochs=1, device="cuda"
+    )
     for param in resumed.model.parameters():
         for value in resumed.optimizer.state[param].values():
             if isinstance(value, torch.Tensor) and value.shape == param.shape:
@@ -174,6 +181,7 @@ def test_cpu_checkpoint_resumes_on_cuda_with_its_moments_in_the_weights_layout(t
 
 # --------------------------------------------------------------------------------------------- bad files
 
+
 def test_truncated_file(trained: Path, tmp_path: Path) -> None:
     path = tmp_path / "t.pt"
     path.write_bytes(trained.read_bytes()[: trained.stat().st_size // 2])
@@ -181,15 +189,20 @@ def test_truncated_file(trained: Path, tmp_path: Path) -> None:
         ckpt.load(path)
 
 
-@pytest.mark.parametrize(("fmt", "name", "kind"), [("torchscript", "model.pt", "TorchScript program"),
-                                                   ("pt2", "model.pt2", "torch.export program")])
+@pytest.mark.parametrize(
+    ("fmt", "name", "kind"),
+    [("torchscript", "model.pt", "TorchScript program"), ("pt2", "model.pt2", "torch.export program")],
+)
 def test_an_exported_program_is_named_as_such(trained: Path, tmp_path: Path, fmt: str, name: str, kind: str) -> None:
     """An export opened as a checkpoint had been called "corrupt or truncated"."""
     from engine.export import export
 
     path = export(ckpt.load(trained), fmt, tmp_path / name)
-    with pytest.raises(CheckpointError, match=rf"{name}: a {kind} exported for other programs to run, not a "
-                                              "checkpoint; open the checkpoint it was exported from"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"{name}: a {kind} exported for other programs to run, not a "
+        "checkpoint; open the checkpoint it was exported from",
+    ):
         ckpt.load(path)
 
 
@@ -297,13 +310,15 @@ def test_checkpoint_zip_is_a_torch_archive(trained: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- resume
 
+
 def _weights(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "step"])
-def test_resume_gives_the_same_weights_as_training_straight_through(tiny_dataset, tmp_path: Path,
-                                                                     schedule: str) -> None:
+def test_resume_gives_the_same_weights_as_training_straight_through(
+    tiny_dataset, tmp_path: Path, schedule: str
+) -> None:
     config = replace(CONFIG, epochs=3, augment=True, schedule=schedule, model="digitnet")
     straight = Trainer(config, tiny_dataset)
     straight.run()

@@ -22,8 +22,14 @@ FAST = ["--model", "lenet", "--batch-size", "32", "--device", "cpu", "--quiet"]
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
@@ -55,8 +61,19 @@ def test_train_json_summary(tiny_data: Path, trained: Path) -> None:
 
 def test_resume_continues_epochs_and_history(tiny_data: Path, trained: Path, tmp_path: Path) -> None:
     out = tmp_path / "b.pt"
-    result = run("train", "--resume", str(trained), "--epochs", "1", "--out", str(out), "--json",
-                 "--data", str(tiny_data), "--quiet")
+    result = run(
+        "train",
+        "--resume",
+        str(trained),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+        "--data",
+        str(tiny_data),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2
     payload = torch.load(out, weights_only=True)
@@ -81,8 +98,12 @@ def test_truncated_images_file(tiny_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["--model", "alexnet"], "invalid choice: 'alexnet'"), (["--device", "cuda:7"], "device 'cuda:7'"),
-     (["--epochs", "0"], "must be at least 1"), (["--lr", "abc"], "expected a number")],
+    [
+        (["--model", "alexnet"], "invalid choice: 'alexnet'"),
+        (["--device", "cuda:7"], "device 'cuda:7'"),
+        (["--epochs", "0"], "must be at least 1"),
+        (["--lr", "abc"], "expected a number"),
+    ],
 )
 def test_bad_flags(tiny_data: Path, args: list[str], needle: str) -> None:
     assert_one_line_error(run("train", "--data", str(tiny_data), *args), needle)
@@ -108,13 +129,15 @@ def test_evaluate_json(tiny_data: Path, trained: Path) -> None:
     assert report["accuracy"] == pytest.approx(np.trace(matrix) / 100)
 
 
-def test_evaluate_report_shows_the_confusion_matrix_and_writes_the_csv(tiny_data: Path, trained: Path,
-                                                                        tmp_path: Path) -> None:
+def test_evaluate_report_shows_the_confusion_matrix_and_writes_the_csv(
+    tiny_data: Path, trained: Path, tmp_path: Path
+) -> None:
     from engine.evaluation import read_csv
 
     table = tmp_path / "eval.csv"
-    result = run("evaluate", "--checkpoint", str(trained), "--data", str(tiny_data), "--device", "cpu",
-                 "--csv", str(table))
+    result = run(
+        "evaluate", "--checkpoint", str(trained), "--data", str(tiny_data), "--device", "cpu", "--csv", str(table)
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     start = lines.index("confusion matrix (rows: true class, columns: predicted):")
@@ -166,8 +189,18 @@ def test_devices_says_whether_lenets_cpu_kernel_is_in_use_and_why_not() -> None:
     assert "LeNet's fused CPU kernel: not in use: false could not build lenet_features.c" in broken.stdout
 
 
-@pytest.mark.parametrize("name, fmt", [("m.pt2", "pt2"), ("m.PT2", "pt2"), ("m.onnx", "onnx"), ("m.pt", "torchscript"),
-                                       ("m.torchscript.pt", "torchscript"), ("m", "pt2"), ("m.bin", "pt2")])
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("m.pt2", "pt2"),
+        ("m.PT2", "pt2"),
+        ("m.onnx", "onnx"),
+        ("m.pt", "torchscript"),
+        ("m.torchscript.pt", "torchscript"),
+        ("m", "pt2"),
+        ("m.bin", "pt2"),
+    ],
+)
 def test_export_format_follows_the_file_suffix(name: str, fmt: str) -> None:
     from engine.export import format_for_path
 
@@ -263,8 +296,15 @@ def test_evaluate_on_a_data_set_of_other_classes_is_refused(trained: Path, tmp_p
 
 
 def test_evaluate_csv_into_a_missing_folder_is_refused_before_evaluating(trained: Path, tmp_path: Path) -> None:
-    result = run("evaluate", "--checkpoint", str(trained), "--data", str(tmp_path / "no-data"),
-                 "--csv", str(tmp_path / "gone" / "eval.csv"))
+    result = run(
+        "evaluate",
+        "--checkpoint",
+        str(trained),
+        "--data",
+        str(tmp_path / "no-data"),
+        "--csv",
+        str(tmp_path / "gone" / "eval.csv"),
+    )
     assert_one_line_error(result, "cannot write", "gone", "does not exist")  # not the missing data folder
 
 
@@ -295,7 +335,8 @@ def test_train_summary_line_says_where_the_checkpoint_is(tiny_data: Path, tmp_pa
 
 
 def test_resume_of_a_checkpoint_from_a_device_this_computer_lacks_continues_on_one_it_has(
-        tiny_data: Path, trained: Path, tmp_path: Path) -> None:
+    tiny_data: Path, trained: Path, tmp_path: Path
+) -> None:
     """A model trained on a GPU server continues on a laptop without --device, and says so."""
     from engine import checkpoint as ckpt
 
@@ -306,12 +347,26 @@ def test_resume_of_a_checkpoint_from_a_device_this_computer_lacks_continues_on_o
     assert result.returncode == 0, result.stderr
     assert "gpu.pt trained on cuda:7, which this computer does not have; it continues on" in result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["epochs"] == 2
-    assert_one_line_error(run("train", "--resume", str(gpu_trained), "--epochs", "1", "--device", "cuda:7",
-                              "--data", str(tiny_data), "--quiet"), "device 'cuda:7' is not available")
+    assert_one_line_error(
+        run(
+            "train",
+            "--resume",
+            str(gpu_trained),
+            "--epochs",
+            "1",
+            "--device",
+            "cuda:7",
+            "--data",
+            str(tiny_data),
+            "--quiet",
+        ),
+        "device 'cuda:7' is not available",
+    )
 
 
-def test_a_checkpoint_finds_the_folder_it_was_trained_from_without_data(tiny_data: Path, trained: Path,
-                                                                        tmp_path: Path) -> None:
+def test_a_checkpoint_finds_the_folder_it_was_trained_from_without_data(
+    tiny_data: Path, trained: Path, tmp_path: Path
+) -> None:
     """No --data, no $DIGIT_STUDIO_DATA, an empty cache: the folder recorded in the checkpoint serves."""
     result = run("evaluate", "--checkpoint", str(trained), "--json")
     assert result.returncode == 0, result.stderr

@@ -180,8 +180,9 @@ def _gzip_header_only(path: Path, count: int, body: bytes = b"") -> Path:
     return path
 
 
-def test_a_gzip_header_announcing_more_than_the_file_can_hold_is_refused_before_inflating(tmp_path: Path,
-                                                                                          monkeypatch) -> None:
+def test_a_gzip_header_announcing_more_than_the_file_can_hold_is_refused_before_inflating(
+    tmp_path: Path, monkeypatch
+) -> None:
     path = _gzip_header_only(tmp_path / "train-images-idx3-ubyte.gz", 400_000, bytes(10_000))
     monkeypatch.setattr(data.np, "empty", lambda *a, **k: pytest.fail("allocated the announced body"))
     with pytest.raises(DataError, match=r"header announces 400000 images .* can hold at most"):

@@ -33,11 +33,14 @@ def test_copy_to_the_same_device_keeps_the_tensor() -> None:
     assert copy_to(tensor, torch.device("cpu")) is tensor
 
 
-@pytest.mark.parametrize(("name", "problem"), [
-    ("tpu", "unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
-    ("cuda:x", "unknown device 'cuda:x'"),
-    ("cuda:97", "device 'cuda:97' is not available on this computer"),
-])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("tpu", "unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"),
+        ("cuda:x", "unknown device 'cuda:x'"),
+        ("cuda:97", "device 'cuda:97' is not available on this computer"),
+    ],
+)
 def test_a_device_name_that_cannot_be_used_says_whether_it_is_unknown_or_absent(name: str, problem: str) -> None:
     with pytest.raises(DeviceError, match=problem) as error:
         resolve_device(name)
@@ -59,8 +62,11 @@ def two_gpus_and_mps(monkeypatch):
     names = ["NVIDIA H200", "NVIDIA H100 80GB HBM3"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda index: SimpleNamespace(name=names[index], total_memory=(140, 80)[index] * 2**30))
+    monkeypatch.setattr(
+        torch.cuda,
+        "get_device_properties",
+        lambda index: SimpleNamespace(name=names[index], total_memory=(140, 80)[index] * 2**30),
+    )
     monkeypatch.setattr(engine.devices, "_mps_works", lambda: True)
     engine.devices.list_devices.cache_clear()
     yield
@@ -71,8 +77,11 @@ def test_every_gpu_is_offered_by_name_and_auto_prefers_the_first_cuda_one(two_gp
     from engine.devices import best_device, list_devices
 
     assert [(d.name, d.description) for d in list_devices()] == [
-        ("cpu", list_devices()[0].description), ("cuda:0", "NVIDIA H200 (140 GiB)"),
-        ("cuda:1", "NVIDIA H100 80GB HBM3 (80 GiB)"), ("mps", "Apple GPU (MPS)")]
+        ("cpu", list_devices()[0].description),
+        ("cuda:0", "NVIDIA H200 (140 GiB)"),
+        ("cuda:1", "NVIDIA H100 80GB HBM3 (80 GiB)"),
+        ("mps", "Apple GPU (MPS)"),
+    ]
     assert best_device() == "cuda:0"
     assert resolve_device("cuda") == resolve_device("auto") == torch.device("cuda:0")
     assert resolve_device("CUDA:1") == torch.device("cuda:1") and resolve_device("mps") == torch.device("mps")

@@ -23,9 +23,24 @@ LENET = ["--model", "lenet", "--device", "cpu", "--quiet", "--epochs", "1", "--a
 
 
 def torchrun(processes: int, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
-                           "--master-port", str(_free_port()), str(ROOT / "main.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            str(processes),
+            "--master-port",
+            str(_free_port()),
+            str(ROOT / "main.py"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def _free_port() -> int:
@@ -43,8 +58,9 @@ def test_a_world_shares_each_range_evenly() -> None:
 def test_two_processes_learn_what_one_learns_with_the_doubled_batch(tiny_data: Path, tmp_path: Path) -> None:
     runs = {"DIGIT_STUDIO_RUNS": str(tmp_path / "runs")}
     shared, single = tmp_path / "two.pt", tmp_path / "one.pt"
-    result = torchrun(2, "train", "--data", str(tiny_data), "--batch-size", "32", "--out", str(shared), "--json",
-                      *LENET, env=runs)
+    result = torchrun(
+        2, "train", "--data", str(tiny_data), "--batch-size", "32", "--out", str(shared), "--json", *LENET, env=runs
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["world_size"] == 2 and summary["batch_size"] == 32 and summary["global_batch_size"] == 64
@@ -59,23 +75,37 @@ def test_two_processes_learn_what_one_learns_with_the_doubled_batch(tiny_data: P
     (record,) = list_runs(tmp_path / "runs")
     assert record.status == "finished" and record.epochs_done == 1
 
-    resumed = run("train", "--resume", str(shared), "--epochs", "1", "--out", str(tmp_path / "more.pt"), "--json",
-                  "--quiet", "--no-record")
+    resumed = run(
+        "train",
+        "--resume",
+        str(shared),
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "more.pt"),
+        "--json",
+        "--quiet",
+        "--no-record",
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["epochs"] == 2
 
 
 def _as_rank(rank: int, size: int) -> dict:
-    return {"RANK": str(rank), "WORLD_SIZE": str(size), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(_free_port())}
+    return {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(size),
+        "LOCAL_RANK": str(rank),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+    }
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a computer without CUDA")
 def test_bad_distributed_settings_are_one_line_errors(tiny_data: Path) -> None:
     nccl = run("train", "--data", str(tiny_data), "--dist-backend", "nccl", *LENET, env=_as_rank(0, 1))
     assert_one_line_error(nccl, "nccl", "CUDA")
-    gpus = run("train", "--data", str(tiny_data), "--model", "lenet", "--device", "cuda", "--quiet",
-               env=_as_rank(0, 1))
+    gpus = run("train", "--data", str(tiny_data), "--model", "lenet", "--device", "cuda", "--quiet", env=_as_rank(0, 1))
     assert_one_line_error(gpus, "cuda", "no CUDA GPU")
 
 
@@ -133,8 +163,16 @@ def _our_lines(stderr: str) -> list[str]:
 
 def test_a_failure_one_process_knows_is_one_message_from_it(tiny_data: Path, tmp_path: Path) -> None:
     shared = tmp_path / "a.pt"
-    first = torchrun(2, "train", "--data", str(tiny_data), "--out", str(shared), *LENET,
-                     env={"DIGIT_STUDIO_RUNS": str(tmp_path / "runs")})
+    first = torchrun(
+        2,
+        "train",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(shared),
+        *LENET,
+        env={"DIGIT_STUDIO_RUNS": str(tmp_path / "runs")},
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     before = shared.read_bytes()
     again = torchrun(2, "train", "--resume", str(shared), "--out", str(shared), "--epochs", "1", "--quiet")
@@ -152,10 +190,28 @@ def test_a_killed_peer_is_one_message_from_a_survivor(tiny_data: Path, tmp_path:
 
     store = tmp_path / "runs"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-         str(ROOT / "main.py"), "train", "--data", str(tiny_data), *LENET[:-3], "--epochs", "500"],
-        cwd=ROOT, env={**os.environ, "DIGIT_STUDIO_RUNS": str(store)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(_free_port()),
+            str(ROOT / "main.py"),
+            "train",
+            "--data",
+            str(tiny_data),
+            *LENET[:-3],
+            "--epochs",
+            "500",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DIGIT_STUDIO_RUNS": str(store)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(store.glob("*/steps.csv")) and time.monotonic() < deadline:  # training has begun

@@ -25,8 +25,9 @@ def _md5(b: bytes) -> str:
 
 def test_download_reports_progress_and_lands_atomically(server: str, tmp_path: Path) -> None:
     seen: list[tuple[int, int | None]] = []
-    path = download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path,
-                         progress=lambda d, t: seen.append((d, t)))
+    path = download_file(
+        RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path, progress=lambda d, t: seen.append((d, t))
+    )
     assert path.read_bytes() == PAYLOAD
     assert not (tmp_path / "good.bin.part").exists()
     assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
@@ -100,6 +101,5 @@ def test_a_server_that_sends_for_too_long_is_cut_off(server: str, tmp_path: Path
     import time
 
     with pytest.raises(DownloadError, match="still sending after"):
-        download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path,
-                      deadline=time.monotonic() - 1)
+        download_file(RemoteFile("good.bin", _md5(PAYLOAD)), [server + "m/"], tmp_path, deadline=time.monotonic() - 1)
     assert list(tmp_path.iterdir()) == []

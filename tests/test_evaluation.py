@@ -15,8 +15,9 @@ def result_of(labels: list[int], predictions: list[int], confidence: list[float]
     totals = matrix.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_class = np.where(totals > 0, np.diag(matrix) / totals, np.nan)
-    return EvaluationResult(float((labels_np == predictions_np).mean()), 0.5, per_class, matrix, predictions_np,
-                            probabilities, labels_np)
+    return EvaluationResult(
+        float((labels_np == predictions_np).mean()), 0.5, per_class, matrix, predictions_np, probabilities, labels_np
+    )
 
 
 # sample:      0    1    2    3    4    5    6    7

@@ -22,8 +22,26 @@ from engine.errors import CheckpointError, ImageError
 from engine.images import load_image
 from engine.training import Trainer
 
-ODD_VALUES: list[Any] = [None, 0, -1, 2**70, 1.5, math.nan, math.inf, "", "x" * 50, [], [1, "a"], {}, {"a": 1},
-                         (1, 2), True, torch.zeros(3), torch.full((2, 2), math.nan), b"bytes"]
+ODD_VALUES: list[Any] = [
+    None,
+    0,
+    -1,
+    2**70,
+    1.5,
+    math.nan,
+    math.inf,
+    "",
+    "x" * 50,
+    [],
+    [1, "a"],
+    {},
+    {"a": 1},
+    (1, 2),
+    True,
+    torch.zeros(3),
+    torch.full((2, 2), math.nan),
+    b"bytes",
+]
 
 
 @pytest.fixture(scope="module")

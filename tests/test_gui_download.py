@@ -61,13 +61,20 @@ def test_offline_the_full_set_falls_back_to_the_built_in_sample(window, qtbot, m
     window.training_panel.model_combo.setCurrentIndex(window.training_panel.model_combo.findData("lenet"))
     qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: bool(window.dialogs.informed), timeout=30000)
-    assert "no network connection" in window.dialogs.informed[-1] and str(data.cache_dir() / "mnist") in window.dialogs.informed[-1]
+    assert (
+        "no network connection" in window.dialogs.informed[-1]
+        and str(data.cache_dir() / "mnist") in window.dialogs.informed[-1]
+    )
     assert "MNIST sample" in window.dialogs.informed[-1] and "Open folder" in window.dialogs.informed[-1]
     assert window.training_panel.dataset_choice() == ("mnist-sample", None)
     with qtbot.waitSignal(window.training_steps, timeout=30000):
         pass
     window.session.stop(wait=True)
-    assert not window.dialogs.errors and window.loader.chosen().name == "mnist-sample" and len(window.loader.chosen().train) == 10_000
+    assert (
+        not window.dialogs.errors
+        and window.loader.chosen().name == "mnist-sample"
+        and len(window.loader.chosen().train) == 10_000
+    )
 
 
 def test_the_command_line_falls_back_to_the_sample_offline_with_a_note(monkeypatch, capsys):
@@ -88,8 +95,9 @@ def test_data_set_line_says_before_training_where_the_data_will_come_from(window
     assert status.text() == f"Found in {tiny_data}\nloaded when training starts"
     monkeypatch.delenv("DIGIT_STUDIO_DATA")
     panel.dataset_combo.setCurrentIndex(panel.dataset_combo.findData("fashion-mnist"))
-    assert status.text() == (f"Not on this computer yet: downloaded into {data.cache_dir() / 'fashion-mnist'} "
-                             "when training starts")
+    assert status.text() == (
+        f"Not on this computer yet: downloaded into {data.cache_dir() / 'fashion-mnist'} when training starts"
+    )
     panel.add_folder(str(tiny_data))
     assert status.text() == f"Loaded from {tiny_data} when training starts"
     assert window.loader.datasets == {}  # describing a choice loads nothing

@@ -70,8 +70,7 @@ def test_confusion_matrix_shows_the_engine_counts_and_cells_fill_the_gallery(win
     assert "Accuracy" in view.summary.text()
     # clicking an image sends it to the recognition panel
     item = view.gallery.item(0)
-    qtbot.mouseClick(view.gallery.viewport(), Qt.MouseButton.LeftButton,
-                     pos=view.gallery.visualItemRect(item).center())
+    qtbot.mouseClick(view.gallery.viewport(), Qt.MouseButton.LeftButton, pos=view.gallery.visualItemRect(item).center())
     assert not window.recognition.canvas.is_empty() and window.recognition.last_prediction is not None
 
 
@@ -133,7 +132,8 @@ def test_csv_export_round_trips(window, qtbot, scripted, tmp_path) -> None:
 
 
 def test_exports_remember_their_folder_and_a_failing_one_says_why_and_keeps_the_old_file(
-        window, qtbot, scripted, tmp_path, monkeypatch) -> None:
+    window, qtbot, scripted, tmp_path, monkeypatch
+) -> None:
     from PySide6.QtWidgets import QFileDialog
 
     window.set_predictor(scripted[0])
@@ -200,8 +200,10 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
 
     data = tmp_path / "data"
     write_dataset(data / "mnist")
-    trainer = Trainer(TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"),
-                      load_folder(write_dataset(data / "fashion-mnist", seed=3)))
+    trainer = Trainer(
+        TrainConfig(model="lenet", epochs=1, batch_size=64, device="cpu"),
+        load_folder(write_dataset(data / "fashion-mnist", seed=3)),
+    )
     trainer.run()
     path = ckpt.save(ckpt.trainer_payload(trainer), tmp_path / "clothes.pt")
     monkeypatch.setenv("DIGIT_STUDIO_DATA", str(data))

@@ -70,13 +70,16 @@ def test_the_window_warms_up_in_the_background_then_freezes_start_up_objects(win
     assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
-@pytest.mark.parametrize("counts, due", [
-    ((700, 10, 10), None),  # at the thresholds, not past them
-    ((701, 0, 0), 0),
-    ((701, 11, 0), 1),  # the oldest generation due is collected, with the younger ones
-    ((0, 11, 11), 2),
-    ((0, 0, 11), 2),
-])
+@pytest.mark.parametrize(
+    "counts, due",
+    [
+        ((700, 10, 10), None),  # at the thresholds, not past them
+        ((701, 0, 0), 0),
+        ((701, 11, 0), 1),  # the oldest generation due is collected, with the younger ones
+        ((0, 11, 11), 2),
+        ((0, 0, 11), 2),
+    ],
+)
 def test_the_oldest_generation_past_its_threshold_is_due(counts, due) -> None:
     assert generation_due(counts, (700, 10, 10)) == due
 

@@ -29,8 +29,11 @@ def _bundled_with(change) -> bytes:
 def test_a_checkpoint_opens_on_a_worker_while_the_window_stays_live(qtbot, window, tmp_path: Path) -> None:
     steps = list(range(1, 250_001))
     path = tmp_path / "long.pt"
-    path.write_bytes(_bundled_with(lambda p: p.__setitem__("history", {**p["history"], "steps": steps,
-                                                                        "losses": [1.0 / s for s in steps]})))
+    path.write_bytes(
+        _bundled_with(
+            lambda p: p.__setitem__("history", {**p["history"], "steps": steps, "losses": [1.0 / s for s in steps]})
+        )
+    )
     with qtbot.waitSignal(window.checkpoint_opened, timeout=60000) as opened:
         assert window.document.open(path)
         assert window.document.opening.running  # read and checked off the GUI thread
@@ -45,8 +48,10 @@ def test_a_checkpoint_that_would_crash_training_is_refused_and_the_model_kept(qt
         if state:
             state["state"][0]["exp_avg"] = state["state"][0]["exp_avg"].flatten()[:3]
         else:  # the bundled model ships without optimiser state: give it one that does not fit
-            payload["optimizer_state"] = {"state": {0: {"exp_avg": torch.zeros(3), "step": torch.tensor(1.0)}},
-                                          "param_groups": [{"lr": 0.1, "params": [0]}]}
+            payload["optimizer_state"] = {
+                "state": {0: {"exp_avg": torch.zeros(3), "step": torch.tensor(1.0)}},
+                "param_groups": [{"lr": 0.1, "params": [0]}],
+            }
 
     before = window.recognition.predictor
     path = tmp_path / "crafted.pt"
@@ -68,8 +73,9 @@ def test_bad_images_are_reported_at_the_canvas(window, tmp_path: Path) -> None:
     assert "megapixels" in messages[0] and "not an image in a format" in messages[1]
 
 
-def test_no_save_or_export_replaces_a_file_the_app_reads(qtbot, window, tiny_data: Path, tmp_path: Path,
-                                                          monkeypatch) -> None:
+def test_no_save_or_export_replaces_a_file_the_app_reads(
+    qtbot, window, tiny_data: Path, tmp_path: Path, monkeypatch
+) -> None:
     from PySide6.QtWidgets import QFileDialog
 
     data = Path(shutil.copytree(tiny_data, tmp_path / "mnist"))

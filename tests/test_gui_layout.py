@@ -34,11 +34,14 @@ def test_long_names_do_not_widen_the_window(window, qtbot) -> None:
     assert window.minimumSizeHint().width() <= before
 
 
-@pytest.mark.parametrize(("available", "expected"), [
-    (QSize(2560, 1400), DEFAULT_SIZE),  # a large screen: the designed size
-    (QSize(1366, 728), QSize(1350, 680)),  # a laptop: the screen less the frame
-    (QSize(800, 560), QSize(1100, 600)),  # smaller than the window can be: its minimum
-])
+@pytest.mark.parametrize(
+    ("available", "expected"),
+    [
+        (QSize(2560, 1400), DEFAULT_SIZE),  # a large screen: the designed size
+        (QSize(1366, 728), QSize(1350, 680)),  # a laptop: the screen less the frame
+        (QSize(800, 560), QSize(1100, 600)),  # smaller than the window can be: its minimum
+    ],
+)
 def test_first_launch_size_fits_the_screen(available: QSize, expected: QSize) -> None:
     assert fitted_size(DEFAULT_SIZE, QSize(1100, 600), available) == expected
 

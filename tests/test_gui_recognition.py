@@ -18,8 +18,7 @@ from tests.gui_helpers import drag, open_checkpoint
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.exists(), reason="bundled model not built")
 
 ONE = [(0.5, 0.15 + 0.07 * i) for i in range(11)]
-ZERO = [(0.5 + 0.22 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.33 * math.cos(t / 24 * 2 * math.pi))
-        for t in range(25)]
+ZERO = [(0.5 + 0.22 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.33 * math.cos(t / 24 * 2 * math.pi)) for t in range(25)]
 
 
 @pytest.fixture
@@ -55,17 +54,27 @@ def test_prediction_updates_during_a_stroke(panel, qtbot) -> None:
     canvas = panel.canvas
     side = min(canvas.width(), canvas.height())
     ox, oy = (canvas.width() - side) // 2, (canvas.height() - side) // 2
-    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     QPoint(ox + side // 2, oy + side // 6))
+    QTest.mousePress(
+        canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(ox + side // 2, oy + side // 6)
+    )
     for i in range(1, 12):
         point = QPointF(ox + side / 2, oy + side / 6 + i * side / 16)
-        QApplication.sendEvent(canvas, QMouseEvent(QEvent.Type.MouseMove, point, canvas.mapToGlobal(point),
-                                                   Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton,
-                                                   Qt.KeyboardModifier.NoModifier))
+        QApplication.sendEvent(
+            canvas,
+            QMouseEvent(
+                QEvent.Type.MouseMove,
+                point,
+                canvas.mapToGlobal(point),
+                Qt.MouseButton.NoButton,
+                Qt.MouseButton.LeftButton,
+                Qt.KeyboardModifier.NoModifier,
+            ),
+        )
     qtbot.waitUntil(lambda: len(predictions) > 0, timeout=2000)  # before the button is released
     assert predictions[-1].label == 1
-    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                       QPoint(ox + side // 2, oy + side * 5 // 6))
+    QTest.mouseRelease(
+        canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(ox + side // 2, oy + side * 5 // 6)
+    )
 
 
 def test_clear_empties_the_prediction(panel, qtbot) -> None:
@@ -280,4 +289,4 @@ def test_strokes_decide_which_ink_is_one_digit_on_the_wide_canvas(panel, qtbot) 
     drag(panel.canvas, [(1.25, 0.15), (1.05, 0.6), (1.4, 0.6)])  # a 4 of two strokes, apart
     drag(panel.canvas, [(1.3, 0.35), (1.3, 0.88)])
     assert panel.last_reading.text == "104"
-    assert panel.canvas.to_array()[140, round(0.45 * 280) + 8: round(0.49 * 280)].min() < 128  # the inks touch
+    assert panel.canvas.to_array()[140, round(0.45 * 280) + 8 : round(0.49 * 280)].min() < 128  # the inks touch

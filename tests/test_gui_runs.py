@@ -70,7 +70,9 @@ def test_runs_are_recorded_compared_and_exported(window, qtbot, tmp_path: Path) 
     autosave, kept = map(Path, chosen.checkpoints)
     assert autosave.is_file() and kept == tmp_path / "kept.pt"
     qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)  # its newest checkpoint
-    qtbot.waitUntil(lambda: window.document.model.file is not None and Path(window.document.model.file) == kept, timeout=10000)
+    qtbot.waitUntil(
+        lambda: window.document.model.file is not None and Path(window.document.model.file) == kept, timeout=10000
+    )
     with qtbot.waitSignal(view.refreshed, timeout=10000):
         qtbot.mouseClick(view.delete_button, Qt.MouseButton.LeftButton)  # confirmed (the fixture answers yes)
     assert view.table.rowCount() == 2 and not autosave.exists() and kept.exists()  # the user's own file stays
@@ -91,10 +93,16 @@ def test_the_store_is_read_off_the_gui_thread_and_a_fifo_record_is_listed_as_dam
     threads: list[str] = []
     list_runs, read_curves = gui.runs_view.list_runs, gui.runs_view.read_curves
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(gui.runs_view, "list_runs", lambda store: threads.append(threading.current_thread().name)
-                      or list_runs(store))
-        patch.setattr(gui.runs_view, "read_curves", lambda run: threads.append(threading.current_thread().name)
-                      or read_curves(run))
+        patch.setattr(
+            gui.runs_view,
+            "list_runs",
+            lambda store: threads.append(threading.current_thread().name) or list_runs(store),
+        )
+        patch.setattr(
+            gui.runs_view,
+            "read_curves",
+            lambda run: threads.append(threading.current_thread().name) or read_curves(run),
+        )
         with qtbot.waitSignal(view.refreshed, timeout=10000):
             window.tabs.setCurrentWidget(view)
         assert view.table.rowCount() == 2 and "1 damaged" in view.summary.text()

@@ -23,15 +23,23 @@ def test_the_main_window_is_small() -> None:
 
 def test_settings_are_read_and_written_only_by_the_settings_module() -> None:
     reads_or_writes = re.compile(r"\.(setValue|value)\(\s*[\"']|QSettings\(\s*[\"']")
-    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "gui").glob("*.py")
-                 if path.name != "settings.py" and reads_or_writes.search(path.read_text(encoding="utf-8"))]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "gui").glob("*.py")
+        if path.name != "settings.py" and reads_or_writes.search(path.read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
 def test_no_test_patches_or_calls_the_windows_private_methods() -> None:
     private = re.compile(r"\b(window|win|again)\._[a-z]\w*|setattr\((window|win|again),")
-    offenders = [f"{path.name}:{number}" for path in (ROOT / "tests").glob("test_*.py") if path.name != Path(__file__).name
-                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if private.search(line)]
+    offenders = [
+        f"{path.name}:{number}"
+        for path in (ROOT / "tests").glob("test_*.py")
+        if path.name != Path(__file__).name
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if private.search(line)
+    ]
     assert offenders == []
 
 

@@ -36,9 +36,17 @@ def _collect_steps(window) -> list[StepEvent]:
 
 
 def test_every_interactive_widget_has_its_object_name(window) -> None:
-    for cls, name in [(QComboBox, "datasetCombo"), (QComboBox, "modelCombo"), (QSpinBox, "epochsSpin"),
-                      (QSpinBox, "batchSizeSpin"), (QComboBox, "deviceCombo"), (QPushButton, "trainButton"),
-                      (QPushButton, "pauseButton"), (QPushButton, "stopButton"), (QProgressBar, "trainingProgress")]:
+    for cls, name in [
+        (QComboBox, "datasetCombo"),
+        (QComboBox, "modelCombo"),
+        (QSpinBox, "epochsSpin"),
+        (QSpinBox, "batchSizeSpin"),
+        (QComboBox, "deviceCombo"),
+        (QPushButton, "trainButton"),
+        (QPushButton, "pauseButton"),
+        (QPushButton, "stopButton"),
+        (QProgressBar, "trainingProgress"),
+    ]:
         _widget(window, cls, name)
     assert window.findChild(object, "lossPlot") is not None and window.findChild(object, "accuracyPlot") is not None
     assert window.findChild(object, "learningRateSpin") is not None
@@ -57,8 +65,9 @@ def test_device_combo_lists_exactly_what_the_engine_finds(window) -> None:
     assert [combo.itemData(i) for i in range(combo.count())] == [d.name for d in list_devices()]
 
 
-@pytest.mark.parametrize(("saved", "chosen"), [(None, "cuda:0"), ("cpu", "cpu"), ("cuda:1", "cuda:1"),
-                                              ("cuda:5", "cuda:0")])
+@pytest.mark.parametrize(
+    ("saved", "chosen"), [(None, "cuda:0"), ("cpu", "cpu"), ("cuda:1", "cuda:1"), ("cuda:5", "cuda:0")]
+)
 def test_the_device_is_the_gpu_unless_another_was_chosen_before(qtbot, tmp_path, saved, chosen) -> None:
     """As the command line's auto; a remembered device that this computer still has wins."""
     from PySide6.QtCore import QSettings
@@ -67,8 +76,13 @@ def test_the_device_is_the_gpu_unless_another_was_chosen_before(qtbot, tmp_path,
     from gui.settings import AppSettings
     from gui.training_panel import TrainingPanel
 
-    panel = TrainingPanel((DeviceInfo("cpu", "CPU (16 cores)"), DeviceInfo("cuda:0", "NVIDIA H200 (140 GiB)"),
-                           DeviceInfo("cuda:1", "NVIDIA H200 (140 GiB)")))
+    panel = TrainingPanel(
+        (
+            DeviceInfo("cpu", "CPU (16 cores)"),
+            DeviceInfo("cuda:0", "NVIDIA H200 (140 GiB)"),
+            DeviceInfo("cuda:1", "NVIDIA H200 (140 GiB)"),
+        )
+    )
     qtbot.addWidget(panel)
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     if saved is not None:
@@ -109,7 +123,7 @@ def test_a_run_keeps_the_autosave_folder_to_the_newest_files_and_the_recent_ones
     qtbot.waitUntil(lambda: not window.session.running, timeout=5000)
     left = set(folder.glob("*.pt"))
     assert Path(window.session.autosave_path) in left and old[0] in left
-    assert left == {Path(window.session.autosave_path), old[0], *old[-(MAX_KEPT - 1):]}
+    assert left == {Path(window.session.autosave_path), old[0], *old[-(MAX_KEPT - 1) :]}
 
 
 def test_a_training_notice_reaches_the_status_bar_and_stays_on_the_device_label(window, qtbot, monkeypatch) -> None:
@@ -233,8 +247,10 @@ def test_empty_plots_have_a_frame_with_ticks_then_follow_their_data(window, qtbo
     loss_view, accuracy_view = plots.loss_plot.getViewBox(), plots.accuracy_plot.getViewBox()
 
     def framed_empty() -> bool:
-        return (loss_view.viewRange()[0] == [0, EMPTY_STEPS]
-                and accuracy_view.viewRange() == [[1, EMPTY_EPOCHS], [0, 100]])
+        return loss_view.viewRange()[0] == [0, EMPTY_STEPS] and accuracy_view.viewRange() == [
+            [1, EMPTY_EPOCHS],
+            [0, 100],
+        ]
 
     assert framed_empty()
     for plot, (low, high) in [(plots.loss_plot, (0, EMPTY_STEPS)), (plots.accuracy_plot, (1, EMPTY_EPOCHS))]:
@@ -245,7 +261,9 @@ def test_empty_plots_have_a_frame_with_ticks_then_follow_their_data(window, qtbo
     plots.add_epoch(2, 300, 0.10, 0.987)
     plots.flush()
     qtbot.waitUntil(lambda: 290 <= loss_view.viewRange()[0][1] < 350)  # padding (more in a narrower plot)
-    qtbot.waitUntil(lambda: 90 < accuracy_view.viewRange()[1][0] < 95.5 and 98.7 < accuracy_view.viewRange()[1][1] < 100)
+    qtbot.waitUntil(
+        lambda: 90 < accuracy_view.viewRange()[1][0] < 95.5 and 98.7 < accuracy_view.viewRange()[1][1] < 100
+    )
     assert 1.9 <= accuracy_view.viewRange()[0][1] < 2.5
     plots.clear()
     plots.flush()
@@ -316,7 +334,7 @@ def test_grid_lines_are_opaque_and_behind_the_curves(qtbot) -> None:
     plots.resize(500, 600)
     plots.show()
     qtbot.waitExposed(plots)
-    plots.add_losses(list(range(1, 401)), [2.0 * 0.99 ** step for step in range(1, 401)])
+    plots.add_losses(list(range(1, 401)), [2.0 * 0.99**step for step in range(1, 401)])
     plots.add_epoch(1, 200, 0.3, 0.9)
     plots.add_epoch(2, 400, 0.2, 0.95)
     plots.flush()
@@ -388,7 +406,9 @@ def test_a_run_locks_opening_checkpoints_and_data_folders_until_it_ends(window, 
     assert not any(item.isEnabled() for item in locks)  # from Train on, while the data loads too
     qtbot.waitUntil(lambda: len(steps) > 2, timeout=30000)
     assert not open_checkpoint(qtbot, window, path) and "stop the training first" in window.status_label.text()
-    assert not window.document.model.from_run or window.document.model.checkpoint is not None  # nothing was opened mid-run
+    assert (
+        not window.document.model.from_run or window.document.model.checkpoint is not None
+    )  # nothing was opened mid-run
     assert window.session.running
     with qtbot.waitSignal(window.training_finished, timeout=5000):
         qtbot.mouseClick(_widget(window, QPushButton, "stopButton"), Qt.MouseButton.LeftButton)
@@ -440,12 +460,16 @@ def test_closing_can_be_cancelled(window, qtbot, monkeypatch) -> None:
     assert not window.session.running and not window.garbage_collector.active
 
 
-@pytest.mark.parametrize("name, filter_name, written", [
-    ("digits", "PyTorch program, torch.export (*.pt2)", "digits.pt2"),  # no suffix: the filter adds its own
-    ("digits.pt2", "TorchScript (*.pt)", "digits.pt2"),  # a typed suffix wins over the filter
-])
-def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_path, monkeypatch, name,
-                                                             filter_name, written) -> None:
+@pytest.mark.parametrize(
+    "name, filter_name, written",
+    [
+        ("digits", "PyTorch program, torch.export (*.pt2)", "digits.pt2"),  # no suffix: the filter adds its own
+        ("digits.pt2", "TorchScript (*.pt)", "digits.pt2"),  # a typed suffix wins over the filter
+    ],
+)
+def test_export_writes_a_program_that_answers_like_the_model(
+    window, qtbot, tmp_path, monkeypatch, name, filter_name, written
+) -> None:
     import threading
 
     import torch
@@ -471,8 +495,9 @@ def test_export_writes_a_program_that_answers_like_the_model(window, qtbot, tmp_
     assert "Exported pt2" in window.status_label.text()
 
 
-def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(window, qtbot, tmp_path,
-                                                                                monkeypatch) -> None:
+def test_the_training_curves_export_as_a_table_and_an_image_of_what_is_plotted(
+    window, qtbot, tmp_path, monkeypatch
+) -> None:
     import csv
 
     from PySide6.QtGui import QImage
@@ -519,9 +544,17 @@ def test_a_curves_image_taken_right_after_new_data_shows_all_of_it(qtbot, tmp_pa
     plots.show()
     qtbot.waitExposed(plots)
     steps = list(range(1, 2001))
-    losses = [2.0 * 0.998 ** step for step in steps]  # down to 0.036
-    plots.load_history({"steps": steps, "losses": losses, "epochs": [
-        {"epoch": e, "step": 400 * e, "test_loss": 0.5 / e, "test_accuracy": 0.9 + 0.01 * e} for e in range(1, 6)]})
+    losses = [2.0 * 0.998**step for step in steps]  # down to 0.036
+    plots.load_history(
+        {
+            "steps": steps,
+            "losses": losses,
+            "epochs": [
+                {"epoch": e, "step": 400 * e, "test_loss": 0.5 / e, "test_accuracy": 0.9 + 0.01 * e}
+                for e in range(1, 6)
+            ],
+        }
+    )
     plots.write_png(tmp_path / "curves.png")  # no event processing in between
     (_, x_high), (y_low, y_high) = plots.loss_plot.getViewBox().viewRange()
     assert y_low <= math.log10(min(losses)) and y_high >= math.log10(max(losses)) and x_high >= steps[-1]
@@ -556,7 +589,11 @@ def test_an_export_that_fails_says_why_and_a_second_waits_for_the_first(window, 
     answer["path"] = str(tmp_path / "gone" / "digits.pt2")
     window.exporter.model_dialog()  # said at once, before any work
     assert not window.exporter.job.running
-    assert window.dialogs.errors and "does not exist" in window.dialogs.errors[-1] and str(tmp_path / "gone") in window.dialogs.errors[-1]
+    assert (
+        window.dialogs.errors
+        and "does not exist" in window.dialogs.errors[-1]
+        and str(tmp_path / "gone") in window.dialogs.errors[-1]
+    )
 
 
 @pytest.mark.parametrize("where", ["canvas", "loss plot", "epochs field", "bars", "panel"])
@@ -569,13 +606,21 @@ def test_a_checkpoint_dropped_anywhere_opens(window, qtbot, tmp_path, where) -> 
     path = tmp_path / "dropped.pt"
     shutil.copy(BUNDLED_MODEL, path)
     before = window.recognition.predictor
-    over = {"canvas": window.recognition.canvas, "loss plot": window.plots.loss_plot,
-            "epochs field": window.training_panel.epochs_spin, "bars": window.recognition.bars,
-            "panel": window.training_panel}[where]
+    over = {
+        "canvas": window.recognition.canvas,
+        "loss plot": window.plots.loss_plot,
+        "epochs field": window.training_panel.epochs_spin,
+        "bars": window.recognition.bars,
+        "panel": window.training_panel,
+    }[where]
     assert drop_file(window, over, path)
-    qtbot.waitUntil(lambda: window.document.model.checkpoint is not None and window.document.model.checkpoint.path == path)
+    qtbot.waitUntil(
+        lambda: window.document.model.checkpoint is not None and window.document.model.checkpoint.path == path
+    )
     assert window.recognition.predictor is not before and "Opened dropped" in window.status_label.text()
-    assert window.training_panel.epochs_spin.value() == window.document.model.checkpoint.config.epochs  # nothing typed into it
+    assert (
+        window.training_panel.epochs_spin.value() == window.document.model.checkpoint.config.epochs
+    )  # nothing typed into it
 
 
 def test_a_dropped_file_that_is_no_checkpoint_is_refused_or_explained(window, qtbot, tmp_path) -> None:
@@ -670,7 +715,9 @@ def test_save_writes_the_file_of_the_model_on_hand_and_never_another_models(wind
     other.write_bytes(BUNDLED_MODEL.read_bytes())
     assert open_checkpoint(qtbot, window, other)
     assert window.windowTitle().startswith("other.pt")
-    window.actions["saveCheckpointAction"].trigger()  # the opened model goes back to its own file, not to the last one saved
+    window.actions[
+        "saveCheckpointAction"
+    ].trigger()  # the opened model goes back to its own file, not to the last one saved
     assert len(asked) == 1 and first.read_bytes() == first_bytes
     assert ckpt.load(other).architecture == "digitnet"
 
@@ -707,8 +754,9 @@ def test_the_batch_size_cannot_go_below_what_the_model_trains_on(window) -> None
 
 
 def test_a_history_without_epoch_steps_places_each_epoch_in_proportion(window) -> None:
-    epochs = [{"epoch": e, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.9, "seconds": 1.0}
-              for e in (1, 2, 3)]
+    epochs = [
+        {"epoch": e, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.9, "seconds": 1.0} for e in (1, 2, 3)
+    ]
     window.plots.load_history({"steps": [50, 100, 150, 200, 250, 300], "losses": [1.0] * 6, "epochs": epochs})
     assert window.plots.epoch_steps == [100, 200, 300]  # they were all drawn at step 300
     window.plots.load_history({"steps": [50, 100], "losses": [1.0] * 2, "epochs": epochs[:2]}, steps_per_epoch=40)
@@ -719,8 +767,10 @@ def test_the_training_menu_drives_the_run_from_the_keyboard(window, qtbot) -> No
     from PySide6.QtTest import QTest
 
     def enabled() -> dict[str, bool]:
-        return {name: window.findChild(type(window.actions["openCheckpointAction"]), name).isEnabled()
-                for name in ("trainAction", "pauseAction", "stopAction", "evaluateAction")}
+        return {
+            name: window.findChild(type(window.actions["openCheckpointAction"]), name).isEnabled()
+            for name in ("trainAction", "pauseAction", "stopAction", "evaluateAction")
+        }
 
     _configure(window, epochs=50)
     assert enabled() == {"trainAction": True, "pauseAction": False, "stopAction": False, "evaluateAction": True}

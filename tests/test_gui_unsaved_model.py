@@ -49,7 +49,11 @@ def test_the_next_launch_offers_back_a_model_never_saved(qtbot, tmp_path, monkey
     with qtbot.waitSignal(window.checkpoint_opened, timeout=15000) as opened:
         window.show()
     assert opened.args == [True] and str(autosave) in window.dialogs.questions[0]
-    assert window.document.model.unsaved and window.document.model.file is None and window.windowTitle().startswith("unsaved model")
+    assert (
+        window.document.model.unsaved
+        and window.document.model.file is None
+        and window.windowTitle().startswith("unsaved model")
+    )
     assert window.recognition.predictor.source.startswith("restored run (digitnet")
     qtbot.waitUntil(lambda: not window.warm_up.running, timeout=30000)
 
@@ -76,4 +80,3 @@ def test_saving_clears_the_offer(window, qtbot, tmp_path) -> None:
     assert window.document.save_to(tmp_path / "mine.pt")
     assert window.settings.unsaved_autosave == "" and not window.document.model.unsaved
     assert open_checkpoint(qtbot, window, tmp_path / "mine.pt")
-

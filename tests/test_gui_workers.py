@@ -73,7 +73,6 @@ def test_anything_but_a_declared_slot_is_refused_before_a_thread_starts(qtbot, s
     assert worker.native_thread_id is None  # it never ran
 
 
-
 class _CountsThreads(Worker):
     """Holds its work until told to go, then notes how many OpenMP threads its thread's torch ops use."""
 
@@ -115,8 +114,9 @@ def test_a_workers_thread_count_survives_another_thread_setting_its_own(qtbot) -
 
 
 @pytest.mark.parametrize("stop_at_step", [1, 13])  # in the first epoch (10 steps), and in the second
-def test_a_stopped_run_hands_over_only_completed_epochs_the_same_as_it_saves(tiny_dataset, tmp_path,
-                                                                             stop_at_step: int) -> None:
+def test_a_stopped_run_hands_over_only_completed_epochs_the_same_as_it_saves(
+    tiny_dataset, tmp_path, stop_at_step: int
+) -> None:
     """The model on hand after Stop (canvas, Evaluate) is the last completed epoch, the one autosaved."""
     import torch
 

@@ -71,8 +71,10 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "moment reshaped": (lambda d: _set_moment(d, _moment(d).reshape(-1)), "exp_avg of parameter 0"),
     "moment with NaN": (lambda d: _moment(d).view(-1).__setitem__(0, math.nan), "NaN or infinite"),
     "negative second moment": (lambda d: _moment(d, "exp_avg_sq").fill_(-1), "negative values"),
-    "moment of another dtype kind": (lambda d: _set_moment(d, torch.zeros_like(_moment(d), dtype=torch.int64)),
-                                     "holds torch.int64"),
+    "moment of another dtype kind": (
+        lambda d: _set_moment(d, torch.zeros_like(_moment(d), dtype=torch.int64)),
+        "holds torch.int64",
+    ),
     "moment not a tensor": (lambda d: _set_moment(d, "zeros"), "must be a tensor"),
     "sparse moment": (lambda d: _set_moment(d, _moment(d).to_sparse()), "not dense"),
     "step of two numbers": (lambda d: _set_moment(d, torch.ones(2), "step"), "must be one number"),
@@ -80,18 +82,26 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "unknown state entry": (lambda d: _set_moment(d, torch.zeros(1), "secret"), "unknown optimizer state"),
     "group missing a parameter": (lambda d: d["optimizer_state"]["param_groups"][0]["params"].pop(), "covers"),
     "amsgrad turned on": (lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("amsgrad", True), "amsgrad"),
-    "infinite learning rate": (lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("lr", math.inf),
-                               "learning rate"),
-    "nested optimizer option": (lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("x", [[[1]]]),
-                                "not a plain value"),
+    "infinite learning rate": (
+        lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("lr", math.inf),
+        "learning rate",
+    ),
+    "nested optimizer option": (
+        lambda d: d["optimizer_state"]["param_groups"][0].__setitem__("x", [[[1]]]),
+        "not a plain value",
+    ),
     "optimizer state not a dict": (_set("optimizer_state", value=[1, 2]), "must be a dictionary"),
     "NaN weight": (lambda d: d["model_state"]["conv1.weight"].view(-1).__setitem__(3, math.nan), "NaN or infinite"),
     "infinite weight": (lambda d: d["model_state"]["fc3.bias"].fill_(math.inf), "NaN or infinite"),
     "weights that overflow": (lambda d: d["model_state"]["fc1.weight"].fill_(3e38), "NaN or infinite outputs"),
-    "sparse weight": (lambda d: d["model_state"].__setitem__("fc3.bias", d["model_state"]["fc3.bias"].to_sparse()),
-                      "not dense"),
-    "integer weight": (lambda d: d["model_state"].__setitem__("fc3.bias", torch.zeros(10, dtype=torch.int32)),
-                       "holds torch.int32"),
+    "sparse weight": (
+        lambda d: d["model_state"].__setitem__("fc3.bias", d["model_state"]["fc3.bias"].to_sparse()),
+        "not dense",
+    ),
+    "integer weight": (
+        lambda d: d["model_state"].__setitem__("fc3.bias", torch.zeros(10, dtype=torch.int32)),
+        "holds torch.int32",
+    ),
     "weight not a tensor": (lambda d: d["model_state"].__setitem__("fc3.bias", [0.0] * 10), "must be a tensor"),
     "weights not a dict": (_set("model_state", value="weights"), "must be a dictionary"),
     "huge width": (_set("architecture", "kwargs", value={"width": 2500}), "width"),
@@ -106,10 +116,14 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "history with NaN loss": (lambda d: d["history"]["losses"].__setitem__(0, math.nan), "finite"),
     "history steps not numbers": (lambda d: d["history"]["steps"].__setitem__(0, "x"), "whole numbers"),
     "history of unequal length": (lambda d: d["history"]["losses"].append(1.0), "losses"),
-    "history epoch accuracy out of range": (lambda d: d["history"]["epochs"][0].__setitem__("test_accuracy", 7.0),
-                                            "accuracy"),
-    "too long a history": (_set("history", value={"steps": [1] * 250_001, "losses": [1.0] * 250_001}),
-                           "more than the 250,000"),
+    "history epoch accuracy out of range": (
+        lambda d: d["history"]["epochs"][0].__setitem__("test_accuracy", 7.0),
+        "accuracy",
+    ),
+    "too long a history": (
+        _set("history", value={"steps": [1] * 250_001, "losses": [1.0] * 250_001}),
+        "more than the 250,000",
+    ),
     "config not a dict": (_set("config", value=[]), "config must be a dictionary"),
     "config with a text epoch count": (_set("config", "epochs", value="3"), "config epochs"),
     "config seed beyond 64 bits": (_set("config", "seed", value=2**70), "seed"),
@@ -151,11 +165,27 @@ def test_a_bad_optimizer_state_is_refused_by_the_trainer_too(payload, tiny_datas
         Trainer(loaded.config, tiny_dataset, model_state=loaded.model.state_dict(), optimizer_state=state)
 
 
-def test_resuming_a_checkpoint_with_short_moments_exits_2_and_does_not_crash(payload, tiny_data: Path,
-                                                                             tmp_path: Path) -> None:
+def test_resuming_a_checkpoint_with_short_moments_exits_2_and_does_not_crash(
+    payload, tiny_data: Path, tmp_path: Path
+) -> None:
     path = crafted(payload, CASES["moment with fewer elements"][0], tmp_path / "short.pt")
-    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "train", "--resume", str(path), "--epochs", "1",
-                             "--data", str(tiny_data), "--quiet"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "train",
+            "--resume",
+            str(path),
+            "--epochs",
+            "1",
+            "--data",
+            str(tiny_data),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "exp_avg of parameter 0" in result.stderr
 
@@ -180,8 +210,9 @@ def _rezip(source: bytes, replace: dict[str, bytes | int], path: Path) -> Path:
     return path
 
 
-def test_a_zip_bomb_is_refused_from_its_directory_alone(payload, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_zip_bomb_is_refused_from_its_directory_alone(
+    payload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A member that would inflate past what a checkpoint can hold is refused before PyTorch reads it."""
     with zipfile.ZipFile(io.BytesIO(_bytes(payload))) as old:
         tensor = next(n for n in old.namelist() if "/data/" in n)
@@ -192,12 +223,14 @@ def test_a_zip_bomb_is_refused_from_its_directory_alone(payload, tmp_path: Path,
         ckpt.load(path)
 
 
-def test_a_huge_width_is_refused_without_building_the_model(payload, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_huge_width_is_refused_without_building_the_model(
+    payload, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import engine.models
 
-    path = crafted(payload, _set("architecture", value={"name": "digitnet", "kwargs": {"width": 2500}}),
-                   tmp_path / "wide.pt")
+    path = crafted(
+        payload, _set("architecture", value={"name": "digitnet", "kwargs": {"width": 2500}}), tmp_path / "wide.pt"
+    )
     monkeypatch.setattr(engine.models.DigitNet, "__init__", lambda *a, **k: pytest.fail("built the model"))
     with pytest.raises(CheckpointError, match="width must be in 1..64, got 2500"):
         ckpt.load(path)

@@ -59,18 +59,23 @@ def test_steps_that_are_a_fifo_or_one_endless_line_are_read_in_bounded_time(tmp_
     assert len(read_curves(run).step) == 0  # not blocked waiting for a writer
     steps.unlink()
     with open(steps, "wb") as handle:
-        handle.write(b"step,epoch,loss,lr,seconds\n1,0.1,2.0,0.01,1.0\n" + b"7" * (40 << 20) + b"\n2,0.2,1.5,0.01,2.0\n")
+        handle.write(
+            b"step,epoch,loss,lr,seconds\n1,0.1,2.0,0.01,1.0\n" + b"7" * (40 << 20) + b"\n2,0.2,1.5,0.01,2.0\n"
+        )
     start = time.perf_counter()
     curves = read_curves(run)
     assert time.perf_counter() - start < 10 and list(curves.step) == [1, 2]
 
 
-@pytest.mark.parametrize("record, reason", [
-    ('{"seconds": 1' + "0" * 400 + ', "status": "finished"}', None),  # 10**400: no float holds it
-    ('{"final_accuracy": -1' + "0" * 400 + "}", None),
-    ('{"config": ' + "[" * 100_000 + "]" * 100_000 + "}", "cannot be read"),
-    ('{"config": {"a": ' + "[" * 900 + "]" * 900 + "}}", "nested"),
-])
+@pytest.mark.parametrize(
+    "record, reason",
+    [
+        ('{"seconds": 1' + "0" * 400 + ', "status": "finished"}', None),  # 10**400: no float holds it
+        ('{"final_accuracy": -1' + "0" * 400 + "}", None),
+        ('{"config": ' + "[" * 100_000 + "]" * 100_000 + "}", "cannot be read"),
+        ('{"config": {"a": ' + "[" * 900 + "]" * 900 + "}}", "nested"),
+    ],
+)
 def test_numbers_and_nesting_no_record_has_are_damaged_or_left_out(tmp_path: Path, record: str, reason, capsys) -> None:
     _good_and(tmp_path, "odd", record)
     run = _listed(tmp_path)["odd"]

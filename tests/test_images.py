@@ -19,6 +19,7 @@ from engine.images import MAX_SIDE, load_image
 
 def _png(width: int, height: int, body: bytes = b"\x00") -> bytes:
     """A PNG whose header declares ``width`` x ``height`` grey pixels, whatever its (tiny) data holds."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -67,8 +68,13 @@ def test_special_files_empty_files_and_folders(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.png")
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "folder.png").mkdir()
-    for name, message in [("pipe.png", "not a regular file"), ("empty.png", "empty"), ("folder.png", "folder"),
-                          ("missing.png", "no such file"), ("n" * 300 + ".png", "cannot be read")]:
+    for name, message in [
+        ("pipe.png", "not a regular file"),
+        ("empty.png", "empty"),
+        ("folder.png", "folder"),
+        ("missing.png", "no such file"),
+        ("n" * 300 + ".png", "cannot be read"),
+    ]:
         with pytest.raises(ImageError, match=message):
             load_image(tmp_path / name)
 

@@ -43,7 +43,7 @@ def _engine_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("engine"):
-            found |= ({node.module} if node.module != "engine" else {f"engine.{a.name}" for a in node.names})
+            found |= {node.module} if node.module != "engine" else {f"engine.{a.name}" for a in node.names}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("engine.")}
     return found
@@ -56,7 +56,7 @@ def test_engine_modules_import_each_other_without_cycles() -> None:
     def visit(module: str, path: list[str]) -> None:
         for target in sorted(graph.get(module, ())):
             if target in path:
-                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif target in graph and len(path) < len(graph):
                 visit(target, path + [target])
 

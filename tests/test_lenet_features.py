@@ -1,5 +1,6 @@
 """LeNet's fused CPU kernel (engine/lenet_features.py, engine/native/lenet_features.c) against the plain operators,
 and the build-on-first-use library loader behind it (engine/native_library.py)."""
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,11 @@ from engine import lenet_features, native_library
 from engine.models import LeNet
 
 pytestmark = pytest.mark.skipif(
-    native_library.find_compiler()[0] is None or native_library.disabled()
+    native_library.find_compiler()[0] is None
+    or native_library.disabled()
     or lenet_features.MACHINE.lower() not in lenet_features.MEASURED_MACHINES,
-    reason="needs a C compiler (the kernel is built on first use) on x86-64")
+    reason="needs a C compiler (the kernel is built on first use) on x86-64",
+)
 
 
 def ran_fused(out: torch.Tensor) -> bool:
@@ -45,8 +48,9 @@ def assert_close_results(fused, plain, rtol=1e-4):
     torch.testing.assert_close(out_f, out_p, rtol=rtol, atol=1e-5)
     for name in grads_p:
         scale = grads_p[name].abs().max().item() or 1.0
-        torch.testing.assert_close(grads_f[name] / scale, grads_p[name] / scale, rtol=rtol, atol=1e-5,
-                                   msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(
+            grads_f[name] / scale, grads_p[name] / scale, rtol=rtol, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}"
+        )
 
 
 def test_the_kernel_is_built_and_in_use(fresh_loader):
@@ -90,7 +94,7 @@ def blocky(images: int, block: int, offset: int) -> torch.Tensor:
     """28x28 images constant on aligned block x block squares, the grid shifted by ``offset`` pixels."""
     cells = torch.rand(images, 1, 28 // block + 2, 28 // block + 2)
     big = cells.repeat_interleave(block, dim=2).repeat_interleave(block, dim=3)
-    return big[:, :, block - offset:block - offset + 28, block - offset:block - offset + 28].contiguous()
+    return big[:, :, block - offset : block - offset + 28, block - offset : block - offset + 28].contiguous()
 
 
 def centre_tap_only(conv: torch.nn.Conv2d) -> None:
@@ -171,7 +175,9 @@ def test_threads_running_the_kernel_at_once_do_not_share_scratch_memory():
     results: dict[int, list[torch.Tensor]] = {}
 
     def work(k: int) -> None:
-        results[k] = [lenet_features.features(inputs[k], model.conv1, model.conv2, fused=True).detach() for _ in range(30)]
+        results[k] = [
+            lenet_features.features(inputs[k], model.conv1, model.conv2, fused=True).detach() for _ in range(30)
+        ]
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in threads:
@@ -285,6 +291,7 @@ def test_lenet_trains_the_same_with_and_without_the_kernel(tiny_dataset):
 
 # ------------------------------------------------------------------------------------------ the loader
 
+
 @pytest.fixture
 def fresh_loader():
     """A loader that has not loaded anything yet in this process, and forgets again afterwards."""
@@ -382,6 +389,8 @@ def test_a_cached_library_replaced_after_its_build_is_not_loaded_but_built_again
     built.path.write_bytes(original[:-16] + bytes(16))  # someone else's bytes under the built name
     loaded = []
     real_cdll = native_library.ctypes.CDLL
-    monkeypatch.setattr(native_library.ctypes, "CDLL", lambda path: loaded.append(Path(path).read_bytes()) or real_cdll(path))
+    monkeypatch.setattr(
+        native_library.ctypes, "CDLL", lambda path: loaded.append(Path(path).read_bytes()) or real_cdll(path)
+    )
     again = native_library.load("lenet_features")
     assert again.available and loaded and all(data == original for data in loaded)  # only the genuine build ran

@@ -12,13 +12,17 @@ from engine.inference import BUNDLED_MODEL
 
 
 @pytest.mark.parametrize("long", ["x" * 300, "/".join(["y" * 200] * 25)], ids=["component", "whole"])
-@pytest.mark.parametrize("command", [
-    ["train", "--data", "{long}", "--epochs", "1", "--device", "cpu", "--no-record"],
-    ["evaluate", "--data", "{long}"],
-    ["teach", "{long}", "--out", "{tmp}/taught.pt"],
-    ["predict", "{long}"],
-    ["export", "--checkpoint", str(BUNDLED_MODEL), "--out", "{long}/m.pt2"],
-], ids=["train", "evaluate", "teach", "predict", "export"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--data", "{long}", "--epochs", "1", "--device", "cpu", "--no-record"],
+        ["evaluate", "--data", "{long}"],
+        ["teach", "{long}", "--out", "{tmp}/taught.pt"],
+        ["predict", "{long}"],
+        ["export", "--checkpoint", str(BUNDLED_MODEL), "--out", "{long}/m.pt2"],
+    ],
+    ids=["train", "evaluate", "teach", "predict", "export"],
+)
 def test_a_path_too_long_is_one_line_of_bad_input(tmp_path: Path, capsys, long: str, command: list[str]) -> None:
     argv = [part.format(long=str(tmp_path / long), tmp=tmp_path) for part in command]
     assert cli.main(argv) == 2

@@ -75,8 +75,10 @@ def test_train_out_over_its_data_or_resumed_checkpoint_is_refused(trained: Path,
     shutil.copy(trained, copy)
     copy.chmod(0o644)
     resumed_before = digest(copy)
-    assert main(["train", "--resume", str(copy), "--out", str(copy), "--data", str(data_copy), "--quiet",
-                 "--epochs", "1"]) == 2
+    assert (
+        main(["train", "--resume", str(copy), "--out", str(copy), "--data", str(data_copy), "--quiet", "--epochs", "1"])
+        == 2
+    )
     one_line_error(capsys, "which this command reads")
     assert digest(copy) == resumed_before
 
@@ -101,8 +103,9 @@ def test_outputs_that_are_folders_or_special_files_are_refused(tmp_path: Path) -
     assert check_output(tmp_path / "new.pt", [tmp_path / "other.pt"]) == tmp_path / "new.pt"
 
 
-def test_an_unwritable_out_is_found_before_training(tiny_data: Path, tmp_path: Path, capsys,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unwritable_out_is_found_before_training(
+    tiny_data: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import engine.training
 
     monkeypatch.setattr(engine.training.Trainer, "run", lambda *a, **k: pytest.fail("trained first"))
@@ -140,8 +143,13 @@ def test_predict_reports_each_bad_input_and_keeps_the_others(trained: Path, tmp_
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0)
-    paths = [str(tmp_path / "a_good.png"), str(bomb), str(tmp_path / "c_pipe.png"), str(tmp_path / ("x" * 300)),
-             str(locked)]
+    paths = [
+        str(tmp_path / "a_good.png"),
+        str(bomb),
+        str(tmp_path / "c_pipe.png"),
+        str(tmp_path / ("x" * 300)),
+        str(locked),
+    ]
     try:
         code = main(["predict", "--checkpoint", str(trained), "--json", *paths])
     finally:

@@ -24,10 +24,16 @@ def test_a_file_is_read_with_y_downward(tmp_path: Path) -> None:
     assert digits.trajectories[1, 0].tolist() == [0.0, 0.0]  # the 7 starts at the top left
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("1,2,3\n", "3 values"), ("a,b\n", "integers"), (ONE.replace("100", "101", 1) + "\n", "outside"),
-    (ONE[:-1] + "12\n", "outside"), ("", "no digits"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("1,2,3\n", "3 values"),
+        ("a,b\n", "integers"),
+        (ONE.replace("100", "101", 1) + "\n", "outside"),
+        (ONE[:-1] + "12\n", "outside"),
+        ("", "no digits"),
+    ],
+)
 def test_a_bad_file_is_refused_naming_it_and_the_line(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "bad.tra"
     path.write_text(text)

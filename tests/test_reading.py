@@ -29,8 +29,7 @@ def test_drawn_numbers_are_read_left_to_right_with_their_boxes(predictor) -> Non
     right = 0
     for _ in range(20):
         number = random_number(rng, int(rng.integers(2, 7)))
-        image = 255 - compose([pen_digit(d, rng) for d in number], [int(rng.integers(10, 30)) for _ in number[1:]],
-                              rng)
+        image = 255 - compose([pen_digit(d, rng) for d in number], [int(rng.integers(10, 30)) for _ in number[1:]], rng)
         reading = read_number(predictor, image)
         right += reading.text == "".join(map(str, number))
         assert len(reading.digits) == len(number)
@@ -53,8 +52,10 @@ def test_one_digit_is_read_exactly_as_a_single_image(predictor) -> None:
 
 
 def test_strokes_of_one_digit_that_do_not_touch_stay_one_digit(predictor) -> None:
-    five = [[(0.35, 0.02), (0.95, 0.02)],  # the bar, apart from the body
-            [(0.3, 0.16), (0.25, 0.48), (0.6, 0.42), (0.82, 0.6), (0.75, 0.86), (0.5, 0.96), (0.2, 0.86)]]
+    five = [
+        [(0.35, 0.02), (0.95, 0.02)],  # the bar, apart from the body
+        [(0.3, 0.16), (0.25, 0.48), (0.6, 0.42), (0.82, 0.6), (0.75, 0.86), (0.5, 0.96), (0.2, 0.86)],
+    ]
     four = [[(0.55, 0.05), (0.12, 0.62), (0.95, 0.62)], [(0.72, 0.3), (0.72, 0.98)]]  # crossing strokes
     seven = [[(0.1, 0.08), (0.9, 0.08), (0.42, 0.96)], [(0.4, 0.55), (0.85, 0.55)]]
     for label, strokes in ((5, five), (4, four), (7, seven)):
@@ -109,7 +110,7 @@ def test_no_digit_and_bad_input_are_answered_in_bounded_time(predictor) -> None:
     text_like = np.full((400, 1200), 255, np.uint8)
     for row in range(10):
         for column in range(40):
-            text_like[20 + 38 * row:40 + 38 * row, 10 + 29 * column:25 + 29 * column] = 0
+            text_like[20 + 38 * row : 40 + 38 * row, 10 + 29 * column : 25 + 29 * column] = 0
     start = time.perf_counter()
     reading = read_number(predictor, text_like)
     assert reading.digits == () and "too many" in reading.doubt
@@ -129,9 +130,12 @@ def test_the_strokes_decide_which_ink_is_one_digit(predictor) -> None:
 
     from PIL import Image, ImageDraw
 
-    strokes = [[(0.45, 0.15), (0.45, 0.85)],
-               [(0.68 + 0.19 * math.sin(a / 10 * math.pi), 0.5 - 0.36 * math.cos(a / 10 * math.pi)) for a in range(21)],
-               [(1.25, 0.15), (1.05, 0.6), (1.4, 0.6)], [(1.3, 0.35), (1.3, 0.88)]]
+    strokes = [
+        [(0.45, 0.15), (0.45, 0.85)],
+        [(0.68 + 0.19 * math.sin(a / 10 * math.pi), 0.5 - 0.36 * math.cos(a / 10 * math.pi)) for a in range(21)],
+        [(1.25, 0.15), (1.05, 0.6), (1.4, 0.6)],
+        [(1.3, 0.35), (1.3, 0.88)],
+    ]
     points = [np.array([(280 * x, 280 * y) for x, y in stroke]) for stroke in strokes]
     image = Image.new("L", (840, 280), 255)
     draw = ImageDraw.Draw(image)

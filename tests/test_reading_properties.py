@@ -51,15 +51,33 @@ def test_noise_of_any_size_is_read_without_exception(predictor, height, width, s
     assert isinstance(read_number(predictor, image), Reading)
 
 
-@pytest.mark.parametrize("image", [
-    np.zeros((0, 0), np.uint8), np.full((1, 1), 0, np.uint8), np.full((1, 1), 255, np.uint8),
-    np.full((280, 280), 0, np.uint8), np.pad(np.zeros((1, 1), np.uint8), 100, constant_values=255),
-    np.full((10000, 20), 255, np.uint8), np.full((20, 10000), 255, np.uint8),
-    np.where(np.random.default_rng(0).random((10000, 20)) < 0.3, 0, 255).astype(np.uint8),
-    np.where(np.random.default_rng(1).random((20, 10000)) < 0.3, 0, 255).astype(np.uint8),
-    np.random.default_rng(2).integers(0, 256, (300, 300)).astype(np.uint8),
-], ids=["empty", "1x1 ink", "1x1 paper", "all ink", "one dot", "10000x20", "20x10000", "10000x20 noise",
-        "20x10000 noise", "grey noise"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((0, 0), np.uint8),
+        np.full((1, 1), 0, np.uint8),
+        np.full((1, 1), 255, np.uint8),
+        np.full((280, 280), 0, np.uint8),
+        np.pad(np.zeros((1, 1), np.uint8), 100, constant_values=255),
+        np.full((10000, 20), 255, np.uint8),
+        np.full((20, 10000), 255, np.uint8),
+        np.where(np.random.default_rng(0).random((10000, 20)) < 0.3, 0, 255).astype(np.uint8),
+        np.where(np.random.default_rng(1).random((20, 10000)) < 0.3, 0, 255).astype(np.uint8),
+        np.random.default_rng(2).integers(0, 256, (300, 300)).astype(np.uint8),
+    ],
+    ids=[
+        "empty",
+        "1x1 ink",
+        "1x1 paper",
+        "all ink",
+        "one dot",
+        "10000x20",
+        "20x10000",
+        "10000x20 noise",
+        "20x10000 noise",
+        "grey noise",
+    ],
+)
 def test_odd_images_are_read_without_exception(predictor, image) -> None:
     assert isinstance(read_number(predictor, image), Reading)
 

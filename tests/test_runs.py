@@ -94,9 +94,13 @@ def test_train_records_its_run_and_runs_lists_it(tiny_data: Path, tmp_path: Path
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_shows_as_interrupted_with_its_epochs(tiny_data: Path, tmp_path: Path) -> None:
     env = {**os.environ, "DIGIT_STUDIO_RUNS": str(tmp_path / "runs")}
-    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "train", "--data", str(tiny_data),
-                                "--epochs", "1000", *FAST], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "train", "--data", str(tiny_data), "--epochs", "1000", *FAST],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -116,19 +120,37 @@ def test_train_writes_tensorboard_scalars(tiny_data: Path, tmp_path: Path) -> No
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logs = tmp_path / "tb"
-    result = run("train", "--data", str(tiny_data), "--epochs", "2", "--tensorboard", str(logs), "--no-record",
-                 "--log-every", "2", *FAST)
+    result = run(
+        "train",
+        "--data",
+        str(tiny_data),
+        "--epochs",
+        "2",
+        "--tensorboard",
+        str(logs),
+        "--no-record",
+        "--log-every",
+        "2",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     events = EventAccumulator(str(logs))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"loss/train", "loss/train_smoothed", "loss/test", "accuracy/test", "learning_rate",
-            "samples_per_second"} <= tags
+    assert {
+        "loss/train",
+        "loss/train_smoothed",
+        "loss/test",
+        "accuracy/test",
+        "learning_rate",
+        "samples_per_second",
+    } <= tags
     assert len(events.Scalars("accuracy/test")) == 2 and len(events.Scalars("loss/train")) >= 4
 
 
-def test_a_tensorboard_write_that_fails_stops_the_logging_not_the_run(tiny_data: Path, tmp_path: Path,
-                                                                       monkeypatch, capsys) -> None:
+def test_a_tensorboard_write_that_fails_stops_the_logging_not_the_run(
+    tiny_data: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     pytest.importorskip("tensorboard")
     from engine.cli import main
     from engine.tensorboard import ScalarWriter
@@ -144,8 +166,23 @@ def test_a_tensorboard_write_that_fails_stops_the_logging_not_the_run(tiny_data:
 
     monkeypatch.setattr(ScalarWriter, "_add", add_until_the_disk_is_full)
     out = tmp_path / "m.pt"
-    status = main(["train", "--data", str(tiny_data), "--epochs", "2", "--tensorboard", str(tmp_path / "tb"),
-                   "--no-record", "--log-every", "2", "--out", str(out), *FAST])
+    status = main(
+        [
+            "train",
+            "--data",
+            str(tiny_data),
+            "--epochs",
+            "2",
+            "--tensorboard",
+            str(tmp_path / "tb"),
+            "--no-record",
+            "--log-every",
+            "2",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 0 and out.is_file() and len(writes) == 7  # no write tried after the failure
     assert err.count("TensorBoard logs") == 1 and "No space left on device" in err and "Traceback" not in err

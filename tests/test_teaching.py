@@ -41,11 +41,14 @@ def test_samples_are_read_as_drawings_and_bad_files_are_skipped_and_counted(samp
     assert sorted(samples.labels.tolist()) == [3, 3, 8, 8]
 
 
-@pytest.mark.parametrize(("layout", "message"), [
-    ({}, "holds no readable samples"),
-    ({"7": 3}, "one class only"),
-    ({"seven": 2, "1": 2}, "not classes of the model"),
-])
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({}, "holds no readable samples"),
+        ({"7": 3}, "one class only"),
+        ({"seven": 2, "1": 2}, "not classes of the model"),
+    ],
+)
 def test_bad_sample_folders_are_one_clear_error(samples_folder, tmp_path, layout, message) -> None:
     folder = tmp_path / "bad"
     folder.mkdir()
@@ -64,8 +67,9 @@ def test_some_of_each_class_is_held_out_for_the_before_and_after_figures(samples
     assert sorted(set(samples.labels[held].tolist())) == list(range(10))  # every class has one held out
 
 
-def test_teaching_gives_a_checkpoint_that_records_it_and_keeps_what_the_model_knew(samples_folder,
-                                                                                    tiny_dataset) -> None:
+def test_teaching_gives_a_checkpoint_that_records_it_and_keeps_what_the_model_knew(
+    samples_folder, tiny_dataset
+) -> None:
     base = ckpt.load(BUNDLED_MODEL)
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
     result = teach(base, load_samples(samples_folder, DIGITS), tiny_dataset, steps=8)
@@ -92,7 +96,8 @@ def test_the_teach_command(samples_folder, tmp_path, capsys) -> None:
 
 
 def test_teach_never_writes_over_the_data_it_replays_or_a_sample_behind_a_linked_folder(
-        samples_folder, tiny_data, tmp_path, capsys) -> None:
+    samples_folder, tiny_data, tmp_path, capsys
+) -> None:
     from tests.test_cli import FAST
 
     base = tmp_path / "base.pt"

@@ -108,9 +108,15 @@ def test_state_is_the_last_completed_epoch(tiny_dataset) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("epochs", 0, "epochs"), ("batch_size", 0, "batch size"), ("lr", -1.0, "learning rate"),
-     ("optimizer", "lbfgs", "unknown optimizer"), ("schedule", "cyclic", "unknown schedule"),
-     ("model", "vgg", "unknown model"), ("momentum", 1.5, "momentum")],
+    [
+        ("epochs", 0, "epochs"),
+        ("batch_size", 0, "batch size"),
+        ("lr", -1.0, "learning rate"),
+        ("optimizer", "lbfgs", "unknown optimizer"),
+        ("schedule", "cyclic", "unknown schedule"),
+        ("model", "vgg", "unknown model"),
+        ("momentum", 1.5, "momentum"),
+    ],
 )
 def test_invalid_config_values(field: str, value, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -315,10 +321,20 @@ def test_real_capture_failure_in_the_trainer_is_noticed_once_and_the_run_complet
     import engine.training
 
     real_make_step = engine.training.make_step
-    monkeypatch.setattr(engine.training, "make_step",
-                        lambda *args, **kwargs: reading_the_loss_back(real_make_step(*args, **kwargs)))
-    config = TrainConfig(model="lenet", epochs=2, batch_size=48, optimizer="sgd", lr=0.01, schedule="step",
-                         augment=False, device="cuda", log_every=2)
+    monkeypatch.setattr(
+        engine.training, "make_step", lambda *args, **kwargs: reading_the_loss_back(real_make_step(*args, **kwargs))
+    )
+    config = TrainConfig(
+        model="lenet",
+        epochs=2,
+        batch_size=48,
+        optimizer="sgd",
+        lr=0.01,
+        schedule="step",
+        augment=False,
+        device="cuda",
+        log_every=2,
+    )
     trainer = Trainer(config, tiny_dataset)
     events = []
     result = trainer.run(events.append)
@@ -330,11 +346,24 @@ def test_real_capture_failure_in_the_trainer_is_noticed_once_and_the_run_complet
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("config", [
-    TrainConfig(model="digitnet", epochs=2, batch_size=48, lr=1e-3, augment=True, device="cuda", log_every=2),
-    TrainConfig(model="lenet", epochs=2, batch_size=48, optimizer="sgd", lr=0.01, schedule="step", augment=False,
-                device="cuda", log_every=2),
-], ids=["digitnet-adamw", "lenet-sgd"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrainConfig(model="digitnet", epochs=2, batch_size=48, lr=1e-3, augment=True, device="cuda", log_every=2),
+        TrainConfig(
+            model="lenet",
+            epochs=2,
+            batch_size=48,
+            optimizer="sgd",
+            lr=0.01,
+            schedule="step",
+            augment=False,
+            device="cuda",
+            log_every=2,
+        ),
+    ],
+    ids=["digitnet-adamw", "lenet-sgd"],
+)
 def test_cuda_training_with_graphs_follows_eager_training(tiny_dataset, config: TrainConfig, monkeypatch) -> None:
     """The Trainer on CUDA captures its step and trains as the eager loop does, augmentation, batch norm
     and the epoch's short last batch included. Tolerances are loose because cuDNN's convolution
@@ -349,8 +378,9 @@ def test_cuda_training_with_graphs_follows_eager_training(tiny_dataset, config: 
     monkeypatch.setattr(engine.training, "GraphedStep", lambda step, *_, **__: step)
     eager = Trainer(config, tiny_dataset)
     eager_result = eager.run()
-    torch.testing.assert_close(torch.tensor(graphed.history.losses), torch.tensor(eager.history.losses),
-                               rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(
+        torch.tensor(graphed.history.losses), torch.tensor(eager.history.losses), rtol=1e-2, atol=1e-2
+    )
     for key, value in eager.model.state_dict().items():
         torch.testing.assert_close(graphed.model.state_dict()[key], value, rtol=2e-2, atol=2e-2)
     assert abs(graphed_result.test_accuracy - eager_result.test_accuracy) <= 0.03
@@ -394,17 +424,20 @@ def test_cpu_training_uses_at_most_one_thread_per_two_samples(tiny_dataset, thre
     try:
         seen = []
         Trainer(replace(FAST, epochs=1, batch_size=batch_size, log_every=100), tiny_dataset).run(
-            lambda event: seen.append(torch.get_num_threads()))
+            lambda event: seen.append(torch.get_num_threads())
+        )
         assert seen and set(seen[:-1]) == {used}  # the last event, FinishedEvent, comes after the run
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize(("model", "batch_size", "channels_last"), [("lenet", 8, False), ("lenet", 9, True),
-                                                                    ("digitnet", 8, True)])
+@pytest.mark.parametrize(
+    ("model", "batch_size", "channels_last"), [("lenet", 8, False), ("lenet", 9, True), ("digitnet", 8, True)]
+)
 def test_a_run_changes_no_process_wide_switch_and_keeps_the_layout_its_model_is_fastest_in(
-        tiny_dataset, model, batch_size, channels_last) -> None:
+    tiny_dataset, model, batch_size, channels_last
+) -> None:
     """Another thread's convolutions (prediction, evaluation) never change kernels because a run is on."""
     seen: set[bool] = set()
     trainer = Trainer(replace(FAST, model=model, epochs=1, batch_size=batch_size, log_every=1), tiny_dataset)
@@ -426,19 +459,35 @@ def test_warm_up_does_the_first_optimisers_imports_ahead_of_time() -> None:
     import sys
     from pathlib import Path
 
-    code = ("import sys, engine.training, engine.cpu_tuning as t\n"
-            "before = 'torch._dynamo' in sys.modules\n"
-            "t.warm_up()\n"
-            "print(before, 'torch._dynamo' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, engine.training, engine.cpu_tuning as t\n"
+        "before = 'torch._dynamo' in sys.modules\n"
+        "t.warm_up()\n"
+        "print(before, 'torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
 
 
 def test_each_epoch_reports_its_training_accuracy_and_learning_rate(tiny_dataset) -> None:
-    config = TrainConfig(model="lenet", epochs=2, batch_size=32, optimizer="adam", lr=0.003, schedule="cosine",
-                         augment=False, device="cpu", log_every=2)
+    config = TrainConfig(
+        model="lenet",
+        epochs=2,
+        batch_size=32,
+        optimizer="adam",
+        lr=0.003,
+        schedule="cosine",
+        augment=False,
+        device="cpu",
+        log_every=2,
+    )
     trainer = Trainer(config, tiny_dataset)
     events = []
     trainer.run(events.append)

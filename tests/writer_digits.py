@@ -22,8 +22,10 @@ def writer_digit(label: int, rng: np.random.Generator) -> np.ndarray:
     """One drawing of ``label`` by the writer: a 280x280 canvas, dark ink on white."""
     strokes = STYLES.get(label) or SHAPES[label][int(rng.integers(len(SHAPES[label])))]
     slant = rng.uniform(-0.12, 0.12)
-    wobbled = [[(x + slant * (0.5 - y) + rng.normal(0, 0.012), y + rng.normal(0, 0.012)) for x, y in stroke]
-               for stroke in strokes]
+    wobbled = [
+        [(x + slant * (0.5 - y) + rng.normal(0, 0.012), y + rng.normal(0, 0.012)) for x, y in stroke]
+        for stroke in strokes
+    ]
     box = int(rng.integers(110, 210))
     left = int(rng.integers(10, 280 - box - 10))
     top = int(rng.integers(10, 280 - box - 10))

@@ -59,13 +59,14 @@ def main() -> None:
     mnist_numbers, pen_numbers, pen_apart = [], [], []
     for _ in range(args.numbers):
         chosen = rng.integers(0, len(images), int(rng.integers(2, 7)))
-        mnist_numbers.append((compose([images[i] for i in chosen], [int(rng.integers(-4, 1)) for _ in chosen[1:]],
-                                      rng), len(chosen)))
+        mnist_numbers.append(
+            (compose([images[i] for i in chosen], [int(rng.integers(-4, 1)) for _ in chosen[1:]], rng), len(chosen))
+        )
         chosen = rng.integers(0, len(train), int(rng.integers(2, 7)))
-        pen_numbers.append((number_drawing([train.trajectories[i] for i in chosen], rng, (-0.25, 0.05))[0],
-                            len(chosen)))
-        pen_apart.append((number_drawing([train.trajectories[i] for i in chosen], rng, (0.15, 0.6))[0],
-                          len(chosen)))
+        pen_numbers.append(
+            (number_drawing([train.trajectories[i] for i in chosen], rng, (-0.25, 0.05))[0], len(chosen))
+        )
+        pen_apart.append((number_drawing([train.trajectories[i] for i in chosen], rng, (0.15, 0.6))[0], len(chosen)))
     print("margin  sure   weight  split MNIST  split pen  tight count MNIST  tight count pen  apart count pen")
     for sure, weight, margin in itertools.product(args.sure, args.weights, args.margins):
         policy = dataclasses.replace(POLICY, split_margin=margin, sure_whole=sure, reader_weight=weight)
@@ -76,9 +77,13 @@ def main() -> None:
         def counted(numbers: list[tuple[np.ndarray, int]], policy=policy) -> float:
             return float(np.mean([len(read_number(predictor, x, policy=policy).digits) == n for x, n in numbers]))
 
-        print(f"{margin:6.2f}  {sure:5.3f}  {weight:6.2f}  {split_rate(mnist_singles):11.4f}  "
-              f"{split_rate(pen_singles):9.4f}  {counted(mnist_numbers):17.3f}  {counted(pen_numbers):15.3f}  "
-              f"{counted(pen_apart):15.3f}", flush=True)
+        print(
+            f"{margin:6.2f}  {sure:5.3f}  {weight:6.2f}  {split_rate(mnist_singles):11.4f}  "
+            f"{split_rate(pen_singles):9.4f}  {counted(mnist_numbers):17.3f}  {counted(pen_numbers):15.3f}  "
+            f"{counted(pen_apart):15.3f}",
+            flush=True,
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -97,7 +97,9 @@ def main() -> None:
     digitnet = TrainConfig(epochs=args.epochs, device="cuda")
     rows["digitnet default (augmented), engine Trainer"] = trainer_ms(digitnet, dataset)
     rows["digitnet default, no augmentation"] = trainer_ms(replace(digitnet, augment=False), dataset)
-    print(f"\nms per optimiser step, batch {args.batch_size}, {args.epochs} epoch(s) a run ({torch.cuda.get_device_name()})")
+    print(
+        f"\nms per optimiser step, batch {args.batch_size}, {args.epochs} epoch(s) a run ({torch.cuda.get_device_name()})"
+    )
     for name, ms in rows.items():
         print(f"{name:48s} {ms:7.3f} ms  ({args.batch_size / ms * 1e3:>10,.0f} samples/s)")
 

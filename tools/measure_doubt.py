@@ -20,7 +20,11 @@ from engine.preprocess import FLATTEST_DIGIT, MOST_INK, preprocess  # noqa: E402
 
 
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "resources" / "datasets" / "mnist-sample")
+    folder = Path(
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parents[1] / "resources" / "datasets" / "mnist-sample"
+    )
     images = read_idx(folder / "t10k-images-idx3-ubyte.gz", 2051)
     aspects, inks, flagged = [], [], 0
     for image in images:

@@ -36,8 +36,16 @@ def main() -> None:
         work = _resize(crop, max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale)))
         widths.append(stroke_width(work / work.max()))
     widths = np.array(widths)
-    print(json.dumps({"median": round(float(np.median(widths)), 2), "p10": round(float(np.percentile(widths, 10)), 2),
-                      "p90": round(float(np.percentile(widths, 90)), 2), "samples": len(widths)}))
+    print(
+        json.dumps(
+            {
+                "median": round(float(np.median(widths)), 2),
+                "p10": round(float(np.percentile(widths, 10)), 2),
+                "p90": round(float(np.percentile(widths, 90)), 2),
+                "samples": len(widths),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

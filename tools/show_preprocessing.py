@@ -47,8 +47,10 @@ def main() -> None:
     else:
         from tests.drawn_digits import SHAPES, render
 
-        samples = [(str(label), render(shapes[0], box=110, left=30, top=120, pen=12).astype(np.float32) / 255)
-                   for label, shapes in SHAPES.items()]
+        samples = [
+            (str(label), render(shapes[0], box=110, left=30, top=120, pen=12).astype(np.float32) / 255)
+            for label, shapes in SHAPES.items()
+        ]
     sheet = Image.new("L", (3 * CELL + 20, len(samples) * (CELL + 18) + 18), 255)
     draw = ImageDraw.Draw(sheet)
     draw.text((4, 2), "original | naive resize | engine.preprocess", fill=0)
@@ -56,8 +58,13 @@ def main() -> None:
         gray = image.astype(np.float32) / (255 if image.dtype == np.uint8 else 1)
         naive = naive_resize(gray)
         prepared = preprocess(gray)
-        naive_label = int(predictor.model(((torch.from_numpy(naive) - predictor.normalization.mean)
-                                           / predictor.normalization.std).view(1, 1, 28, 28)).argmax())
+        naive_label = int(
+            predictor.model(
+                ((torch.from_numpy(naive) - predictor.normalization.mean) / predictor.normalization.std).view(
+                    1, 1, 28, 28
+                )
+            ).argmax()
+        )
         label = predictor.predict_prepared(prepared).label
         y = 18 + row * (CELL + 18)
         for col, tile in enumerate([_tile(gray, False), _tile(naive, True), _tile(prepared.pixels, True)]):

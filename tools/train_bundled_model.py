@@ -88,8 +88,11 @@ def main() -> int:
 
         def report(event: object) -> None:
             if isinstance(event, EpochEvent):
-                print(f"epoch {event.epoch}/{event.total_epochs}: MNIST test accuracy {event.test_accuracy:.2%} "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)
+                print(
+                    f"epoch {event.epoch}/{event.total_epochs}: MNIST test accuracy {event.test_accuracy:.2%} "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
 
         trainer.run(report)
         command = " ".join(shlex.quote(a) for a in ["python", "tools/train_bundled_model.py", *sys.argv[1:]])

@@ -41,8 +41,11 @@ def pen_digits(path: Path, seed: int, renders: int = 3) -> tuple[np.ndarray, np.
     bright ink, each ``renders`` times with another pen and distortion."""
     train, _ = split(read_pendigits(path))
     rng = np.random.default_rng(seed)
-    images = [render(distorted(t, rng), (FIELD, FIELD), (4, 4, 20, 20), rng.uniform(1.5, 3.5))
-              for t in train.trajectories for _ in range(renders)]
+    images = [
+        render(distorted(t, rng), (FIELD, FIELD), (4, 4, 20, 20), rng.uniform(1.5, 3.5))
+        for t in train.trajectories
+        for _ in range(renders)
+    ]
     return np.stack(images), np.repeat(train.labels, renders).astype(np.uint8)
 
 
@@ -78,10 +81,14 @@ class Numbers(torch.utils.data.IterableDataset):
             width += (-width) % STRIDE
             x = torch.zeros(len(strips), 1, FIELD, width)
             for k, s in enumerate(strips):
-                x[k, 0, :, :s.shape[1]] = torch.from_numpy(s)
+                x[k, 0, :, : s.shape[1]] = torch.from_numpy(s)
             frames = torch.tensor([s.shape[1] // STRIDE for s in strips])
-            yield ((x - MEAN) / STD, torch.tensor([d for t in targets for d in t]),
-                   torch.tensor([len(t) for t in targets]), frames)
+            yield (
+                (x - MEAN) / STD,
+                torch.tensor([d for t in targets for d in t]),
+                torch.tensor([len(t) for t in targets]),
+                frames,
+            )
 
 
 def main() -> None:
@@ -101,8 +108,9 @@ def main() -> None:
     if args.pendigits:  # about as many pen digits as MNIST's: half the numbers' digits are other writers'
         pen_images, pen_labels = pen_digits(Path(args.pendigits), args.seed)
         images, labels = np.concatenate([images, pen_images]), np.concatenate([labels, pen_labels])
-    loader = torch.utils.data.DataLoader(Numbers(images, labels, args.batch, args.seed), batch_size=None,
-                                         num_workers=1, prefetch_factor=4)
+    loader = torch.utils.data.DataLoader(
+        Numbers(images, labels, args.batch, args.seed), batch_size=None, num_workers=1, prefetch_factor=4
+    )
     model = NumberNet()
     optimizer = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=args.steps)
