@@ -106,11 +106,14 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow
-    from tests.gui_helpers import drag
+    from tests.gui_helpers import ScriptedDialogs, drag
 
     app = QApplication(sys.argv)
     settings_dir = tempfile.TemporaryDirectory()  # removed at exit: a fresh user's settings, not this user's
-    window = MainWindow(settings=QSettings(str(Path(settings_dir.name) / "s.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(
+        settings=QSettings(str(Path(settings_dir.name) / "s.ini"), QSettings.Format.IniFormat),
+        dialogs=ScriptedDialogs(),
+    )
     window.resize(1400, 900)
     window.training_panel.select_dataset("mnist")  # from --data
     window.show()
@@ -134,7 +137,7 @@ def main() -> None:
     busy = lateness(app, args.seconds)
     to_first_losses = first_losses[0] - pressed
     steps = window.plots.losses.view.size
-    window.stop_training(wait=True)
+    window.session.stop(wait=True)
 
     from tests.writer_digits import write_samples
 
@@ -142,10 +145,10 @@ def main() -> None:
     window.my_digits.folder = write_samples(Path(samples_dir.name) / "samples", per_digit=20)
     window.my_digits.refresh()
     pressed = time.perf_counter()
-    window.teach()
-    teaching = lateness(app, 0, until=lambda: not window.teaching.running)
+    window.teacher.teach()
+    teaching = lateness(app, 0, until=lambda: not window.teacher.running)
     teach_seconds = time.perf_counter() - pressed
-    assert window.model.checkpoint.taught, "Teach ended without a taught model"
+    assert window.document.model.checkpoint.taught, "Teach ended without a taught model"
 
     canvas = window.recognition.canvas
     stroke_ms = []
@@ -170,7 +173,7 @@ def main() -> None:
         QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(150, 200))
         app.processEvents()
         release_ms.append(1000 * (time.perf_counter() - start))
-    window.ask_unsaved = lambda question: "discard"  # a measurement, not a user's model
+    window.dialogs.unsaved_answer = "discard"  # a measurement, not a user's model
     window.close()
 
     bare = startup_seconds("window = QWidget(); window.resize(1400, 900)")

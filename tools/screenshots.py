@@ -33,13 +33,13 @@ def main() -> None:
 
     from gui.main_window import MainWindow
     from tests.drawn_digits import SHAPES
-    from tests.gui_helpers import drag
+    from tests.gui_helpers import ScriptedDialogs, drag
 
     app = QApplication(sys.argv)  # noqa: F841 (kept alive for the whole run)
     settings_dir = tempfile.TemporaryDirectory()  # removed at exit: a fresh user's settings, not this user's
     os.environ["DIGIT_STUDIO_RUNS"] = str(Path(settings_dir.name) / "runs")  # and a fresh user's run records
     settings = QSettings(str(Path(settings_dir.name) / "s.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings=settings)
+    window = MainWindow(settings=settings, dialogs=ScriptedDialogs())
     window.resize(1500, 920)
     window.show()
 
@@ -81,7 +81,7 @@ def main() -> None:
     QTest.qWait(500)
     window.grab().save(str(out / "screenshot-number.png"))
     print(f"wrote {out / 'screenshot-main.png'}, {out / 'screenshot-evaluate.png'}, {out / 'screenshot-number.png'}")
-    window.ask_unsaved = lambda question: "discard"  # a measurement, not a user's model
+    window.dialogs.unsaved_answer = "discard"  # a measurement, not a user's model
     window.close()
 
 
