@@ -91,7 +91,9 @@ class DrawCanvas(QWidget):
     def set_aspect(self, aspect: float) -> None:
         """Square (1) or wide; the strokes keep their place from the left edge."""
         self.aspect = aspect
-        self.setMinimumSize(round(200 * min(aspect, 2.0)), 200)
+        # no wider than a square canvas needs, so that ticking Wide never widens the panel beyond its room
+        width = round(200 * min(aspect, 1.5))
+        self.setMinimumSize(width, max(100, round(width / aspect)))
         self.updateGeometry()
         self.update()
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtWidgets import QScrollArea, QSplitter, QWidget
 
 DEFAULT_SIZE = QSize(1440, 860)
@@ -19,13 +19,32 @@ def fitted_size(preferred: QSize, minimum: QSize, available: QSize) -> QSize:
 
 
 def vertical_scroll(panel: QWidget) -> QScrollArea:
-    """``panel`` in a scroll area that scrolls up and down only, as wide as the panel needs."""
+    """``panel`` in a scroll area that scrolls up and down only, at least as wide as the panel needs, now
+    and whenever that changes (the canvas turned wide, say), so that nothing of it is ever cut off."""
     scroll = QScrollArea()
     scroll.setWidget(panel)
     scroll.setWidgetResizable(True)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(panel.minimumSizeHint().width() + 24)
+    _MinimumWidthFollower(panel, scroll)
     return scroll
+
+
+class _MinimumWidthFollower(QObject):
+    """Keeps a scroll area as wide as its panel's minimum, which Qt re-lays out on a LayoutRequest."""
+
+    def __init__(self, panel: QWidget, scroll: QScrollArea) -> None:
+        super().__init__(scroll)
+        self.panel, self.scroll = panel, scroll
+        panel.installEventFilter(self)
+        self._follow()
+
+    def _follow(self) -> None:
+        self.scroll.setMinimumWidth(self.panel.minimumSizeHint().width() + 24)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            self._follow()
+        return False
 
 
 def make_room_for_the_canvas(splitter: QSplitter, wide: bool) -> None:

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtCore import QElapsedTimer, QRect, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QFontMetrics, QImage, QKeySequence, QPixmap, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -58,6 +61,36 @@ def confidence_text(prediction: Prediction, names: tuple[str, ...]) -> str:
         return f"not sure: {doubt.replace(': ', ' (', 1)})"
     order = np.argsort(prediction.probabilities)[::-1]
     return f"not sure: {names[order[0]]} or {names[order[1]]}?"
+
+
+def steady_label(text: str, name: str, lines: int) -> QLabel:
+    """A label whose text never changes the layout: ``lines`` lines high, wrapped, as wide as the layout
+    makes it (a longer text is cut, and whole in the tooltip: :func:`say`)."""
+    label = QLabel(text, objectName=name)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 2)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    return label
+
+
+def say(label: QLabel, text: str) -> None:
+    """Set a steady label's text, cut with "…" where it needs more lines than the label has, and its
+    tooltip to the whole of it."""
+    label.setToolTip(text)
+    metrics, width, height = label.fontMetrics(), label.width(), label.height()
+
+    def fits(candidate: str) -> bool:
+        bounds = metrics.boundingRect(QRect(0, 0, width, 10 * height), Qt.TextFlag.TextWordWrap, candidate)
+        return bounds.height() <= height
+
+    if width > 0 and not fits(text):
+        low, high = 0, len(text)  # the longest start of the text that fits with the ellipsis
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(text[:middle] + "…") else (low, middle - 1)
+        text = text[:low].rstrip() + "…"
+    label.setText(text)
 
 
 class ProbabilityBars(pg.PlotWidget):
@@ -123,7 +156,7 @@ class RecognitionPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.canvas_notice)
-        layout.addWidget(self.digits_box)
+        layout.addWidget(self.digits_area)
         layout.addLayout(tools)
         layout.addLayout(teach_row)
         layout.addLayout(answer)
@@ -198,7 +231,10 @@ class RecognitionPanel(QWidget):
         font.setBold(True)
         self.prediction_label.setFont(font)
         self.prediction_label.setMinimumWidth(120)
-        self.confidence_label = QLabel("Draw a digit", objectName="confidenceLabel")
+        self.prediction_label.setFixedHeight(QFontMetrics(font).height())
+        # a long number is set smaller (_fit_answer), never widening the panel under the pen
+        self.prediction_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.confidence_label = steady_label("Draw a digit", "confidenceLabel", lines=2)
         self.confidence_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.model_input_view = QLabel(objectName="modelInputView")
         self.model_input_view.setFixedSize(INPUT_VIEW_SIZE, INPUT_VIEW_SIZE)
@@ -207,18 +243,16 @@ class RecognitionPanel(QWidget):
         self.model_input_view.setStyleSheet("QLabel#modelInputView { background: black; border: 1px solid #888; }")
         self.model_input_caption = QLabel("What the model sees", objectName="modelInputCaption")
         self.model_input_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.canvas_notice = QLabel("", objectName="canvasNotice")  # a problem with what was opened, said here
-        self.canvas_notice.setWordWrap(True)
+        # a problem with what was opened, said where the user looked; its room is kept when there is none
+        self.canvas_notice = steady_label("", "canvasNotice", lines=2)
         self.canvas_notice.setStyleSheet("QLabel#canvasNotice { color: #b00020; }")
-        self.canvas_notice.setVisible(False)
         self.saliency_check = QCheckBox("Saliency overlay", objectName="saliencyCheck")
         self.saliency_check.setToolTip("Highlight the pixels that drove the prediction (gradient x input)")
         self.saliency_check.toggled.connect(lambda _: self._show_input(self.last_prediction))
         self.bars = ProbabilityBars()
         self.bars.setMinimumHeight(120)
-        self.source_label = QLabel("", objectName="modelSourceLabel")
-        self.source_label.setWordWrap(True)
-        self.latency_label = QLabel("", objectName="latencyLabel")
+        self.source_label = steady_label("", "modelSourceLabel", lines=2)
+        self.latency_label = steady_label("", "latencyLabel", lines=1)
         answer = QGridLayout()
         answer.addWidget(self.prediction_label, 0, 0)
         answer.addWidget(self.confidence_label, 1, 0)
@@ -242,9 +276,20 @@ class RecognitionPanel(QWidget):
         self.digit_buttons: list[QPushButton] = []
         self.digits_row = QHBoxLayout()
         self.digits_row.setSpacing(2)
+        self.digits_row.setContentsMargins(0, 0, 0, 0)
         self.digits_box = QWidget(objectName="digitsBox")
         self.digits_box.setLayout(self.digits_row)
-        self.digits_box.setVisible(False)
+        # always there, as high as a row of buttons and its scroll bar: a long number scrolls, never moves
+        # the canvas or widens the panel
+        self.digits_area = QScrollArea(objectName="digitsArea")
+        self.digits_area.setWidget(self.digits_box)
+        self.digits_area.setWidgetResizable(True)
+        self.digits_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.digits_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.digits_area.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.digits_area.setFixedHeight(
+            QPushButton("0").sizeHint().height() + self.digits_area.horizontalScrollBar().sizeHint().height() + 2
+        )
         teach_row = QHBoxLayout()
         teach_row.setSpacing(1)
         teach_row.addWidget(QLabel("That's a"))
@@ -257,7 +302,7 @@ class RecognitionPanel(QWidget):
     def set_predictor(self, predictor: Predictor) -> None:
         self.predictor = predictor
         self.bars.set_labels(predictor.class_names)
-        self.source_label.setText(f"Model: {predictor.source}")
+        say(self.source_label, f"Model: {predictor.source}")
         self.predict_now()
 
     # -- prediction -----------------------------------------------------------------------------------------
@@ -272,7 +317,7 @@ class RecognitionPanel(QWidget):
         """Undo and Clear only when there is something to undo or clear."""
         self.undo_button.setEnabled(self.canvas.can_undo())
         self.clear_button.setEnabled(not self.canvas.is_empty())
-        self.canvas_notice.setVisible(False)
+        say(self.canvas_notice, "")
 
     def predict_now(self) -> Prediction | None:
         self._throttle.stop()
@@ -348,7 +393,7 @@ class RecognitionPanel(QWidget):
                 self.digit_buttons.append(button)
                 self.digits_row.addWidget(button)
             self.digits_row.addStretch(1)
-        self.digits_box.setVisible(several)
+        self.digits_box.setVisible(True)
         size = (image.shape[1], image.shape[0]) if image is not None else (RENDER_SIZE, RENDER_SIZE)
         self.canvas.set_boxes([d.box for d in reading.digits], size)
         self.reading_made.emit(reading)
@@ -370,21 +415,23 @@ class RecognitionPanel(QWidget):
         self.last_prediction = prediction
         digits = self.last_reading.digits
         if prediction.label is None:
-            self.prediction_label.setText("–")
-            self.confidence_label.setText(
-                "Draw a digit" if self.canvas.is_empty() else self.last_reading.doubt or "Nothing recognisable"
+            say(self.prediction_label, "–")
+            say(
+                self.confidence_label,
+                "Draw a digit" if self.canvas.is_empty() else self.last_reading.doubt or "Nothing recognisable",
             )
         elif len(digits) > 1:
             names = self._names()
-            self.prediction_label.setText(self.last_reading.label_text(names))
-            self.confidence_label.setText(
-                f"digit {self.selected + 1} of {len(digits)}: " + confidence_text(prediction, names)
+            say(self.prediction_label, self.last_reading.label_text(names))
+            say(
+                self.confidence_label,
+                f"digit {self.selected + 1} of {len(digits)}: " + confidence_text(prediction, names),
             )
         else:
             names = self._names()
             name = names[prediction.label]
-            self.prediction_label.setText(name if len(name) <= 2 else name[:10])
-            self.confidence_label.setText(confidence_text(prediction, names))
+            say(self.prediction_label, name if len(name) <= 2 else name[:10])
+            say(self.confidence_label, confidence_text(prediction, names))
         self._fit_answer()
         self.bars.set_probabilities(prediction.probabilities)
         answered = not self.canvas.is_empty()  # an empty canvas asks nothing: no time to report
@@ -393,10 +440,19 @@ class RecognitionPanel(QWidget):
         self.prediction_made.emit(prediction)
 
     def _fit_answer(self) -> None:
-        """The answer's font: large for a digit, smaller for a long number, so it fits the panel."""
+        """The answer's font: large for a digit, smaller for a long number, so that it fits the label's
+        width, which the text never changes (tests/test_gui_layout.py)."""
         font = self.prediction_label.font()
-        font.setPointSize(max(18, min(54, 200 // max(1, len(self.prediction_label.text())))))
+        text, width = self.prediction_label.text(), max(60, self.prediction_label.width() - 8)
+        for size in range(54, 11, -2):
+            font.setPointSize(size)
+            if QFontMetrics(font).horizontalAdvance(text) <= width:
+                break
         self.prediction_label.setFont(font)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_answer()
 
     def _show_input(self, prediction: Prediction | None) -> None:
         if prediction is None or prediction.prepared.empty:
@@ -431,8 +487,7 @@ class RecognitionPanel(QWidget):
         try:
             gray = load_image(path)
         except UserError as exc:
-            self.canvas_notice.setText(str(exc))
-            self.canvas_notice.setVisible(True)
+            say(self.canvas_notice, str(exc))
             self.message.emit(str(exc))
             return False
         self._show(array_to_qimage((np.clip(gray, 0, 1) * 255).astype(np.uint8)), ("file", gray))

@@ -81,3 +81,37 @@ def test_the_window_has_the_app_icon(window) -> None:
     pixmap = window.windowIcon().pixmap(64, 64)
     assert not pixmap.isNull() and pixmap.width() == 64  # the SVG rendered (Qt's svg plugin is installed)
     assert pixmap.toImage().pixelColor(32, 56).blue() > 100  # its blue tile, not a blank
+
+
+@pytest.mark.parametrize("size", [QSize(1024, 600), QSize(1280, 800)])
+def test_nothing_moves_under_the_pen(window, qtbot, tmp_path, size) -> None:
+    """Notices, long numbers and doubts change no layout: the canvas keeps its place and size through
+    them, as every stroke is drawn (a canvas that jumped mid-stroke put the stroke where the pen was not)."""
+    from PySide6.QtCore import QPoint
+
+    from tests.gui_helpers import drag
+
+    window.resize(size)
+    panel = window.recognition
+    panel.wide_check.setChecked(True)
+    qtbot.wait(50)
+    canvas = panel.canvas
+
+    def where() -> tuple:
+        return canvas.mapTo(window, QPoint(0, 0)), canvas.size(), tuple(window.splitter.sizes())
+
+    before = where()
+    bad = tmp_path / "a picture with a rather long name that is not a picture at all.png"
+    bad.write_text("not an image")
+    panel.open_image(str(bad))  # a long notice under the canvas
+    assert "not an image" in panel.canvas_notice.toolTip() or panel.canvas_notice.text()
+    assert where() == before
+    panel.canvas.clear()
+    for k in range(14):  # a fourteen-digit number, drawn stroke by stroke
+        x = 0.15 + 0.19 * k
+        drag(canvas, [(x, 0.25), (x, 0.5), (x, 0.75)])
+        qtbot.wait(5)
+        assert where() == before, f"moved at stroke {k + 1}"
+    assert len(panel.digit_buttons) >= 10 and len(panel.prediction_label.text()) >= 10
+    drag(canvas, [(0.1, 0.1), (2.9, 0.9), (0.1, 0.9), (2.9, 0.1)])  # a scribble over it all: a doubt
+    assert where() == before

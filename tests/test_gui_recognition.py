@@ -251,7 +251,7 @@ def test_a_number_on_the_wide_canvas_is_read_digit_by_digit(window, panel, qtbot
 
     panel.canvas.clear()
     _write(panel.canvas, [5])
-    assert not panel.digits_box.isVisible() and panel.prediction_label.text() == "5"
+    assert not panel.digit_buttons and panel.prediction_label.text() == "5"
 
 
 @pytest.mark.skipif(not PENDIGITS.is_file(), reason="../shared/datasets/pendigits is not beside the project")
