@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
             source.connect(self.show_status)
         for view in (self.recognition, self.runs_view, self.my_digits, self.evaluation, self.browser):
             view.message.connect(self.show_status)
+        panel.notice.connect(self.show_status)
         for view in (self.evaluation, self.browser):
             view.send_to_canvas.connect(self.recognition.show_array)
             view.error.connect(self.dialogs.error)
@@ -273,13 +274,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------ documents, data
     @Slot(object)
     def _checkpoint_loaded(self, loaded: ckpt.Checkpoint) -> None:
+        """Its curves are shown; the training settings stay as they were until Continue is ticked."""
         self.plots.load_history(loaded.history.to_dict())
-        self.training_panel.set_defaults(loaded.config)
-        switched = self.training_panel.select_dataset_of(loaded)
-        self.show_status(
-            f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})"
-            + (f"; data set switched to {switched}, which it was trained on" if switched else "")
-        )
+        self.show_status(f"Opened {loaded.display_name} ({loaded.architecture}, {epochs_text(loaded.epochs_done)})")
 
     @Slot()
     def _choose_dataset(self) -> None:

@@ -46,12 +46,14 @@ class TrainingPanel(QWidget):
     download_cancel_requested = Signal()
     dataset_changed = Signal()
     device_changed = Signal()
+    notice = Signal(str)  # for the status line
 
     def __init__(self, devices: tuple[DeviceInfo, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._can_resume = False
         self._running = False
         self._resume_config: TrainConfig | None = None  # the settings of the model Continue continues
+        self._resume_checkpoint: Checkpoint | None = None  # that model, for the data set it was trained on
         self._build_model_fields(devices)
         layout = QVBoxLayout(self)
         for box in (self._build_data_box(), self._build_model_box(), self._build_run_box()):
@@ -314,8 +316,10 @@ class TrainingPanel(QWidget):
             self.pause_button.blockSignals(False)
 
     def follow_model(self, model: ModelOnHand) -> None:
-        """Continue offers the model on hand, with its settings."""
+        """Continue offers the model on hand, with its settings and data set; the fields change only when
+        Continue is ticked: opening a model never changes what the next new run trains."""
         source = model.resume_source()
+        self._resume_checkpoint = source
         self.set_resumable(
             source is not None,
             model.description(),
@@ -345,6 +349,9 @@ class TrainingPanel(QWidget):
         self.epochs_label.setText("More epochs" if continuing else "Epochs")
         if continuing and self._resume_config is not None:
             self.set_defaults(replace(self._resume_config, epochs=self.epochs_spin.value()))
+            switched = self.select_dataset_of(self._resume_checkpoint) if self._resume_checkpoint else None
+            if switched:
+                self.notice.emit(f"Data set switched to {switched}, which the model was trained on")
         self.set_running(self._running)
 
     def _on_pause_toggled(self, paused: bool) -> None:

@@ -189,9 +189,11 @@ def test_dataset_browser_pages_and_filters(window, qtbot, tiny_dataset) -> None:
     assert browser.grid.count() == int((tiny_dataset.test.labels == 4).sum())
 
 
-def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbot, tmp_path, monkeypatch) -> None:
-    """Opening a Fashion-MNIST checkpoint chooses Fashion-MNIST; evaluating or continuing it on MNIST
-    digits is refused with a message instead of reporting meaningless numbers."""
+def test_continuing_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(
+    window, qtbot, tmp_path, monkeypatch
+) -> None:
+    """Opening a Fashion-MNIST checkpoint changes no training setting; ticking Continue chooses Fashion-MNIST;
+    evaluating or continuing it on MNIST digits is refused with a message instead of meaningless numbers."""
     from engine import checkpoint as ckpt
     from engine.config import TrainConfig
     from engine.data import load_folder
@@ -210,9 +212,13 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     panel = window.training_panel
     assert panel.dataset_choice() == ("mnist", None)
 
+    epochs = panel.epochs_spin.value()
     assert open_checkpoint(qtbot, window, path)
+    assert panel.dataset_choice() == ("mnist", None) and panel.epochs_spin.value() == epochs
+    panel.resume_check.setChecked(True)
     assert panel.dataset_choice() == ("fashion-mnist", None)
-    assert "data set switched to Fashion-MNIST" in window.status_label.text()
+    assert "Data set switched to Fashion-MNIST" in window.status_label.text()
+    panel.resume_check.setChecked(False)
 
     panel.select_dataset("mnist")
     view = window.evaluation
@@ -222,6 +228,7 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     assert not view.job.running and view.evaluate_button.isEnabled() and view.result is None
 
     panel.resume_check.setChecked(True)
+    panel.select_dataset("mnist")  # continuing, on digits after all
     with qtbot.waitSignal(window.training_finished, timeout=30000) as finished:
         qtbot.mouseClick(panel.train_button, Qt.MouseButton.LeftButton)
     assert finished.args[0] is None and "choose the data set the model was trained on" in window.dialogs.errors[-1]
@@ -229,9 +236,9 @@ def test_a_checkpoint_brings_its_data_set_and_a_mismatch_is_refused(window, qtbo
     assert window.recognition.predictor.source == "clothes.pt"  # the opened model stays in use
 
 
-def test_a_checkpoint_brings_the_folder_its_data_came_from(qtbot, window, tmp_path, tiny_data) -> None:
-    """Trained on a folder of its own (not where the data set's name leads): opening it chooses that folder;
-    once the folder is gone, the data set of its name."""
+def test_continuing_a_checkpoint_brings_the_folder_its_data_came_from(qtbot, window, tmp_path, tiny_data) -> None:
+    """Trained on a folder of its own (not where the data set's name leads): continuing it chooses that
+    folder; once the folder is gone, the data set of its name."""
     import shutil
 
     from engine import checkpoint as ckpt
@@ -248,12 +255,16 @@ def test_a_checkpoint_brings_the_folder_its_data_came_from(qtbot, window, tmp_pa
     assert panel.dataset_choice() == ("mnist", None)
 
     assert open_checkpoint(qtbot, window, path)
+    assert panel.dataset_choice() == ("mnist", None)
+    panel.resume_check.setChecked(True)
     assert panel.dataset_choice()[1] == str(folder.resolve())
-    assert f"data set switched to the folder {folder.resolve()}" in window.status_label.text()
+    assert f"Data set switched to the folder {folder.resolve()}" in window.status_label.text()
 
+    panel.resume_check.setChecked(False)
     panel.select_dataset("mnist")
     shutil.rmtree(folder)
     assert open_checkpoint(qtbot, window, path)
+    panel.resume_check.setChecked(True)
     assert panel.dataset_choice() == ("mnist", None) and "switched" not in window.status_label.text()
 
 
