@@ -9,12 +9,14 @@ whose data it reads (the canvas's sample, the samples folder) and reports throug
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from engine import checkpoint as ckpt
 from engine.teaching import MIN_TO_HOLD_OUT, save_sample
+from gui.autosave import autosave_dir, new_autosave_path
 from gui.dialogs import Dialogs
 from gui.document import CheckpointDocument
 from gui.my_digits import MyDigitsView
@@ -72,11 +74,28 @@ class Teacher(QObject):
         self.samples.show_teaching(True)
         self.status.emit("Teaching the model your samples...")
         self.job.start(
-            TeachWorker(self.document.model.checkpoint, self.samples.folder),
+            TeachWorker(self.document.model.checkpoint, self.samples.folder, self._autosave_path()),
             taught=self._taught,
+            saved=self._autosaved,
             notice=self._notice,
             failed=self._failed,
         )
+
+    def _autosave_path(self) -> Path | None:
+        """A new autosave file for the taught model, beside the runs' (None when that folder is unusable)."""
+        folder = autosave_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
+        base = self.document.model.checkpoint
+        return new_autosave_path(folder, f"taught-{base.architecture if base else 'digitnet'}", "samples")
+
+    @Slot(str)
+    def _autosaved(self, path: str) -> None:
+        """The taught model, still on hand and unsaved, is offered back at the next launch."""
+        if self.document.model.unsaved:
+            self.document.remember_unsaved(Path(path))
 
     @Slot(str)
     def _notice(self, message: str) -> None:

@@ -415,18 +415,22 @@ class CheckpointWorker(Worker):
 
 class TeachWorker(Worker):
     """Teaches a model the personal samples (engine.teaching) off the GUI thread: the base is the checkpoint
-    given, or the bundled model when there is none (the model on hand has no checkpoint)."""
+    given, or the bundled model when there is none (the model on hand has no checkpoint). The taught model
+    is autosaved to ``autosave_path`` as a run's epoch is, so a crash before Save loses nothing."""
 
     taught = Signal(object, object)  # the taught engine.checkpoint.Checkpoint, its engine.teaching.TeachResult
+    saved = Signal(str)  # where the taught model was autosaved
     notice = Signal(str)
 
-    def __init__(self, base: Any, folder: Path) -> None:
+    def __init__(self, base: Any, folder: Path, autosave_path: Path | None = None) -> None:
         super().__init__()
         self.base = base
         self.folder = folder
+        self.autosave_path = autosave_path
 
     def work(self) -> None:
         from engine import checkpoint
+        from engine.errors import UserError
         from engine.inference import BUNDLED_MODEL
         from engine.teaching import load_samples, replay_for, teach
 
@@ -437,6 +441,11 @@ class TeachWorker(Worker):
             self.notice.emit(note)
         result = teach(base, samples, replay, base_name=base.display_name)
         self.taught.emit(checkpoint.from_payload(result.payload), result)
+        if self.autosave_path is not None:
+            try:
+                self.saved.emit(str(checkpoint.save(result.payload, self.autosave_path)))
+            except UserError as exc:  # a full disk, say: the taught model on hand stays
+                self.notice.emit(f"The taught model could not be autosaved (use Save to keep it): {exc}")
 
 
 class DatasetWorker(Worker):

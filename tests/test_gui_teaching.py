@@ -3,6 +3,8 @@ the taught model answers on the canvas, unsaved; an unsure answer says so."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -58,3 +60,10 @@ def test_correct_keep_and_teach(window, qtbot) -> None:
     assert panel.predictor.source == "taught model (20 samples)" and window.document.model.unsaved
     assert window.windowTitle().startswith("unsaved model") and window.document.model.checkpoint.taught["samples"] == 20
     assert "Taught 20 samples" in mine.result_label.text() and "Keep 4 or more" in mine.result_label.text()
+    # autosaved like a run's epoch: a crash now loses nothing, the next launch offers it back
+    qtbot.waitUntil(lambda: bool(window.settings.unsaved_autosave), timeout=10000)
+    autosave = Path(window.settings.unsaved_autosave)
+    assert autosave.is_file() and autosave.name.startswith("taught-")
+    from engine import checkpoint as ckpt
+
+    assert ckpt.load(autosave).taught["samples"] == 20
