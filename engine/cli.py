@@ -58,12 +58,20 @@ _seed = _number(int, lambda v: 0 <= v <= 2**32 - 1, "must be in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from engine import __version__
     from engine.config import OPTIMIZERS, SCHEDULES, TrainConfig
     from engine.data import DATASETS
+    from engine.images import FORMATS
     from engine.models import model_names
+    from engine.teaching import samples_dir
 
     defaults = TrainConfig()
-    parser = _Parser(prog=PROG, description="Train, evaluate and use handwritten-digit classifiers.")
+    parser = _Parser(
+        prog=PROG,
+        description="Train, evaluate and use handwritten-digit classifiers. With no command, "
+        f"{PROG} opens the app's window (python main.py does too).",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def data_options(p: argparse.ArgumentParser) -> None:
@@ -155,9 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     predict = sub.add_parser("predict", help="recognise digits in image files")
-    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, BMP) or folders of them")
+    predict.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help=f"image files ({', '.join(FORMATS)}) or folders of them; results in the order given",
+    )
     predict.add_argument("--checkpoint", metavar="CKPT", help="default: the bundled model")
-    predict.add_argument("--json", action="store_true")
+    predict.add_argument("--json", action="store_true", help="print the results as one JSON list instead of text")
 
     teach = sub.add_parser(
         "teach",
@@ -165,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune a model on personal samples (SAMPLES_DIR/<digit>/*.png, any "
         "size, drawn or photographed), mixed with replay of its training data.",
     )
-    teach.add_argument("samples", metavar="SAMPLES_DIR", help="a folder per class, named as the class (0-9)")
+    teach.add_argument(
+        "samples",
+        metavar="SAMPLES_DIR",
+        help=f"a folder per class, named as the class (0-9); the app keeps the samples it is shown in {samples_dir()}",
+    )
     teach.add_argument("--checkpoint", metavar="CKPT", help="the model to teach (default: the bundled model)")
     teach.add_argument("--out", metavar="FILE", required=True, help="where the taught model is saved")
     teach.add_argument(
@@ -174,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fine-tuning steps of 64 images (default: 60)",
     )
-    teach.add_argument("--json", action="store_true")
+    teach.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
 
     export = sub.add_parser("export", help="export a checkpoint as a torch.export program (.pt2), TorchScript or ONNX")
     export.add_argument("--checkpoint", metavar="CKPT", required=True)
@@ -604,8 +621,8 @@ def _image_paths(paths: Sequence[str]) -> list[tuple[Path, str | None]]:
                 found.append((path, f"{path}: no such file or folder"))
         except OSError as exc:  # a folder without permission, a name too long
             found.append((path, f"{path}: cannot be read ({exc.strerror or exc})"))
-    unique = {str(p): (p, problem) for p, problem in found}
-    return [unique[key] for key in sorted(unique)]
+    unique = {str(p): (p, problem) for p, problem in found}  # each once, in the order given
+    return list(unique.values())
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -733,7 +750,8 @@ def cmd_teach(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         gain = (
-            f"; on {result.held_out} held-out samples {result.base_accuracy:.0%} before, "
+            f"; on {result.held_out} held-out sample{'s' if result.held_out != 1 else ''} "
+            f"{result.base_accuracy:.0%} before, "
             f"{result.taught_accuracy:.0%} after"
             if result.held_out
             else ""

@@ -213,6 +213,13 @@ def teach(
 PREPARED = ".prepared"  # each sample's 28x28 form, beside the class folders (hidden: not a class)
 
 
+def samples_dir() -> Path:
+    """Where the app keeps the samples its user labels (That's a ...): the user data folder's ``samples``."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("digit-studio", appauthor=False)) / "samples"
+
+
 def _write_bytes(temporary: str, data: bytes) -> None:
     Path(temporary).write_bytes(data)
 

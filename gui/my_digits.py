@@ -23,14 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.images import load_image
-from engine.teaching import list_samples, move_sample
+from engine.teaching import list_samples, move_sample, samples_dir
 from gui.evaluation_view import digit_icon, make_gallery
-
-
-def samples_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("digit-studio", appauthor=False)) / "samples"
 
 
 class MyDigitsView(QWidget):

@@ -422,3 +422,17 @@ def test_predict_keeps_every_other_result_when_reading_one_file_fails(tmp_path: 
     assert items[0]["text"] == items[2]["text"] != "" and "error" not in items[0]
     assert "internal error" in items[1]["error"] and "b.png" in items[1]["error"]
     assert "not an image" in items[3]["error"]
+
+
+def test_predict_answers_in_the_order_given_and_the_cli_names_its_version(tmp_path: Path) -> None:
+    from PIL import Image
+
+    names = ["z.png", "a.png", "m.png"]
+    for name in names:
+        Image.new("L", (28, 28), 0).save(tmp_path / name)
+    result = run("predict", *(str(tmp_path / n) for n in names), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [Path(r["path"]).name for r in json.loads(result.stdout)] == names
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("digit-studio ")
+    assert "opens the app" in run("--help").stdout.replace("\n", " ")
