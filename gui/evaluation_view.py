@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPainter, QPixmap, QResizeEvent
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QImage, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from engine.data import check_classes
 from engine.errors import UserError
 from engine.evaluation import EvaluationResult, abbreviate, write_csv
+from gui import figures
 from gui.dialogs import Dialogs, ask_export_path
 from gui.image_files import save_png
 from gui.settings import AppSettings
@@ -434,45 +435,22 @@ class EvaluationView(QWidget):
         )
 
     def export_png(self, path: str | Path) -> list[Path]:
-        """One report image, the file asked for: a title naming the model, the data set and the accuracy,
-        the confusion matrix with its axes named, and the per-class accuracy plot. Written atomically;
-        OSError when it cannot be written."""
-        from pyqtgraph.exporters import ImageExporter
-
-        matrix = self.matrix.grab().toImage()
-        plot = ImageExporter(self.per_class_plot.plotItem).export(toBytes=True)
-        plot = plot.scaledToHeight(matrix.height(), Qt.TransformationMode.SmoothTransformation)
-        margin, title_height, caption = 24, 64, 28
-        report = QImage(
-            margin * 3 + matrix.width() + plot.width(),
-            title_height + caption + matrix.height() + margin * 2,
-            QImage.Format.Format_RGB32,
-        )
-        report.fill(QColor("white"))
-        painter = QPainter(report)
-        font = painter.font()
-        font.setPointSize(15)
-        font.setBold(True)
-        painter.setFont(font)
+        """One report image, the file asked for, rendered from the result (gui.figures): a title naming the
+        model, the data set and the accuracy, the confusion matrix drawn from its counts, and the per-class
+        accuracy plot. Written atomically; OSError when it cannot be written."""
         result = self.result
-        painter.drawText(
-            margin, margin + 20, f"Evaluation: {result.accuracy:.2%} accuracy on {result.count:,} test images"
+        matrix = figures.matrix_image(result.confusion_matrix, list(self.class_names))
+        plot = figures.plot_image(self.per_class_plot.plotItem, width=420)
+        report = figures.page(
+            f"Evaluation: {result.accuracy:.2%} accuracy on {result.count:,} test images",
+            f"Model: {self.model_source}    Data set: {getattr(self, '_dataset_name', '')}    "
+            f"Mistakes: {result.mistakes:,}",
+            [
+                ("Confusion matrix (rows: true class, columns: predicted class)", matrix),
+                ("Accuracy per class (%)", plot),
+            ],
+            side_by_side=True,
         )
-        font.setPointSize(10)
-        font.setBold(False)
-        painter.setFont(font)
-        painter.drawText(
-            margin,
-            margin + 44,
-            f"Model: {self.model_source}    Data set: "
-            f"{getattr(self, '_dataset_name', '')}    Mistakes: {result.mistakes}",
-        )
-        top = title_height + caption
-        painter.drawText(margin, top - 8, "Confusion matrix (rows: true class, columns: predicted class)")
-        painter.drawText(margin * 2 + matrix.width(), top - 8, "Accuracy per class (%)")
-        painter.drawImage(margin, top, matrix)
-        painter.drawImage(margin * 2 + matrix.width(), top, plot)
-        painter.end()
         return [save_png(report, Path(path))]
 
     def export_csv_dialog(self) -> None:

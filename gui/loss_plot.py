@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from engine.events import EpochEvent, StepEvent
 from engine.files import atomic_write
+from gui import figures
 from gui.image_files import save_png
 
 # Each redraw repaints the plot on the GUI thread, with the GIL held for much of it, so training in the
@@ -428,15 +429,19 @@ class TrainingPlots(QWidget):
         return atomic_write(Path(path), write)
 
     def write_png(self, path: str | Path) -> Path:
-        """Both plots as they are on screen, in one PNG image (atomically; OSError on failure).
-
-        pyqtgraph fits an auto-ranged view to new data while it paints, and a curve clipped to the view
-        reports only what the old view showed, so right after new data (a checkpoint just opened) one
-        rendering still had the old range, the new curve cut off at its edge. The first rendering here
-        settles the ranges; the second is the image."""
+        """The loss, learning-rate and accuracy plots, rendered from their data (gui.figures) at a fixed size
+        whatever the window's, in one PNG image (atomically; OSError on failure)."""
         self.flush()
-        self.grab()
-        return save_png(self.grab(), Path(path))
+        report = figures.page(
+            "Training",
+            f"{len(self.losses.view):,} logged steps, {len(self.accuracies)} epochs",
+            [
+                ("Loss", figures.plot_image(self.loss_plot.getPlotItem())),
+                *([("Learning rate", figures.plot_image(self.lr_plot.getPlotItem()))] if len(self.lrs.view) else []),
+                ("Test accuracy (%)", figures.plot_image(self.accuracy_plot.getPlotItem())),
+            ],
+        )
+        return save_png(report, Path(path))
 
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""

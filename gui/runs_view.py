@@ -40,6 +40,7 @@ from scipy.signal import lfilter
 
 from engine.files import atomic_write
 from engine.runs import Curves, Run, delete_run, list_runs, read_curves, record_checkpoint, update_run
+from gui import figures
 from gui.dialogs import Dialogs
 from gui.image_files import save_png
 from gui.loss_plot import GridAxis, LogAxis, _style
@@ -419,13 +420,16 @@ class RunsView(QWidget):
             )
         text = buffer.getvalue()
         written = atomic_write(csv_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        self.loss_plot.setTitle("Training loss")
-        self.accuracy_plot.setTitle("Test accuracy")
-        try:
-            picture = self.loss_plot.parentWidget().grab()
-        finally:
-            self.loss_plot.setTitle(None)
-            self.accuracy_plot.setTitle(None)
+        picture = figures.page(
+            "Runs compared",
+            f"{len(runs)} run{'s' if len(runs) != 1 else ''}: "
+            + ", ".join(run.title for run in runs[:4])
+            + (" ..." if len(runs) > 4 else ""),
+            [
+                ("Training loss", figures.plot_image(self.loss_plot.getPlotItem())),
+                ("Test accuracy (%)", figures.plot_image(self.accuracy_plot.getPlotItem())),
+            ],
+        )
         png = save_png(picture, csv_path.with_suffix(".png"))
         return written, png
 
