@@ -19,6 +19,7 @@ from engine.errors import UserError
 from engine.events import epochs_text
 from engine.files import check_output
 from engine.inference import load_bundled
+from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
 from gui.dialogs import Dialogs
 from gui.model_on_hand import ModelOnHand
 from gui.settings import AppSettings
@@ -204,6 +205,16 @@ class CheckpointDocument(QObject):
             self.settings.forget("unsaved_autosave")
         else:
             self.settings.unsaved_autosave = str(autosave)
+
+    def new_autosave(self, model: str, dataset: str) -> Path:
+        """A new file for autosaving a model (a run's epochs, a taught model), after pruning the autosave
+        folder to make room: never the model's own file or one on the recent list. OSError when the folder
+        cannot be made."""
+        folder = autosave_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        file = self.model.file
+        prune(folder, keep=MAX_KEPT - 1, protect=[*([file] if file else []), *map(Path, self.recent())])
+        return new_autosave_path(folder, model, dataset)
 
     # -- recent files ----------------------------------------------------------------------------------------
     def recent(self) -> list[str]:

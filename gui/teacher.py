@@ -16,7 +16,6 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from engine import checkpoint as ckpt
 from engine.teaching import MIN_TO_HOLD_OUT, save_sample
-from gui.autosave import autosave_dir, new_autosave_path
 from gui.dialogs import Dialogs
 from gui.document import CheckpointDocument
 from gui.my_digits import MyDigitsView
@@ -83,13 +82,11 @@ class Teacher(QObject):
 
     def _autosave_path(self) -> Path | None:
         """A new autosave file for the taught model, beside the runs' (None when that folder is unusable)."""
-        folder = autosave_dir()
+        base = self.document.model.checkpoint
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            return self.document.new_autosave(f"taught-{base.architecture if base else 'digitnet'}", "samples")
         except OSError:
             return None
-        base = self.document.model.checkpoint
-        return new_autosave_path(folder, f"taught-{base.architecture if base else 'digitnet'}", "samples")
 
     @Slot(str)
     def _autosaved(self, path: str) -> None:

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine import checkpoint as ckpt
 from engine.config import TrainConfig
 from engine.events import EpochEvent, FinishedEvent, StepEvent, epochs_text
-from gui.autosave import MAX_KEPT, autosave_dir, new_autosave_path, prune
+from gui.autosave import autosave_dir
 from gui.datasets import DatasetLoader
 from gui.dialogs import Dialogs
 from gui.document import CheckpointDocument
@@ -152,16 +152,13 @@ class TrainingSession(QObject):
         self.status.emit("Preparing training...")
 
     def _new_autosave_path(self, model: str, dataset: str) -> Path | None:
-        """This run's autosave file, after making room for it; None (and a notice) when the folder is unusable."""
-        folder = autosave_dir()
+        """This run's autosave file (CheckpointDocument.new_autosave); None, and a notice, when the folder
+        is unusable."""
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            return self.document.new_autosave(model, dataset)
         except OSError as exc:
-            self.notice.emit(f"No autosaves for this run: cannot create {folder} ({exc.strerror or exc})")
+            self.notice.emit(f"No autosaves for this run: cannot create {autosave_dir()} ({exc.strerror or exc})")
             return None
-        file = self.document.model.file
-        prune(folder, keep=MAX_KEPT - 1, protect=[*([file] if file else []), *map(Path, self.document.recent())])
-        return new_autosave_path(folder, model, dataset)
 
     def _tensorboard_dir(self) -> Path | None:
         """A subfolder per run of the chosen folder, as TensorBoard expects to tell runs apart."""
